@@ -20,7 +20,8 @@ typedef struct {
   char *db_path;                  /* [server] database, default "parley.db" */
   guint listen_backlog;           /* [server] backlog, default 4096 */
 
-  guint8 token_key[PARLEY_TOKEN_KEY_LEN]; /* [auth] token-key (base64) or random per run */
+  guint8 token_key[PARLEY_TOKEN_KEY_LEN]; /* [auth] token-key (base64), else kept in DB.key */
+  gboolean has_token_key;
   gint64 access_ttl;              /* [auth] access-ttl seconds, default 900 */
   gint64 refresh_ttl;             /* [auth] refresh-ttl seconds, default 30 days */
   guint64 pwhash_opslimit;        /* [auth] argon2-ops, default crypto_pwhash_OPSLIMIT_INTERACTIVE */
@@ -47,6 +48,10 @@ gboolean      parley_config_load_file (ParleyConfig  *self,
                                        GError       **error);
 gboolean      parley_config_load_env  (ParleyConfig  *self,
                                        GError       **error);
+gboolean      parley_config_validate  (ParleyConfig  *self,
+                                       GError       **error);
+gboolean      parley_config_ensure_token_key (ParleyConfig *self,
+                                              GError      **error);
 void          parley_config_free      (ParleyConfig  *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ParleyConfig, parley_config_free)

@@ -1,1 +1,1330 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "parley-ws"
+
+#include "config.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "parley-envelope.h"
+#include "parley-router.h"
+#include "parley-token.h"
+#include "parley-ws-frame.h"
+#include "parley-ws-server.h"
+
+#define READ_BUFFER_SIZE (64 * 1024)
+#define MAX_EVENTS 256
+#define MAX_OUTPUT (8 * 1024 * 1024)
+#define PENDING_BATCH 500
+#define SYNC_LIMIT_MAX 1000
+#define PARLEY_ID_MAX 64
+
+typedef struct _Conn Conn;
+
+struct _Conn {
+  int fd;
+  guint64 id;
+  char *user_id;
+  ParleyWsParser parser;
+
+  /* Unconsumed input (an incomplete frame), only while there is some. */
+  guint8 *pending;
+  gsize pending_len;
+
+  /* Queued output, only while there is some. */
+  GByteArray *out;
+  gsize out_off;
+
+  gint64 last_rx;           /* monotonic seconds */
+  gint64 auth_deadline;     /* monotonic seconds, 0 once authenticated */
+  gint64 ping_sent;         /* monotonic seconds of an unanswered keepalive ping */
+  double tokens;            /* rate limit bucket */
+  gint64 tokens_at;         /* monotonic µs of the last refill */
+
+  guint32 epoll_events;
+  gboolean dirty;
+  gboolean closing;         /* flush what is queued, then close */
+  gboolean dead;
+  Conn *next_dirty;
+};
+
+typedef struct {
+  int fd;
+  char *user_id;
+} Adoption;
+
+struct _ParleyWsServer {
+  const ParleyConfig *config;
+  ParleyStore *store;
+  ParleyRouter *router;
+
+  int epoll_fd;
+  int wake_fd;
+  GThread *thread;
+
+  /* Owned by the network thread. */
+  GHashTable *conns;        /* id → Conn */
+  guint64 next_id;
+  Conn *dirty;
+  GPtrArray *graveyard;
+  guint8 *read_buf;
+  GByteArray *scratch;      /* one frame payload being built */
+  gint64 now_s;
+  gint64 last_sweep;
+  guint authenticated;
+
+  /* Shared with other threads, under lock. */
+  GMutex lock;
+  GArray *adoptions;
+  GPtrArray *completed;
+  gboolean wake_pending;
+  gboolean stopping;
+  ParleyWsStats stats;
+};
+
+static void conn_handle_text (ParleyWsServer *self,
+                              Conn           *conn,
+                              const char     *text,
+                              gsize           len);
+
+/* Output. */
+
+static void
+mark_dirty (ParleyWsServer *self,
+            Conn           *conn)
+{
+  if (conn->dirty)
+    return;
+  conn->dirty = TRUE;
+  conn->next_dirty = self->dirty;
+  self->dirty = conn;
+}
+
+static void
+conn_queue_frame (ParleyWsServer *self,
+                  Conn           *conn,
+                  ParleyWsOpcode  opcode,
+                  const void     *payload,
+                  gsize           len)
+{
+  guint8 header[14];
+  gsize header_len;
+
+  if (conn->dead || conn->closing)
+    return;
+  if (conn->out == NULL)
+    conn->out = g_byte_array_sized_new (len + sizeof header);
+  if (conn->out->len - conn->out_off + len > MAX_OUTPUT) {
+    g_debug ("Closing connection %" G_GUINT64_FORMAT ": reader too slow", conn->id);
+    conn->closing = TRUE;
+    mark_dirty (self, conn);
+    return;
+  }
+  header_len = parley_ws_frame_header (header, opcode, len, TRUE, NULL);
+  g_byte_array_append (conn->out, header, header_len);
+  if (len > 0)
+    g_byte_array_append (conn->out, payload, len);
+  self->stats.frames_out++;
+  mark_dirty (self, conn);
+}
+
+static void
+conn_queue_text (ParleyWsServer *self,
+                 Conn           *conn,
+                 GByteArray     *payload)
+{
+  conn_queue_frame (self, conn, PARLEY_WS_OP_TEXT, payload->data, payload->len);
+}
+
+static void
+append_literal (GByteArray *out,
+                const char *text)
+{
+  g_byte_array_append (out, (const guint8 *) text, strlen (text));
+}
+
+static void
+append_span (GByteArray *out,
+             ParleySpan  span)
+{
+  g_byte_array_append (out, (const guint8 *) span.ptr, span.len);
+}
+
+static void
+append_int (GByteArray *out,
+            gint64      value)
+{
+  char buf[32];
+  int n = g_snprintf (buf, sizeof buf, "%" G_GINT64_FORMAT, value);
+
+  g_byte_array_append (out, (const guint8 *) buf, n);
+}
+
+/* Appends `"key":"value"` for a value known to need no escaping. */
+static void
+append_member (GByteArray *out,
+               const char *key,
+               const char *value,
+               gssize      value_len)
+{
+  g_byte_array_append (out, (const guint8 *) "\"", 1);
+  append_literal (out, key);
+  g_byte_array_append (out, (const guint8 *) "\":\"", 3);
+  g_byte_array_append (out, (const guint8 *) value, value_len < 0 ? strlen (value) : (gsize) value_len);
+  g_byte_array_append (out, (const guint8 *) "\"", 1);
+}
+
+static void
+append_ref (GByteArray *out,
+            ParleySpan  ref)
+{
+  append_literal (out, "\"ref\":");
+  if (ref.ptr != NULL && parley_id_is_valid (ref.ptr, ref.len)) {
+    g_byte_array_append (out, (const guint8 *) "\"", 1);
+    append_span (out, ref);
+    g_byte_array_append (out, (const guint8 *) "\"", 1);
+  } else {
+    append_literal (out, "null");
+  }
+}
+
+static void
+conn_send_error (ParleyWsServer *self,
+                 Conn           *conn,
+                 ParleySpan      ref,
+                 const char     *code,
+                 const char     *message)
+{
+  GByteArray *out = self->scratch;
+
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"error\",");
+  append_ref (out, ref);
+  append_literal (out, ",\"code\":\"");
+  append_literal (out, code);
+  append_literal (out, "\",\"message\":");
+  parley_json_append_string (out, message, -1);
+  append_literal (out, "}");
+  conn_queue_text (self, conn, out);
+}
+
+static void
+conn_send_ack (ParleyWsServer *self,
+               Conn           *conn,
+               ParleySpan      ref)
+{
+  GByteArray *out = self->scratch;
+
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"ack\",");
+  append_ref (out, ref);
+  append_literal (out, "}");
+  conn_queue_text (self, conn, out);
+}
+
+static void
+conn_close (ParleyWsServer *self,
+            Conn           *conn,
+            guint16         code,
+            const char     *reason)
+{
+  g_autoptr (GByteArray) frame = g_byte_array_new ();
+
+  if (conn->dead || conn->closing)
+    return;
+  parley_ws_append_close (frame, code, reason, FALSE);
+  if (conn->out == NULL)
+    conn->out = g_byte_array_new ();
+  g_byte_array_append (conn->out, frame->data, frame->len);
+  conn->closing = TRUE;
+  mark_dirty (self, conn);
+}
+
+static void
+conn_set_events (ParleyWsServer *self,
+                 Conn           *conn,
+                 guint32         events)
+{
+  struct epoll_event ev = { .events = events, .data.ptr = conn };
+
+  if (conn->epoll_events == events)
+    return;
+  if (epoll_ctl (self->epoll_fd, EPOLL_CTL_MOD, conn->fd, &ev) == 0)
+    conn->epoll_events = events;
+}
+
+/* Presence and routing. */
+
+static void
+send_to_user (ParleyWsServer *self,
+              const char     *user_id,
+              gsize           user_id_len,
+              Conn           *except,
+              GByteArray     *payload,
+              guint          *n_sent)
+{
+  const GPtrArray *devices = parley_router_lookup (self->router, user_id, user_id_len);
+
+  if (n_sent)
+    *n_sent = 0;
+  if (devices == NULL)
+    return;
+  for (guint i = 0; i < devices->len; i++) {
+    Conn *device = g_ptr_array_index (devices, i);
+
+    if (device == except)
+      continue;
+    conn_queue_text (self, device, payload);
+    if (n_sent)
+      (*n_sent)++;
+  }
+}
+
+static void
+build_presence (GByteArray *out,
+                const char *user_id,
+                gboolean    online)
+{
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"presence\",");
+  append_member (out, "userId", user_id, -1);
+  append_literal (out, online ? ",\"state\":\"online\"}" : ",\"state\":\"offline\"}");
+}
+
+/* Tells the online contacts of @user_id that it came online or went
+ * offline; when @snapshot_to is given, also tells it which contacts are
+ * online. */
+static void
+announce_presence (ParleyWsServer *self,
+                   const char     *user_id,
+                   gboolean        online,
+                   gboolean        notify_contacts,
+                   Conn           *snapshot_to)
+{
+  g_autoptr (GPtrArray) contacts = parley_store_list_contacts (self->store, user_id);
+  g_autoptr (GByteArray) about_user = g_byte_array_new ();
+  g_autoptr (GByteArray) about_contact = g_byte_array_new ();
+
+  build_presence (about_user, user_id, online);
+  for (guint i = 0; contacts && i < contacts->len; i++) {
+    ParleyUserInfo *contact = g_ptr_array_index (contacts, i);
+    const GPtrArray *devices = parley_router_lookup (self->router, contact->user_id,
+                                                     strlen (contact->user_id));
+
+    if (devices == NULL)
+      continue;
+    if (notify_contacts)
+      send_to_user (self, contact->user_id, strlen (contact->user_id), NULL, about_user, NULL);
+    if (snapshot_to) {
+      build_presence (about_contact, contact->user_id, TRUE);
+      conn_queue_text (self, snapshot_to, about_contact);
+    }
+  }
+}
+
+static void
+build_message (GByteArray *out,
+               const char *id,
+               const char *sender_id,
+               const char *recipient_id,
+               const char *content,
+               gsize       content_len,
+               gint64      seq,
+               gint64      timestamp)
+{
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"message\",");
+  append_member (out, "id", id, -1);
+  g_byte_array_append (out, (const guint8 *) ",", 1);
+  append_member (out, "senderId", sender_id, -1);
+  g_byte_array_append (out, (const guint8 *) ",", 1);
+  append_member (out, "recipientId", recipient_id, -1);
+  append_literal (out, ",\"encryptedContent\":");
+  g_byte_array_append (out, (const guint8 *) content, content_len);
+  append_literal (out, ",\"seq\":");
+  append_int (out, seq);
+  append_literal (out, ",\"timestamp\":");
+  append_int (out, timestamp);
+  append_literal (out, "}");
+}
+
+static void
+send_stored_messages (ParleyWsServer *self,
+                      Conn           *conn,
+                      GPtrArray      *messages,
+                      guint           limit)
+{
+  GByteArray *out = self->scratch;
+
+  for (guint i = 0; i < messages->len && i < limit; i++) {
+    ParleyStoredMessage *m = g_ptr_array_index (messages, i);
+
+    build_message (out, m->id, m->sender_id, m->recipient_id, m->content, strlen (m->content),
+                   m->seq, m->timestamp);
+    conn_queue_text (self, conn, out);
+  }
+}
+
+static void
+conn_authenticated (ParleyWsServer *self,
+                    Conn           *conn,
+                    char           *user_id)
+{
+  GByteArray *out = self->scratch;
+  gboolean first;
+  gint64 after = 0;
+
+  conn->user_id = user_id;
+  conn->auth_deadline = 0;
+  self->authenticated++;
+  first = parley_router_add (self->router, user_id, conn);
+  g_debug ("Connection %" G_GUINT64_FORMAT " is user %s", conn->id, user_id);
+
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"hello\",");
+  append_member (out, "userId", user_id, -1);
+  append_literal (out, ",\"seq\":");
+  append_int (out, parley_store_latest_seq_for (self->store, user_id));
+  append_literal (out, "}");
+  conn_queue_text (self, conn, out);
+
+  /* Everything addressed to the user that no device acknowledged yet. */
+  for (;;) {
+    g_autoptr (GPtrArray) pending = parley_store_pending_for (self->store, user_id, after,
+                                                             PENDING_BATCH);
+
+    if (pending == NULL || pending->len == 0)
+      break;
+    send_stored_messages (self, conn, pending, pending->len);
+    after = ((ParleyStoredMessage *) g_ptr_array_index (pending, pending->len - 1))->seq;
+    if (pending->len < PENDING_BATCH)
+      break;
+  }
+
+  announce_presence (self, user_id, TRUE, first, conn);
+}
+
+/* Connections. */
+
+static void
+conn_destroy (ParleyWsServer *self,
+              Conn           *conn)
+{
+  if (conn->dead)
+    return;
+  conn->dead = TRUE;
+  epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
+  close (conn->fd);
+  g_hash_table_remove (self->conns, &conn->id);
+  if (conn->user_id) {
+    self->authenticated--;
+    if (parley_router_remove (self->router, conn->user_id, conn))
+      announce_presence (self, conn->user_id, FALSE, TRUE, NULL);
+  }
+  g_debug ("Connection %" G_GUINT64_FORMAT " closed", conn->id);
+  g_ptr_array_add (self->graveyard, conn);
+}
+
+static void
+conn_free (Conn *conn)
+{
+  parley_ws_parser_clear (&conn->parser);
+  g_free (conn->pending);
+  if (conn->out)
+    g_byte_array_unref (conn->out);
+  g_free (conn->user_id);
+  g_free (conn);
+}
+
+static void
+conn_flush (ParleyWsServer *self,
+            Conn           *conn)
+{
+  while (conn->out && conn->out_off < conn->out->len) {
+    ssize_t n = send (conn->fd, conn->out->data + conn->out_off, conn->out->len - conn->out_off,
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn_set_events (self, conn, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+        return;
+      }
+      conn_destroy (self, conn);
+      return;
+    }
+    self->stats.bytes_out += n;
+    conn->out_off += n;
+  }
+
+  /* Everything went out: give the buffer back while the connection idles. */
+  if (conn->out) {
+    g_clear_pointer (&conn->out, g_byte_array_unref);
+    conn->out_off = 0;
+  }
+  if (conn->closing) {
+    conn_destroy (self, conn);
+    return;
+  }
+  conn_set_events (self, conn, EPOLLIN | EPOLLRDHUP);
+}
+
+static void
+flush_dirty (ParleyWsServer *self)
+{
+  while (self->dirty) {
+    Conn *conn = self->dirty;
+
+    self->dirty = conn->next_dirty;
+    conn->next_dirty = NULL;
+    conn->dirty = FALSE;
+    if (!conn->dead)
+      conn_flush (self, conn);
+  }
+}
+
+static gboolean
+conn_take_token (ParleyWsServer *self,
+                 Conn           *conn)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  conn->tokens += (now - conn->tokens_at) * (double) self->config->rate_per_second / G_USEC_PER_SEC;
+  conn->tokens_at = now;
+  if (conn->tokens > self->config->rate_burst)
+    conn->tokens = self->config->rate_burst;
+  if (conn->tokens < 1.0)
+    return FALSE;
+  conn->tokens -= 1.0;
+  return TRUE;
+}
+
+static void
+conn_handle_message (ParleyWsServer  *self,
+                     Conn            *conn,
+                     ParleyWsMessage *msg)
+{
+  self->stats.frames_in++;
+  switch (msg->opcode) {
+    case PARLEY_WS_OP_TEXT:
+      if (!conn_take_token (self, conn)) {
+        ParleySpan none = { NULL, 0 };
+
+        conn_send_error (self, conn, none, "rate-limited", "Too many frames; slow down");
+        return;
+      }
+      conn_handle_text (self, conn, (const char *) msg->payload, msg->len);
+      break;
+    case PARLEY_WS_OP_BINARY: {
+      ParleySpan none = { NULL, 0 };
+
+      conn_send_error (self, conn, none, "invalid-json", "Binary frames are not supported");
+      break;
+    }
+    case PARLEY_WS_OP_PING:
+      conn_queue_frame (self, conn, PARLEY_WS_OP_PONG, msg->payload, msg->len);
+      break;
+    case PARLEY_WS_OP_PONG:
+      conn->ping_sent = 0;
+      break;
+    case PARLEY_WS_OP_CLOSE: {
+      guint16 code = 1000;
+
+      if (msg->len >= 2)
+        code = (msg->payload[0] << 8) | msg->payload[1];
+      if (code < 1000 || code == 1005 || code == 1006 || code >= 5000)
+        code = 1002;
+      conn_close (self, conn, code == 1002 ? 1002 : 1000, "");
+      break;
+    }
+    case PARLEY_WS_OP_CONTINUATION:
+    default:
+      break;
+  }
+}
+
+/* Feeds @len bytes at @buf to the parser; returns how many were consumed. */
+static gsize
+conn_parse (ParleyWsServer *self,
+            Conn           *conn,
+            guint8         *buf,
+            gsize           len)
+{
+  gsize off = 0;
+
+  while (off < len && !conn->dead && !conn->closing) {
+    ParleyWsMessage msg;
+    gsize consumed = 0;
+    guint16 close_code = 1002;
+    ParleyWsResult result = parley_ws_parser_feed (&conn->parser, buf + off, len - off, &consumed,
+                                                   &msg, &close_code);
+    ParleySpan none = { NULL, 0 };
+
+    off += consumed;
+    switch (result) {
+      case PARLEY_WS_NEED_MORE:
+        return off;
+      case PARLEY_WS_MESSAGE:
+        conn_handle_message (self, conn, &msg);
+        break;
+      case PARLEY_WS_TOO_LARGE:
+        conn_send_error (self, conn, none, "frame-too-large", "Frames are limited to 64 KiB");
+        break;
+      case PARLEY_WS_INVALID_UTF8:
+        conn_send_error (self, conn, none, "invalid-utf8", "Text frames must be valid UTF-8");
+        break;
+      case PARLEY_WS_PROTOCOL_ERROR:
+      default:
+        conn_close (self, conn, close_code, "Protocol error");
+        return len;
+    }
+    if (consumed == 0 && result != PARLEY_WS_MESSAGE)
+      return off;
+  }
+  return off;
+}
+
+static void
+conn_read (ParleyWsServer *self,
+           Conn           *conn)
+{
+  guint8 *buf = self->read_buf;
+  gsize have = 0;
+  ssize_t n;
+  gsize used;
+
+  if (conn->pending_len > 0) {
+    memcpy (buf, conn->pending, conn->pending_len);
+    have = conn->pending_len;
+    g_clear_pointer (&conn->pending, g_free);
+    conn->pending_len = 0;
+  }
+
+  do
+    n = recv (conn->fd, buf + have, READ_BUFFER_SIZE, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+    conn_destroy (self, conn);
+    return;
+  }
+  if (n > 0) {
+    have += n;
+    self->stats.bytes_in += n;
+    conn->last_rx = self->now_s;
+  }
+
+  used = conn_parse (self, conn, buf, have);
+  if (!conn->dead && used < have) {
+    conn->pending_len = have - used;
+    conn->pending = g_memdup2 (buf + used, conn->pending_len);
+  }
+}
+
+static void
+adopt_connection (ParleyWsServer *self,
+                  int             fd,
+                  char           *user_id)
+{
+  Conn *conn = g_new0 (Conn, 1);
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = conn };
+  int one = 1;
+
+  conn->fd = fd;
+  conn->id = ++self->next_id;
+  conn->last_rx = self->now_s;
+  conn->tokens = self->config->rate_burst;
+  conn->tokens_at = g_get_monotonic_time ();
+  conn->epoll_events = ev.events;
+  parley_ws_parser_init (&conn->parser, TRUE, self->config->max_frame);
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  if (epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    g_warning ("Cannot watch a new connection: %s", g_strerror (errno));
+    close (fd);
+    parley_ws_parser_clear (&conn->parser);
+    g_free (conn);
+    g_free (user_id);
+    return;
+  }
+  g_hash_table_insert (self->conns, &conn->id, conn);
+
+  if (user_id)
+    conn_authenticated (self, conn, user_id);
+  else
+    conn->auth_deadline = self->now_s + self->config->auth_timeout;
+}
+
+/* Requests. */
+
+static gboolean
+user_exists (ParleyWsServer *self,
+             ParleySpan      user_id)
+{
+  char key[PARLEY_ID_MAX + 1];
+
+  if (user_id.len > PARLEY_ID_MAX)
+    return FALSE;
+  memcpy (key, user_id.ptr, user_id.len);
+  key[user_id.len] = '\0';
+  return parley_store_user_exists (self->store, key);
+}
+
+static void
+relay (ParleyWsServer *self,
+       Conn           *conn,
+       ParleyEnvelope *env,
+       gboolean        must_be_online)
+{
+  GByteArray *out = self->scratch;
+  static const char * const drop[] = { "id", NULL };
+  char prefix[96];
+  int prefix_len;
+  guint n_sent = 0;
+
+  prefix_len = g_snprintf (prefix, sizeof prefix, "\"senderId\":\"%s\"", conn->user_id);
+  g_byte_array_set_size (out, 0);
+  parley_envelope_splice (env, out, prefix, prefix_len, drop);
+  send_to_user (self, env->recipient_id.ptr, env->recipient_id.len, NULL, out, &n_sent);
+
+  if (n_sent == 0 && must_be_online) {
+    if (!user_exists (self, env->recipient_id))
+      conn_send_error (self, conn, env->id, "unknown-recipient", "No such user");
+    else
+      conn_send_error (self, conn, env->id, "recipient-offline", "The recipient is not online");
+    return;
+  }
+  if (env->id.ptr)
+    conn_send_ack (self, conn, env->id);
+}
+
+static char *
+span_dup (ParleySpan span)
+{
+  return g_strndup (span.ptr, span.len);
+}
+
+static void
+handle_message (ParleyWsServer *self,
+                Conn           *conn,
+                ParleyEnvelope *env)
+{
+  ParleyStoreOp *op;
+
+  if (!user_exists (self, env->recipient_id)) {
+    conn_send_error (self, conn, env->id, "unknown-recipient", "No such user");
+    return;
+  }
+  op = parley_store_op_new (PARLEY_STORE_OP_MESSAGE);
+  op->user_id = g_strdup (conn->user_id);
+  op->peer_id = span_dup (env->recipient_id);
+  op->message_id = span_dup (env->id);
+  op->content = span_dup (env->encrypted_content);
+  op->content_len = env->encrypted_content.len;
+  op->timestamp = g_get_real_time () / 1000;
+  op->caller_tag = conn->id;
+  parley_store_submit (self->store, op);
+}
+
+static void
+handle_received (ParleyWsServer *self,
+                 Conn           *conn,
+                 ParleyEnvelope *env)
+{
+  ParleyStoreOp *op = parley_store_op_new (PARLEY_STORE_OP_RECEIVED);
+  gboolean ok = FALSE;
+
+  op->user_id = g_strdup (conn->user_id);
+  op->seq = parley_span_to_int64 (env->seq, &ok);
+  op->caller_tag = conn->id;
+  if (env->id.ptr)
+    op->caller_data = span_dup (env->id);
+  parley_store_submit (self->store, op);
+}
+
+static void
+handle_read (ParleyWsServer *self,
+             Conn           *conn,
+             ParleyEnvelope *env)
+{
+  ParleyStoreOp *op = parley_store_op_new (PARLEY_STORE_OP_READ);
+
+  op->user_id = g_strdup (conn->user_id);
+  op->peer_id = span_dup (env->recipient_id);
+  op->message_id = span_dup (env->message_id);
+  op->timestamp = g_get_real_time () / 1000;
+  op->caller_tag = conn->id;
+  if (env->id.ptr)
+    op->caller_data = span_dup (env->id);
+  parley_store_submit (self->store, op);
+}
+
+static void
+handle_sync (ParleyWsServer *self,
+             Conn           *conn,
+             ParleyEnvelope *env)
+{
+  GByteArray *out = self->scratch;
+  g_autoptr (GPtrArray) messages = NULL;
+  gboolean ok = TRUE;
+  gint64 since = parley_span_to_int64 (env->since, &ok);
+  gint64 limit = SYNC_LIMIT_MAX;
+  gint64 last = since;
+
+  if (env->limit.ptr)
+    limit = CLAMP (parley_span_to_int64 (env->limit, &ok), 1, SYNC_LIMIT_MAX);
+  messages = parley_store_history_since (self->store, conn->user_id, since, limit + 1);
+  send_stored_messages (self, conn, messages, limit);
+  if (messages->len > 0)
+    last = ((ParleyStoredMessage *) g_ptr_array_index (messages, MIN (messages->len, limit) - 1))->seq;
+
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"ack\",");
+  append_ref (out, env->id);
+  append_literal (out, ",\"seq\":");
+  append_int (out, last);
+  append_literal (out, messages->len > (guint) limit ? ",\"more\":true}" : ",\"more\":false}");
+  conn_queue_text (self, conn, out);
+}
+
+static void
+handle_auth (ParleyWsServer *self,
+             Conn           *conn,
+             ParleyEnvelope *env)
+{
+  g_autofree char *token = parley_span_dup_string (env->token);
+  g_autoptr (GError) error = NULL;
+  char *user_id;
+
+  user_id = parley_token_verify (self->config->token_key, PARLEY_TOKEN_KEY_LEN, token,
+                                 g_get_real_time () / G_USEC_PER_SEC, &error);
+  if (user_id == NULL) {
+    g_debug ("Connection %" G_GUINT64_FORMAT ": authentication failed: %s", conn->id,
+             error->message);
+    conn_send_error (self, conn, env->id, "unauthenticated", "Invalid or expired access token");
+    conn_close (self, conn, 1008, "Unauthenticated");
+    return;
+  }
+  conn_authenticated (self, conn, user_id);
+}
+
+static void
+conn_handle_text (ParleyWsServer *self,
+                  Conn           *conn,
+                  const char     *text,
+                  gsize           len)
+{
+  ParleyEnvelope env;
+  const char *detail = NULL;
+  ParleyProtoStatus status = parley_envelope_parse_request (text, len, &env, &detail);
+
+  if (status != PARLEY_PROTO_OK) {
+    g_autofree char *message = detail ? g_strdup_printf ("Bad field: %s", detail)
+                                      : g_strdup ("Malformed request");
+
+    conn_send_error (self, conn, env.id, parley_proto_status_code (status), message);
+    return;
+  }
+
+  if (conn->user_id == NULL) {
+    if (env.type == PARLEY_MSG_AUTH) {
+      handle_auth (self, conn, &env);
+    } else {
+      conn_send_error (self, conn, env.id, "unauthenticated", "Authenticate first");
+      conn_close (self, conn, 1008, "Unauthenticated");
+    }
+    return;
+  }
+
+  switch (env.type) {
+    case PARLEY_MSG_MESSAGE:
+      handle_message (self, conn, &env);
+      break;
+    case PARLEY_MSG_RECEIVED:
+      handle_received (self, conn, &env);
+      break;
+    case PARLEY_MSG_READ:
+      handle_read (self, conn, &env);
+      break;
+    case PARLEY_MSG_TYPING:
+      relay (self, conn, &env, FALSE);
+      break;
+    case PARLEY_MSG_CALL_OFFER:
+    case PARLEY_MSG_CALL_ANSWER:
+    case PARLEY_MSG_CALL_ICE_CANDIDATE:
+    case PARLEY_MSG_CALL_ACCEPT:
+    case PARLEY_MSG_CALL_REJECT:
+    case PARLEY_MSG_CALL_HANGUP:
+      relay (self, conn, &env, TRUE);
+      break;
+    case PARLEY_MSG_SYNC:
+      handle_sync (self, conn, &env);
+      break;
+    case PARLEY_MSG_PING: {
+      GByteArray *out = self->scratch;
+
+      g_byte_array_set_size (out, 0);
+      append_literal (out, "{\"type\":\"pong\"}");
+      conn_queue_text (self, conn, out);
+      break;
+    }
+    case PARLEY_MSG_AUTH:
+      conn_send_error (self, conn, env.id, "invalid-field", "Already authenticated");
+      break;
+    default:
+      conn_send_error (self, conn, env.id, "unknown-type", "Unknown type");
+      break;
+  }
+}
+
+/* Results from the store's writer thread. */
+
+static void
+complete_message (ParleyWsServer *self,
+                  ParleyStoreOp  *op,
+                  Conn           *sender)
+{
+  GByteArray *out = self->scratch;
+  ParleySpan ref = { op->message_id, strlen (op->message_id) };
+  gboolean delivered = op->delivered;
+
+  if (op->error) {
+    if (sender)
+      conn_send_error (self, sender, ref, "internal", "The message could not be stored");
+    return;
+  }
+
+  if (!op->duplicate) {
+    guint n_recipient = 0;
+
+    build_message (out, op->message_id, op->user_id, op->peer_id, op->content, op->content_len,
+                   op->seq, op->timestamp);
+    send_to_user (self, op->peer_id, strlen (op->peer_id), NULL, out, &n_recipient);
+    send_to_user (self, op->user_id, strlen (op->user_id), sender, out, NULL);
+    delivered = n_recipient > 0;
+  }
+
+  if (sender == NULL)
+    return;
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"ack\",");
+  append_ref (out, ref);
+  append_literal (out, delivered ? ",\"status\":\"delivered\",\"seq\":"
+                                 : ",\"status\":\"stored\",\"seq\":");
+  append_int (out, op->seq);
+  append_literal (out, ",\"timestamp\":");
+  append_int (out, op->timestamp);
+  append_literal (out, "}");
+  conn_queue_text (self, sender, out);
+}
+
+static void
+complete_received (ParleyWsServer *self,
+                   ParleyStoreOp  *op,
+                   Conn           *conn)
+{
+  GByteArray *out = self->scratch;
+  ParleySpan ref = { op->caller_data, op->caller_data ? strlen (op->caller_data) : 0 };
+
+  if (op->error) {
+    if (conn)
+      conn_send_error (self, conn, ref, "internal", "The receipt could not be stored");
+    return;
+  }
+  if (op->delivered && op->orig_sender && op->orig_id) {
+    g_byte_array_set_size (out, 0);
+    append_literal (out, "{\"type\":\"receipt\",");
+    append_member (out, "id", op->orig_id, -1);
+    g_byte_array_append (out, (const guint8 *) ",", 1);
+    append_member (out, "senderId", op->user_id, -1);
+    append_literal (out, ",\"status\":\"delivered\"}");
+    send_to_user (self, op->orig_sender, strlen (op->orig_sender), NULL, out, NULL);
+  }
+  if (conn && op->caller_data)
+    conn_send_ack (self, conn, ref);
+}
+
+static void
+complete_read (ParleyWsServer *self,
+               ParleyStoreOp  *op,
+               Conn           *conn)
+{
+  GByteArray *out = self->scratch;
+  ParleySpan ref = { op->caller_data, op->caller_data ? strlen (op->caller_data) : 0 };
+
+  if (op->error) {
+    if (conn)
+      conn_send_error (self, conn, ref, "internal", "The read marker could not be stored");
+    return;
+  }
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"read\",");
+  append_member (out, "senderId", op->user_id, -1);
+  g_byte_array_append (out, (const guint8 *) ",", 1);
+  append_member (out, "recipientId", op->peer_id, -1);
+  g_byte_array_append (out, (const guint8 *) ",", 1);
+  append_member (out, "messageId", op->message_id, -1);
+  append_literal (out, ",\"timestamp\":");
+  append_int (out, op->timestamp);
+  append_literal (out, "}");
+  send_to_user (self, op->peer_id, strlen (op->peer_id), NULL, out, NULL);
+  send_to_user (self, op->user_id, strlen (op->user_id), conn, out, NULL);
+  if (conn && op->caller_data)
+    conn_send_ack (self, conn, ref);
+}
+
+static void
+process_completed (ParleyWsServer *self,
+                   GPtrArray      *ops)
+{
+  for (guint i = 0; i < ops->len; i++) {
+    ParleyStoreOp *op = g_ptr_array_index (ops, i);
+    Conn *conn = g_hash_table_lookup (self->conns, &op->caller_tag);
+
+    if (conn && conn->dead)
+      conn = NULL;
+    switch (op->kind) {
+      case PARLEY_STORE_OP_MESSAGE:
+        complete_message (self, op, conn);
+        break;
+      case PARLEY_STORE_OP_RECEIVED:
+        complete_received (self, op, conn);
+        break;
+      case PARLEY_STORE_OP_READ:
+        complete_read (self, op, conn);
+        break;
+      default:
+        break;
+    }
+    g_free (op->caller_data);
+    op->caller_data = NULL;
+    parley_store_op_free (op);
+  }
+}
+
+/* The loop. */
+
+static void
+sweep (ParleyWsServer *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  static const guint8 ping[] = { 'p' };
+
+  g_hash_table_iter_init (&iter, self->conns);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    Conn *conn = value;
+
+    if (conn->dead)
+      continue;
+    if (conn->auth_deadline && self->now_s >= conn->auth_deadline) {
+      ParleySpan none = { NULL, 0 };
+
+      conn_send_error (self, conn, none, "unauthenticated", "No authentication in time");
+      conn_close (self, conn, 1008, "Authentication timeout");
+    } else if (self->now_s - conn->last_rx >= (gint64) self->config->idle_timeout) {
+      g_debug ("Connection %" G_GUINT64_FORMAT " idle, closing", conn->id);
+      conn_close (self, conn, 1001, "Idle");
+    } else if (self->now_s - conn->last_rx >= (gint64) self->config->ping_interval &&
+               conn->ping_sent == 0) {
+      conn->ping_sent = self->now_s;
+      conn_queue_frame (self, conn, PARLEY_WS_OP_PING, ping, sizeof ping);
+    }
+  }
+}
+
+static gboolean
+drain_wakeups (ParleyWsServer *self)
+{
+  guint64 value;
+  g_autoptr (GArray) adoptions = NULL;
+  g_autoptr (GPtrArray) completed = NULL;
+  gboolean stopping;
+
+  while (read (self->wake_fd, &value, sizeof value) < 0 && errno == EINTR)
+    ;
+
+  g_mutex_lock (&self->lock);
+  adoptions = g_steal_pointer (&self->adoptions);
+  self->adoptions = g_array_new (FALSE, FALSE, sizeof (Adoption));
+  completed = g_steal_pointer (&self->completed);
+  self->completed = g_ptr_array_new ();
+  self->wake_pending = FALSE;
+  stopping = self->stopping;
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; i < adoptions->len; i++) {
+    Adoption *a = &g_array_index (adoptions, Adoption, i);
+
+    adopt_connection (self, a->fd, a->user_id);
+  }
+  process_completed (self, completed);
+  return !stopping;
+}
+
+static gpointer
+network_thread (gpointer data)
+{
+  ParleyWsServer *self = data;
+  struct epoll_event events[MAX_EVENTS];
+  gboolean running = TRUE;
+
+  self->now_s = g_get_monotonic_time () / G_USEC_PER_SEC;
+  self->last_sweep = self->now_s;
+
+  while (running) {
+    int n = epoll_wait (self->epoll_fd, events, MAX_EVENTS, 1000);
+
+    if (n < 0 && errno != EINTR) {
+      g_warning ("epoll_wait failed: %s", g_strerror (errno));
+      break;
+    }
+    self->now_s = g_get_monotonic_time () / G_USEC_PER_SEC;
+
+    for (int i = 0; i < n; i++) {
+      Conn *conn = events[i].data.ptr;
+
+      if (conn == NULL) {
+        running = drain_wakeups (self);
+        continue;
+      }
+      if (conn->dead)
+        continue;
+      if (events[i].events & EPOLLOUT)
+        conn_flush (self, conn);
+      if (!conn->dead && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+        conn_read (self, conn);
+    }
+
+    if (self->now_s != self->last_sweep) {
+      self->last_sweep = self->now_s;
+      sweep (self);
+    }
+    flush_dirty (self);
+    g_ptr_array_set_size (self->graveyard, 0);
+  }
+
+  /* Shutting down: say goodbye to everyone and drop the connections. */
+  {
+    GHashTableIter iter;
+    gpointer value;
+    g_autoptr (GPtrArray) all = g_ptr_array_new ();
+
+    g_hash_table_iter_init (&iter, self->conns);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      g_ptr_array_add (all, value);
+    for (guint i = 0; i < all->len; i++)
+      conn_close (self, g_ptr_array_index (all, i), 1001, "Server shutting down");
+    flush_dirty (self);
+    for (guint i = 0; i < all->len; i++)
+      conn_destroy (self, g_ptr_array_index (all, i));
+    g_ptr_array_set_size (self->graveyard, 0);
+  }
+  return NULL;
+}
+
+static void
+wake (ParleyWsServer *self)
+{
+  guint64 one = 1;
+
+  /* Called with the lock held. */
+  if (self->wake_pending)
+    return;
+  self->wake_pending = TRUE;
+  while (write (self->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+    ;
+}
+
+/* Public API. */
+
+/**
+ * parley_ws_server_new:
+ * @config: the server configuration; must outlive the returned object
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): a WebSocket server; call parley_ws_server_start()
+ */
+ParleyWsServer *
+parley_ws_server_new (const ParleyConfig *config,
+                      GError            **error)
+{
+  g_autofree ParleyWsServer *self = g_new0 (ParleyWsServer, 1);
+  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+
+  self->config = config;
+  self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+  if (self->epoll_fd < 0) {
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "epoll_create1: %s",
+                 g_strerror (errno));
+    return NULL;
+  }
+  self->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (self->wake_fd < 0 || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, self->wake_fd, &ev) < 0) {
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "eventfd: %s",
+                 g_strerror (errno));
+    close (self->epoll_fd);
+    if (self->wake_fd >= 0)
+      close (self->wake_fd);
+    return NULL;
+  }
+
+  self->router = parley_router_new ();
+  self->conns = g_hash_table_new (g_int64_hash, g_int64_equal);
+  self->graveyard = g_ptr_array_new_with_free_func ((GDestroyNotify) conn_free);
+  self->read_buf = g_malloc (READ_BUFFER_SIZE + config->max_frame + 64);
+  self->scratch = g_byte_array_sized_new (4096);
+  self->adoptions = g_array_new (FALSE, FALSE, sizeof (Adoption));
+  self->completed = g_ptr_array_new ();
+  g_mutex_init (&self->lock);
+  return g_steal_pointer (&self);
+}
+
+/**
+ * parley_ws_server_start:
+ * @store: the store whose batch callback is parley_ws_server_store_done()
+ *
+ * Starts the network thread.
+ */
+void
+parley_ws_server_start (ParleyWsServer *self,
+                        ParleyStore    *store)
+{
+  g_return_if_fail (self->thread == NULL);
+  self->store = store;
+  self->thread = g_thread_new ("parley-net", network_thread, self);
+}
+
+/**
+ * parley_ws_server_stop:
+ *
+ * Closes every connection and stops the network thread. Nothing is
+ * submitted to the store afterwards, so the store can be closed (which
+ * commits what is queued) before parley_ws_server_free().
+ */
+void
+parley_ws_server_stop (ParleyWsServer *self)
+{
+  if (self->thread == NULL)
+    return;
+  g_mutex_lock (&self->lock);
+  self->stopping = TRUE;
+  wake (self);
+  g_mutex_unlock (&self->lock);
+  g_thread_join (self->thread);
+  self->thread = NULL;
+}
+
+/**
+ * parley_ws_server_free:
+ *
+ * Stops the network thread if it still runs and frees @self; operations the
+ * store completed after the stop are dropped.
+ */
+void
+parley_ws_server_free (ParleyWsServer *self)
+{
+  if (self == NULL)
+    return;
+
+  parley_ws_server_stop (self);
+
+  for (guint i = 0; i < self->adoptions->len; i++) {
+    Adoption *a = &g_array_index (self->adoptions, Adoption, i);
+
+    close (a->fd);
+    g_free (a->user_id);
+  }
+  g_array_unref (self->adoptions);
+  for (guint i = 0; i < self->completed->len; i++)
+    parley_store_op_free (g_ptr_array_index (self->completed, i));
+  g_ptr_array_unref (self->completed);
+  g_ptr_array_unref (self->graveyard);
+  g_hash_table_unref (self->conns);
+  parley_router_free (self->router);
+  g_byte_array_unref (self->scratch);
+  g_free (self->read_buf);
+  close (self->wake_fd);
+  close (self->epoll_fd);
+  g_mutex_clear (&self->lock);
+  g_free (self);
+}
+
+/**
+ * parley_ws_server_adopt:
+ * @fd: (transfer full): a connected socket that completed the WebSocket
+ *   handshake
+ * @user_id: (nullable): the user authenticated during the handshake
+ *
+ * Hands a connection to the network thread. May be called from any thread.
+ */
+void
+parley_ws_server_adopt (ParleyWsServer *self,
+                        int             fd,
+                        const char     *user_id)
+{
+  Adoption a = { fd, g_strdup (user_id) };
+
+  g_mutex_lock (&self->lock);
+  g_array_append_val (self->adoptions, a);
+  wake (self);
+  g_mutex_unlock (&self->lock);
+}
+
+/**
+ * parley_ws_server_store_done:
+ *
+ * The store's batch callback (runs on the store's writer thread): queues the
+ * committed operations for the network thread, which acks and forwards them.
+ */
+void
+parley_ws_server_store_done (ParleyStoreOp **ops,
+                             guint           n_ops,
+                             gpointer        user_data)
+{
+  ParleyWsServer *self = user_data;
+
+  g_mutex_lock (&self->lock);
+  for (guint i = 0; i < n_ops; i++)
+    g_ptr_array_add (self->completed, ops[i]);
+  wake (self);
+  g_mutex_unlock (&self->lock);
+}
+
+/**
+ * parley_ws_server_is_online:
+ * @user_data: a #ParleyWsServer
+ *
+ * Whether a device of @user_id is connected. May be called from any thread.
+ */
+gboolean
+parley_ws_server_is_online (const char *user_id,
+                            gpointer    user_data)
+{
+  ParleyWsServer *self = user_data;
+
+  return parley_router_is_online (self->router, user_id);
+}
+
+/**
+ * parley_ws_server_get_stats:
+ *
+ * Counters for logs and benchmarks; approximate while traffic flows.
+ */
+void
+parley_ws_server_get_stats (ParleyWsServer *self,
+                            ParleyWsStats  *stats)
+{
+  *stats = self->stats;
+  stats->connections = g_hash_table_size (self->conns);
+  stats->authenticated = self->authenticated;
+  stats->users_online = parley_router_n_users (self->router);
+}
