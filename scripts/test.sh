@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds Parley, and runs the whole test suite:
+# unit and integration tests in a normal build, then again in an
+# AddressSanitizer + UndefinedBehaviorSanitizer build.
+# Usage: scripts/test.sh [--no-asan] [meson test options...]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+asan=1
+if [ "${1:-}" = "--no-asan" ]; then
+  asan=0
+  shift
+fi
+
+"$here/setup.sh" "$top/build"
+meson test -C "$top/build" --print-errorlogs --suite unit --suite integration "$@"
+
+if ((asan)); then
+  "$here/setup.sh" "$top/build-asan" -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbuildtype=debug -Dbench=false
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C "$top/build-asan" --print-errorlogs --suite unit --suite integration \
+    --timeout-multiplier 3 "$@"
+fi
