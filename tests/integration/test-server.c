@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* End-to-end tests of parley-server: a real server process, real SQLite,
+ * WebSocket clients speaking the wire protocol. */
+#define G_LOG_DOMAIN "test-server"
+
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "parley-test-util.h"
+#include "parley-token.h"
+
+typedef struct {
+  ParleyTestServer *server;
+  char *alice_token, *alice_id;
+  char *bob_token, *bob_id;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->server = parley_test_server_new (data, NULL);
+  f->alice_token = parley_test_register_login (f->server, "alice", &f->alice_id);
+  f->bob_token = parley_test_register_login (f->server, "bob", &f->bob_id);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  parley_test_server_free (f->server);
+  g_free (f->alice_token);
+  g_free (f->alice_id);
+  g_free (f->bob_token);
+  g_free (f->bob_id);
+}
+
+static ParleyTestWs *
+connect_user (Fixture    *f,
+              const char *token)
+{
+  g_autoptr (GError) error = NULL;
+  ParleyTestWs *ws = parley_test_ws_connect (f->server, token, &error);
+  g_autoptr (JsonObject) hello = NULL;
+
+  g_assert_no_error (error);
+  hello = parley_test_ws_expect (ws, "hello");
+  g_assert_true (json_object_has_member (hello, "seq"));
+  return ws;
+}
+
+static void
+send_message (ParleyTestWs *ws,
+              const char   *id,
+              const char   *recipient,
+              const char   *body)
+{
+  parley_test_ws_send (ws, "{\"type\":\"message\",\"id\":\"%s\",\"recipientId\":\"%s\","
+                       "\"encryptedContent\":\"%s\"}", id, recipient, body);
+}
+
+static void
+assert_message (JsonObject *frame,
+                const char *id,
+                const char *sender,
+                const char *body)
+{
+  g_assert_cmpstr (json_object_get_string_member (frame, "type"), ==, "message");
+  g_assert_cmpstr (json_object_get_string_member (frame, "id"), ==, id);
+  g_assert_cmpstr (json_object_get_string_member (frame, "senderId"), ==, sender);
+  g_assert_cmpstr (json_object_get_string_member (frame, "encryptedContent"), ==, body);
+  g_assert_cmpint (json_object_get_int_member (frame, "seq"), >, 0);
+}
+
+static void
+test_chat_both_ways (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  g_autoptr (ParleyTestWs) bob = connect_user (f, f->bob_token);
+  g_autoptr (JsonObject) ack = NULL;
+  g_autoptr (JsonObject) msg = NULL;
+  g_autoptr (JsonObject) receipt = NULL;
+  g_autoptr (JsonObject) reply = NULL;
+  g_autoptr (JsonObject) ack2 = NULL;
+
+  send_message (alice, "a1", f->bob_id, "hello bob");
+  ack = parley_test_ws_expect_ref (alice, "ack", "a1");
+  g_assert_cmpstr (json_object_get_string_member (ack, "status"), ==, "delivered");
+  msg = parley_test_ws_expect (bob, "message");
+  assert_message (msg, "a1", f->alice_id, "hello bob");
+  g_assert_cmpint (json_object_get_int_member (msg, "seq"), ==,
+                   json_object_get_int_member (ack, "seq"));
+
+  /* Bob confirms receipt; Alice learns it was delivered. */
+  parley_test_ws_send (bob, "{\"type\":\"received\",\"seq\":%" G_GINT64_FORMAT "}",
+                       json_object_get_int_member (msg, "seq"));
+  receipt = parley_test_ws_expect (alice, "receipt");
+  g_assert_cmpstr (json_object_get_string_member (receipt, "id"), ==, "a1");
+  g_assert_cmpstr (json_object_get_string_member (receipt, "senderId"), ==, f->bob_id);
+
+  send_message (bob, "b1", f->alice_id, "hi alice");
+  ack2 = parley_test_ws_expect_ref (bob, "ack", "b1");
+  g_assert_cmpint (json_object_get_int_member (ack2, "seq"), >,
+                   json_object_get_int_member (ack, "seq"));
+  reply = parley_test_ws_expect (alice, "message");
+  assert_message (reply, "b1", f->bob_id, "hi alice");
+}
+
+static void
+test_offline_delivery (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  ParleyTestWs *bob;
+  const guint n = 25;
+
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("m%u", i);
+    g_autofree char *body = g_strdup_printf ("message %u", i);
+    g_autoptr (JsonObject) ack = NULL;
+
+    send_message (alice, id, f->bob_id, body);
+    ack = parley_test_ws_expect_ref (alice, "ack", id);
+    g_assert_cmpstr (json_object_get_string_member (ack, "status"), ==, "stored");
+  }
+  /* A resend of the same id is answered but not stored twice. */
+  send_message (alice, "m3", f->bob_id, "message 3");
+  json_object_unref (parley_test_ws_expect_ref (alice, "ack", "m3"));
+
+  bob = connect_user (f, f->bob_token);
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("m%u", i);
+    g_autofree char *body = g_strdup_printf ("message %u", i);
+    g_autoptr (JsonObject) msg = parley_test_ws_expect (bob, "message");
+
+    assert_message (msg, id, f->alice_id, body);
+    if (i < n - 1)
+      continue;
+    /* Acknowledge everything only up to the last one read. */
+  }
+  parley_test_ws_settle (bob);
+  g_assert_cmpuint (parley_test_ws_count (bob, "message"), ==, 0);
+
+  /* Without a receipt the messages come again on the next connection. */
+  parley_test_ws_free (bob);
+  bob = connect_user (f, f->bob_token);
+  for (guint i = 0; i < n; i++) {
+    g_autoptr (JsonObject) msg = parley_test_ws_expect (bob, "message");
+
+    g_autofree char *ref = g_strdup_printf ("r%u", i);
+
+    parley_test_ws_send (bob, "{\"type\":\"received\",\"id\":\"%s\",\"seq\":%" G_GINT64_FORMAT "}",
+                         ref, json_object_get_int_member (msg, "seq"));
+    json_object_unref (parley_test_ws_expect_ref (bob, "ack", ref));
+  }
+  parley_test_ws_settle (bob);
+  g_assert_cmpuint (parley_test_ws_count (bob, "message"), ==, 0);
+
+  /* Acknowledged: never pushed again. */
+  parley_test_ws_free (bob);
+  bob = connect_user (f, f->bob_token);
+  parley_test_ws_settle (bob);
+  g_assert_cmpuint (parley_test_ws_count (bob, "message"), ==, 0);
+  parley_test_ws_free (bob);
+}
+
+static void
+test_kill_after_ack (Fixture       *f,
+                     gconstpointer  data)
+{
+  ParleyTestWs *alice = connect_user (f, f->alice_token);
+  g_autoptr (ParleyTestWs) bob = NULL;
+  const guint n = 200;
+  guint acked = 0;
+
+  /* Many in flight at once, so that they commit in batches. */
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("k%u", i);
+
+    send_message (alice, id, f->bob_id, "durable");
+  }
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("k%u", i);
+    g_autoptr (JsonObject) ack = parley_test_ws_expect_ref (alice, "ack", id);
+
+    acked++;
+  }
+  g_assert_cmpuint (acked, ==, n);
+  parley_test_server_kill (f->server, SIGKILL);
+  parley_test_ws_free (alice);
+
+  parley_test_server_start (f->server);
+  bob = connect_user (f, f->bob_token);
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("k%u", i);
+    g_autoptr (JsonObject) msg = parley_test_ws_expect (bob, "message");
+
+    assert_message (msg, id, f->alice_id, "durable");
+  }
+}
+
+static void
+test_forged_sender (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  g_autoptr (ParleyTestWs) bob = connect_user (f, f->bob_token);
+  g_autoptr (JsonObject) msg = NULL;
+  g_autoptr (JsonObject) offer = NULL;
+
+  parley_test_ws_send (alice, "{\"type\":\"message\",\"senderId\":\"%s\",\"id\":\"f1\","
+                       "\"recipientId\":\"%s\",\"encryptedContent\":\"x\"}", f->bob_id, f->bob_id);
+  msg = parley_test_ws_expect (bob, "message");
+  g_assert_cmpstr (json_object_get_string_member (msg, "senderId"), ==, f->alice_id);
+
+  parley_test_ws_send (alice, "{\"type\":\"call-offer\",\"recipientId\":\"%s\",\"callId\":\"c1\","
+                       "\"sdp\":\"v=0\",\"senderId\":\"mallory\"}", f->bob_id);
+  offer = parley_test_ws_expect (bob, "call-offer");
+  g_assert_cmpstr (json_object_get_string_member (offer, "senderId"), ==, f->alice_id);
+  g_assert_cmpstr (json_object_get_string_member (offer, "sdp"), ==, "v=0");
+  g_assert_cmpstr (json_object_get_string_member (offer, "callId"), ==, "c1");
+}
+
+static void
+test_tokens (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *forged = g_strdup (f->alice_token);
+  g_autofree char *key = NULL;
+  g_autofree char *expired = NULL;
+  g_autofree char *key_path = g_strconcat (f->server->db_path, ".key", NULL);
+  gsize key_len = 0;
+  g_autoptr (ParleyTestWs) ws = NULL;
+  g_autoptr (ParleyTestWs) late = NULL;
+  g_autoptr (JsonObject) err = NULL;
+  g_autoptr (JsonObject) users = NULL;
+  guint status = 0;
+
+  /* Flip one character of the signature. */
+  forged[strlen (forged) - 2] = forged[strlen (forged) - 2] == 'A' ? 'B' : 'A';
+  ws = parley_test_ws_connect (f->server, forged, &error);
+  g_assert_null (ws);
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  users = parley_test_http (f->server, "GET", "/api/users?query=bo", forged, NULL, &status);
+  g_assert_cmpuint (status, ==, 401);
+
+  /* A correctly signed token that expired a while ago. */
+  g_assert_true (g_file_get_contents (key_path, &key, &key_len, NULL));
+  expired = parley_token_issue ((const guint8 *) key, key_len, f->alice_id,
+                                g_get_real_time () / G_USEC_PER_SEC - 3600, 900);
+  ws = parley_test_ws_connect (f->server, expired, &error);
+  g_assert_null (ws);
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+
+  /* The same through the first-frame path browsers use. */
+  late = parley_test_ws_connect (f->server, NULL, &error);
+  g_assert_no_error (error);
+  parley_test_ws_send (late, "{\"type\":\"auth\",\"token\":\"%s\"}", expired);
+  err = parley_test_ws_expect (late, "error");
+  g_assert_cmpstr (json_object_get_string_member (err, "code"), ==, "unauthenticated");
+  g_assert_true (parley_test_ws_wait_closed (late));
+}
+
+static void
+test_auth_frame (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (ParleyTestWs) ws = parley_test_ws_connect (f->server, NULL, &error);
+  g_autoptr (ParleyTestWs) silent = parley_test_ws_connect (f->server, NULL, &error);
+  g_autoptr (JsonObject) hello = NULL;
+  g_autoptr (JsonObject) err = NULL;
+
+  g_assert_no_error (error);
+  /* Nothing but auth is accepted first. */
+  parley_test_ws_send (ws, "{\"type\":\"auth\",\"token\":\"%s\"}", f->alice_token);
+  hello = parley_test_ws_expect (ws, "hello");
+  g_assert_cmpstr (json_object_get_string_member (hello, "userId"), ==, f->alice_id);
+  parley_test_ws_settle (ws);
+
+  /* A socket that never authenticates is closed (auth-timeout is 1 s here). */
+  err = parley_test_ws_expect (silent, "error");
+  g_assert_cmpstr (json_object_get_string_member (err, "code"), ==, "unauthenticated");
+  g_assert_true (parley_test_ws_wait_closed (silent));
+}
+
+static void
+expect_error (ParleyTestWs *ws,
+              const char   *ref,
+              const char   *code)
+{
+  g_autoptr (JsonObject) err = parley_test_ws_expect (ws, "error");
+
+  g_assert_cmpstr (json_object_get_string_member (err, "code"), ==, code);
+  if (ref)
+    g_assert_cmpstr (json_object_get_string_member_with_default (err, "ref", NULL), ==, ref);
+}
+
+static void
+test_bad_frames (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  g_autoptr (GString) huge = g_string_new ("{\"type\":\"message\",\"id\":\"big\",\"recipientId\":\"");
+
+  g_string_append_printf (huge, "%s\",\"encryptedContent\":\"", f->bob_id);
+  while (huge->len < 70 * 1024)
+    g_string_append (huge, "0123456789abcdef");
+  g_string_append (huge, "\"}");
+  parley_test_ws_send_raw (alice, huge->str, huge->len);
+  expect_error (alice, NULL, "frame-too-large");
+
+  parley_test_ws_send (alice, "this is not json");
+  expect_error (alice, NULL, "invalid-json");
+  parley_test_ws_send (alice, "{\"type\":\"message\",\"id\":\"t1\",\"recipientId\":");
+  expect_error (alice, NULL, "invalid-json");
+  parley_test_ws_send (alice, "[1,2,3]");
+  expect_error (alice, NULL, "invalid-json");
+  parley_test_ws_send (alice, "{\"type\":\"teleport\",\"id\":\"t2\"}");
+  expect_error (alice, "t2", "unknown-type");
+  parley_test_ws_send (alice, "{\"type\":\"message\",\"id\":\"t3\",\"encryptedContent\":\"x\"}");
+  expect_error (alice, "t3", "missing-field");
+  parley_test_ws_send (alice, "{\"type\":\"message\",\"id\":\"t4\",\"recipientId\":42,"
+                       "\"encryptedContent\":\"x\"}");
+  expect_error (alice, "t4", "invalid-field");
+  send_message (alice, "t5", "nobody-at-all", "x");
+  expect_error (alice, "t5", "unknown-recipient");
+  parley_test_ws_send (alice, "{\"type\":\"typing\",\"recipientId\":\"%s\",\"state\":\"dancing\"}",
+                       f->bob_id);
+  expect_error (alice, NULL, "invalid-field");
+
+  /* Still usable. */
+  send_message (alice, "t6", f->bob_id, "after the garbage");
+  json_object_unref (parley_test_ws_expect_ref (alice, "ack", "t6"));
+  g_assert_false (alice->closed);
+}
+
+static void
+test_call_signaling (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  g_autoptr (ParleyTestWs) bob = NULL;
+  g_autoptr (JsonObject) candidate = NULL;
+  JsonObject *init;
+
+  parley_test_ws_send (alice, "{\"type\":\"call-offer\",\"id\":\"o1\",\"recipientId\":\"%s\","
+                       "\"callId\":\"c1\",\"sdp\":\"v=0\"}", f->bob_id);
+  expect_error (alice, "o1", "recipient-offline");
+
+  bob = connect_user (f, f->bob_token);
+  parley_test_ws_send (alice, "{\"type\":\"call-ice-candidate\",\"recipientId\":\"%s\","
+                       "\"callId\":\"c1\",\"candidate\":{\"candidate\":\"candidate:1 1 UDP 2122 "
+                       "127.0.0.1 5000 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}", f->bob_id);
+  candidate = parley_test_ws_expect (bob, "call-ice-candidate");
+  g_assert_cmpstr (json_object_get_string_member (candidate, "senderId"), ==, f->alice_id);
+  init = json_object_get_object_member (candidate, "candidate");
+  g_assert_cmpstr (json_object_get_string_member (init, "sdpMid"), ==, "0");
+  g_assert_cmpint (json_object_get_int_member (init, "sdpMLineIndex"), ==, 0);
+
+  /* Relayed frames are never stored: Bob's next connection gets nothing. */
+  parley_test_ws_free (g_steal_pointer (&bob));
+  bob = connect_user (f, f->bob_token);
+  parley_test_ws_settle (bob);
+  g_assert_cmpuint (parley_test_ws_count (bob, "call-ice-candidate"), ==, 0);
+}
+
+static void
+test_multi_device (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  g_autoptr (ParleyTestWs) alice2 = connect_user (f, f->alice_token);
+  g_autoptr (ParleyTestWs) bob1 = connect_user (f, f->bob_token);
+  g_autoptr (ParleyTestWs) bob2 = connect_user (f, f->bob_token);
+  g_autoptr (JsonObject) m1 = NULL;
+  g_autoptr (JsonObject) m2 = NULL;
+  g_autoptr (JsonObject) carbon = NULL;
+
+  send_message (alice, "d1", f->bob_id, "to every device");
+  json_object_unref (parley_test_ws_expect_ref (alice, "ack", "d1"));
+  m1 = parley_test_ws_expect (bob1, "message");
+  m2 = parley_test_ws_expect (bob2, "message");
+  carbon = parley_test_ws_expect (alice2, "message");
+  assert_message (m1, "d1", f->alice_id, "to every device");
+  assert_message (m2, "d1", f->alice_id, "to every device");
+  assert_message (carbon, "d1", f->alice_id, "to every device");
+  parley_test_ws_settle (alice);
+  g_assert_cmpuint (parley_test_ws_count (alice, "message"), ==, 0);
+}
+
+static void
+test_typing_read_presence_sync (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  ParleyTestWs *bob = connect_user (f, f->bob_token);
+  g_autoptr (JsonObject) typing = NULL;
+  g_autoptr (JsonObject) read = NULL;
+  g_autoptr (JsonObject) offline = NULL;
+  g_autoptr (JsonObject) online = NULL;
+  g_autoptr (JsonObject) sync_ack = NULL;
+  gint64 first_seq;
+
+  send_message (alice, "p1", f->bob_id, "one");
+  {
+    g_autoptr (JsonObject) ack = parley_test_ws_expect_ref (alice, "ack", "p1");
+
+    first_seq = json_object_get_int_member (ack, "seq");
+  }
+  send_message (alice, "p2", f->bob_id, "two");
+  json_object_unref (parley_test_ws_expect_ref (alice, "ack", "p2"));
+
+  parley_test_ws_send (bob, "{\"type\":\"typing\",\"recipientId\":\"%s\",\"state\":\"active\"}",
+                       f->alice_id);
+  typing = parley_test_ws_expect (alice, "typing");
+  g_assert_cmpstr (json_object_get_string_member (typing, "senderId"), ==, f->bob_id);
+  g_assert_cmpstr (json_object_get_string_member (typing, "state"), ==, "active");
+
+  parley_test_ws_send (bob, "{\"type\":\"read\",\"id\":\"r1\",\"recipientId\":\"%s\","
+                       "\"messageId\":\"p2\"}", f->alice_id);
+  json_object_unref (parley_test_ws_expect_ref (bob, "ack", "r1"));
+  read = parley_test_ws_expect (alice, "read");
+  g_assert_cmpstr (json_object_get_string_member (read, "senderId"), ==, f->bob_id);
+  g_assert_cmpstr (json_object_get_string_member (read, "messageId"), ==, "p2");
+
+  /* They exchanged messages, so they are contacts and see each other's presence. */
+  parley_test_ws_free (bob);
+  offline = parley_test_ws_expect (alice, "presence");
+  g_assert_cmpstr (json_object_get_string_member (offline, "userId"), ==, f->bob_id);
+  g_assert_cmpstr (json_object_get_string_member (offline, "state"), ==, "offline");
+  bob = connect_user (f, f->bob_token);
+  online = parley_test_ws_expect (alice, "presence");
+  g_assert_cmpstr (json_object_get_string_member (online, "state"), ==, "online");
+
+  /* History after a gap: everything after the first message. */
+  parley_test_ws_settle (bob);
+  while (parley_test_ws_count (bob, "message") > 0)
+    json_object_unref (parley_test_ws_expect (bob, "message"));
+  parley_test_ws_send (bob, "{\"type\":\"sync\",\"id\":\"s1\",\"since\":%" G_GINT64_FORMAT "}",
+                       first_seq);
+  {
+    g_autoptr (JsonObject) msg = parley_test_ws_expect (bob, "message");
+
+    assert_message (msg, "p2", f->alice_id, "two");
+  }
+  sync_ack = parley_test_ws_expect_ref (bob, "ack", "s1");
+  g_assert_false (json_object_get_boolean_member (sync_ack, "more"));
+  g_assert_cmpuint (parley_test_ws_count (bob, "message"), ==, 0);
+  parley_test_ws_free (bob);
+}
+
+static void
+test_rate_limit (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  guint limited = 0;
+
+  /* rate-burst is 20 here. */
+  for (guint i = 0; i < 60; i++)
+    parley_test_ws_send (alice, "{\"type\":\"ping\"}");
+  json_object_unref (parley_test_ws_expect (alice, "error"));
+  while (parley_test_ws_count (alice, "error") > 0) {
+    g_autoptr (JsonObject) err = parley_test_ws_expect (alice, "error");
+
+    g_assert_cmpstr (json_object_get_string_member (err, "code"), ==, "rate-limited");
+    limited++;
+  }
+  g_assert_cmpuint (parley_test_ws_count (alice, "pong"), <=, 21);
+  g_assert_false (alice->closed);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  const char *fast = "[ws]\nauth-timeout=1\n";
+  const char *limited = "[ws]\nrate-burst=20\nrate=1\n";
+
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/server/chat-both-ways", Fixture, NULL, fixture_setup, test_chat_both_ways,
+              fixture_teardown);
+  g_test_add ("/server/offline-delivery", Fixture, NULL, fixture_setup, test_offline_delivery,
+              fixture_teardown);
+  g_test_add ("/server/kill-after-ack", Fixture, NULL, fixture_setup, test_kill_after_ack,
+              fixture_teardown);
+  g_test_add ("/server/forged-sender", Fixture, NULL, fixture_setup, test_forged_sender,
+              fixture_teardown);
+  g_test_add ("/server/tokens", Fixture, NULL, fixture_setup, test_tokens, fixture_teardown);
+  g_test_add ("/server/auth-frame", Fixture, fast, fixture_setup, test_auth_frame,
+              fixture_teardown);
+  g_test_add ("/server/bad-frames", Fixture, NULL, fixture_setup, test_bad_frames,
+              fixture_teardown);
+  g_test_add ("/server/call-signaling", Fixture, NULL, fixture_setup, test_call_signaling,
+              fixture_teardown);
+  g_test_add ("/server/multi-device", Fixture, NULL, fixture_setup, test_multi_device,
+              fixture_teardown);
+  g_test_add ("/server/typing-read-presence-sync", Fixture, NULL, fixture_setup,
+              test_typing_read_presence_sync, fixture_teardown);
+  g_test_add ("/server/rate-limit", Fixture, limited, fixture_setup, test_rate_limit,
+              fixture_teardown);
+  return g_test_run ();
+}
