@@ -24,10 +24,10 @@ typedef struct {
   gboolean has_token_key;
   gint64 access_ttl;              /* [auth] access-ttl seconds, default 900 */
   gint64 refresh_ttl;             /* [auth] refresh-ttl seconds, default 30 days */
-  guint64 pwhash_opslimit;        /* [auth] argon2-ops, default crypto_pwhash_OPSLIMIT_INTERACTIVE */
-  gsize pwhash_memlimit;          /* [auth] argon2-mem-kib * 1024, default crypto_pwhash_MEMLIMIT_INTERACTIVE */
-  guint login_limit_per_user;     /* [auth] login-limit-user: failed logins per user per window, default 10 */
-  guint login_limit_per_address;  /* [auth] login-limit-address: login attempts per address per window, default 30 */
+  guint64 pwhash_opslimit;        /* [auth] argon2-ops, default: interactive */
+  gsize pwhash_memlimit;          /* [auth] argon2-mem-kib * 1024 */
+  guint login_limit_per_user;     /* [auth] login-limit-user, default 10 */
+  guint login_limit_per_address;  /* [auth] login-limit-address, default 30 */
   guint login_limit_window;       /* [auth] login-limit-window seconds, default 60 */
 
   char *turn_secret;              /* [turn] secret or PARLEY_TURN_SECRET; NULL disables TURN */

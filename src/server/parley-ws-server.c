@@ -177,7 +177,8 @@ append_member (GByteArray *out,
   g_byte_array_append (out, (const guint8 *) "\"", 1);
   append_literal (out, key);
   g_byte_array_append (out, (const guint8 *) "\":\"", 3);
-  g_byte_array_append (out, (const guint8 *) value, value_len < 0 ? strlen (value) : (gsize) value_len);
+  g_byte_array_append (out, (const guint8 *) value,
+                       value_len < 0 ? strlen (value) : (gsize) value_len);
   g_byte_array_append (out, (const guint8 *) "\"", 1);
 }
 
@@ -783,8 +784,11 @@ handle_sync (ParleyWsServer *self,
     limit = CLAMP (parley_span_to_int64 (env->limit, &ok), 1, SYNC_LIMIT_MAX);
   messages = parley_store_history_since (self->store, conn->user_id, since, limit + 1);
   send_stored_messages (self, conn, messages, limit);
-  if (messages->len > 0)
-    last = ((ParleyStoredMessage *) g_ptr_array_index (messages, MIN (messages->len, limit) - 1))->seq;
+  if (messages->len > 0) {
+    ParleyStoredMessage *m = g_ptr_array_index (messages, MIN (messages->len, limit) - 1);
+
+    last = m->seq;
+  }
 
   g_byte_array_set_size (out, 0);
   append_literal (out, "{\"type\":\"ack\",");

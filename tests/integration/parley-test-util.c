@@ -249,7 +249,8 @@ ws_message_cb (SoupWebsocketConnection *conn,
   json_parser_load_from_data (parser, data, len, &error);
   g_assert_no_error (error);
   g_assert_true (JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)));
-  g_queue_push_tail (&ws->frames, json_object_ref (json_node_get_object (json_parser_get_root (parser))));
+  g_queue_push_tail (&ws->frames,
+                     json_object_ref (json_node_get_object (json_parser_get_root (parser))));
 }
 
 static void

@@ -307,7 +307,8 @@ test_bad_frames (Fixture       *f,
                  gconstpointer  data)
 {
   g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
-  g_autoptr (GString) huge = g_string_new ("{\"type\":\"message\",\"id\":\"big\",\"recipientId\":\"");
+  g_autoptr (GString) huge = g_string_new ("{\"type\":\"message\",\"id\":\"big\","
+                                          "\"recipientId\":\"");
 
   g_string_append_printf (huge, "%s\",\"encryptedContent\":\"", f->bob_id);
   while (huge->len < 70 * 1024)
@@ -357,7 +358,8 @@ test_call_signaling (Fixture       *f,
   bob = connect_user (f, f->bob_token);
   parley_test_ws_send (alice, "{\"type\":\"call-ice-candidate\",\"recipientId\":\"%s\","
                        "\"callId\":\"c1\",\"candidate\":{\"candidate\":\"candidate:1 1 UDP 2122 "
-                       "127.0.0.1 5000 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}", f->bob_id);
+                       "127.0.0.1 5000 typ host\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0}}",
+                       f->bob_id);
   candidate = parley_test_ws_expect (bob, "call-ice-candidate");
   g_assert_cmpstr (json_object_get_string_member (candidate, "senderId"), ==, f->alice_id);
   init = json_object_get_object_member (candidate, "candidate");
