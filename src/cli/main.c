@@ -1,2 +1,11 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-int main (void) { return 0; }
+#define G_LOG_DOMAIN "parley-cli"
+
+#include "parley-cli.h"
+
+int
+main (int   argc,
+      char *argv[])
+{
+  return parley_cli_run (argc, argv);
+}
