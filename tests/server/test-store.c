@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "parley-store.h"
+
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#define WAIT_SECONDS 30
+
+/* Collects the ops handed back by the store's writer thread. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  GPtrArray *ops;         /* all ops, in callback order */
+  GArray *batch_sizes;
+  /* When set, the next callback blocks until released. */
+  gboolean hold;
+  gboolean holding;
+} Collector;
+
+typedef struct {
+  char *dir;
+  char *path;
+  ParleyStore *store;
+  Collector c;
+} Fixture;
+
+static void
+batch_done_cb (ParleyStoreOp **ops,
+               guint           n_ops,
+               gpointer        user_data)
+{
+  Collector *c = user_data;
+  guint n = n_ops;
+
+  g_mutex_lock (&c->lock);
+  for (guint i = 0; i < n_ops; i++)
+    g_ptr_array_add (c->ops, ops[i]);
+  g_array_append_val (c->batch_sizes, n);
+  g_cond_broadcast (&c->cond);
+  if (c->hold) {
+    c->holding = TRUE;
+    g_cond_broadcast (&c->cond);
+    while (c->hold)
+      g_cond_wait (&c->cond, &c->lock);
+    c->holding = FALSE;
+  }
+  g_mutex_unlock (&c->lock);
+}
+
+static void
+collector_wait (Collector *c,
+                guint      n)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+
+  g_mutex_lock (&c->lock);
+  while (c->ops->len < n) {
+    if (!g_cond_wait_until (&c->cond, &c->lock, deadline))
+      break;
+  }
+  g_assert_cmpuint (c->ops->len, >=, n);
+  g_mutex_unlock (&c->lock);
+}
+
+static void
+collector_wait_holding (Collector *c)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+
+  g_mutex_lock (&c->lock);
+  while (!c->holding) {
+    if (!g_cond_wait_until (&c->cond, &c->lock, deadline))
+      break;
+  }
+  g_assert_true (c->holding);
+  g_mutex_unlock (&c->lock);
+}
+
+static void
+collector_release (Collector *c)
+{
+  g_mutex_lock (&c->lock);
+  c->hold = FALSE;
+  g_cond_broadcast (&c->cond);
+  g_mutex_unlock (&c->lock);
+}
+
+static ParleyStoreOp *
+collector_get (Collector *c,
+               guint      i)
+{
+  ParleyStoreOp *op;
+
+  g_mutex_lock (&c->lock);
+  op = g_ptr_array_index (c->ops, i);
+  g_mutex_unlock (&c->lock);
+  return op;
+}
+
+static void
+open_store (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->store = parley_store_open (f->path, batch_done_cb, &f->c, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (f->store);
+}
+
+static void
+close_store (Fixture *f)
+{
+  parley_store_close (f->store);
+  f->store = NULL;
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("parley-store-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->path = g_build_filename (f->dir, "test.db", NULL);
+  g_mutex_init (&f->c.lock);
+  g_cond_init (&f->c.cond);
+  f->c.ops = g_ptr_array_new_with_free_func ((GDestroyNotify) parley_store_op_free);
+  f->c.batch_sizes = g_array_new (FALSE, FALSE, sizeof (guint));
+  open_store (f);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  const char *suffixes[] = { "", "-wal", "-shm" };
+
+  if (f->store != NULL)
+    close_store (f);
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *p = g_strconcat (f->path, suffixes[i], NULL);
+    g_unlink (p);
+  }
+  g_rmdir (f->dir);
+  g_ptr_array_unref (f->c.ops);
+  g_array_unref (f->c.batch_sizes);
+  g_mutex_clear (&f->c.lock);
+  g_cond_clear (&f->c.cond);
+  g_free (f->path);
+  g_free (f->dir);
+}
+
+static char *
+create_user (Fixture    *f,
+             const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  char *id = NULL;
+
+  g_assert_true (parley_store_create_user (f->store, name, "$hash$", &id, &error));
+  g_assert_no_error (error);
+  return id;
+}
+
+static ParleyStoreOp *
+message_op (const char *from,
+            const char *to,
+            const char *id,
+            const char *text,
+            gint64      timestamp)
+{
+  ParleyStoreOp *op = parley_store_op_new (PARLEY_STORE_OP_MESSAGE);
+
+  op->user_id = g_strdup (from);
+  op->peer_id = g_strdup (to);
+  op->message_id = g_strdup (id);
+  op->content = g_strdup_printf ("\"%s\"", text);
+  op->content_len = strlen (op->content);
+  op->timestamp = timestamp;
+  return op;
+}
+
+static ParleyStoreOp *
+received_op (const char *user,
+             gint64      seq)
+{
+  ParleyStoreOp *op = parley_store_op_new (PARLEY_STORE_OP_RECEIVED);
+
+  op->user_id = g_strdup (user);
+  op->seq = seq;
+  return op;
+}
+
+static void
+test_users (Fixture       *f,
+            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *alice = create_user (f, "alice");
+  g_autofree char *alex = create_user (f, "alex");
+  g_autofree char *bob = create_user (f, "bob");
+  g_autofree char *id = NULL;
+  g_autofree char *hash = NULL;
+  g_autofree char *name = NULL;
+  g_autoptr(GPtrArray) found = NULL;
+  g_autoptr(GPtrArray) contacts = NULL;
+  ParleyUserInfo *info;
+
+  g_assert_cmpuint (strlen (alice), ==, 32);
+  for (const char *p = alice; *p; p++)
+    g_assert_true (g_ascii_isdigit (*p) || (*p >= 'a' && *p <= 'f'));
+  g_assert_cmpstr (alice, !=, bob);
+
+  g_assert_false (parley_store_create_user (f->store, "alice", "$other$", NULL, &error));
+  g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_EXISTS);
+  g_clear_error (&error);
+
+  g_assert_true (parley_store_find_user (f->store, "alice", &id, &hash, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (id, ==, alice);
+  g_assert_cmpstr (hash, ==, "$hash$");
+  g_assert_false (parley_store_find_user (f->store, "carol", NULL, NULL, &error));
+  g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  g_assert_true (parley_store_user_exists (f->store, alice));
+  g_assert_false (parley_store_user_exists (f->store, "0123"));
+  g_assert_false (parley_store_user_exists (f->store, NULL));
+
+  name = parley_store_get_username (f->store, bob);
+  g_assert_cmpstr (name, ==, "bob");
+  g_assert_null (parley_store_get_username (f->store, "nope"));
+
+  found = parley_store_search_users (f->store, "al", 20);
+  g_assert_cmpuint (found->len, ==, 2);
+  info = g_ptr_array_index (found, 0);
+  g_assert_cmpstr (info->username, ==, "alex");
+  g_assert_cmpstr (info->user_id, ==, alex);
+  info = g_ptr_array_index (found, 1);
+  g_assert_cmpstr (info->username, ==, "alice");
+  g_clear_pointer (&found, g_ptr_array_unref);
+
+  found = parley_store_search_users (f->store, "al", 1);
+  g_assert_cmpuint (found->len, ==, 1);
+  g_clear_pointer (&found, g_ptr_array_unref);
+  found = parley_store_search_users (f->store, "", 20);
+  g_assert_cmpuint (found->len, ==, 3);
+  g_clear_pointer (&found, g_ptr_array_unref);
+  found = parley_store_search_users (f->store, "alicex", 20);
+  g_assert_cmpuint (found->len, ==, 0);
+  g_clear_pointer (&found, g_ptr_array_unref);
+
+  /* Contacts go both ways; adding twice is fine; unknown users are not. */
+  g_assert_true (parley_store_add_contact (f->store, alice, bob, &error));
+  g_assert_no_error (error);
+  g_assert_true (parley_store_add_contact (f->store, bob, alice, &error));
+  g_assert_no_error (error);
+  g_assert_false (parley_store_add_contact (f->store, alice, "ffff", &error));
+  g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  contacts = parley_store_list_contacts (f->store, bob);
+  g_assert_cmpuint (contacts->len, ==, 1);
+  info = g_ptr_array_index (contacts, 0);
+  g_assert_cmpstr (info->user_id, ==, alice);
+  g_assert_cmpstr (info->username, ==, "alice");
+  g_clear_pointer (&contacts, g_ptr_array_unref);
+  contacts = parley_store_list_contacts (f->store, alex);
+  g_assert_cmpuint (contacts->len, ==, 0);
+  g_clear_pointer (&contacts, g_ptr_array_unref);
+
+  /* Users survive a reopen, including the in-memory set. */
+  close_store (f);
+  open_store (f);
+  g_assert_true (parley_store_user_exists (f->store, alex));
+  contacts = parley_store_list_contacts (f->store, alice);
+  g_assert_cmpuint (contacts->len, ==, 1);
+}
+
+static void
+test_messages_durable (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *a = create_user (f, "alice");
+  g_autofree char *b = create_user (f, "bob");
+  g_autoptr(GPtrArray) history = NULL;
+  g_autoptr(GPtrArray) pending = NULL;
+  g_autoptr(GPtrArray) contacts = NULL;
+  const guint n = 100;
+  gint64 last_seq = 0;
+
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("m%u", i);
+    g_autofree char *text = g_strdup_printf ("text %u", i);
+
+    parley_store_submit (f->store, message_op (i % 3 ? a : b, i % 3 ? b : a, id, text,
+                                               1700000000000 + i));
+  }
+  collector_wait (&f->c, n);
+
+  /* Callbacks come in submission order with rising seqs. */
+  for (guint i = 0; i < n; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, i);
+    g_autofree char *id = g_strdup_printf ("m%u", i);
+
+    g_assert_no_error (op->error);
+    g_assert_cmpstr (op->message_id, ==, id);
+    g_assert_false (op->duplicate);
+    g_assert_cmpint (op->seq, >, last_seq);
+    last_seq = op->seq;
+  }
+
+  /* Everything survives a reopen. */
+  close_store (f);
+  open_store (f);
+
+  history = parley_store_history_since (f->store, a, 0, 1000);
+  g_assert_cmpuint (history->len, ==, n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoredMessage *m = g_ptr_array_index (history, i);
+    g_autofree char *id = g_strdup_printf ("m%u", i);
+    g_autofree char *content = g_strdup_printf ("\"text %u\"", i);
+
+    g_assert_cmpstr (m->id, ==, id);
+    g_assert_cmpstr (m->content, ==, content);
+    g_assert_cmpstr (m->sender_id, ==, i % 3 ? a : b);
+    g_assert_cmpstr (m->recipient_id, ==, i % 3 ? b : a);
+    g_assert_cmpint (m->timestamp, ==, 1700000000000 + i);
+    g_assert_cmpint (m->seq, ==, collector_get (&f->c, i)->seq);
+  }
+
+  /* Paging through history. */
+  g_clear_pointer (&history, g_ptr_array_unref);
+  history = parley_store_history_since (f->store, b, collector_get (&f->c, 49)->seq, 10);
+  g_assert_cmpuint (history->len, ==, 10);
+  g_assert_cmpint (((ParleyStoredMessage *) history->pdata[0])->seq, ==,
+                   collector_get (&f->c, 50)->seq);
+
+  /* Pending for bob: the messages from alice (i % 3 != 0). */
+  pending = parley_store_pending_for (f->store, b, 0, 1000);
+  g_assert_cmpuint (pending->len, ==, n - (n + 2) / 3);
+  for (guint i = 0; i < pending->len; i++)
+    g_assert_cmpstr (((ParleyStoredMessage *) pending->pdata[i])->sender_id, ==, a);
+
+  g_assert_cmpint (parley_store_latest_seq_for (f->store, a), ==, last_seq);
+  g_assert_cmpint (parley_store_latest_seq_for (f->store, "nobody"), ==, 0);
+
+  /* Messages made them contacts. */
+  contacts = parley_store_list_contacts (f->store, b);
+  g_assert_cmpuint (contacts->len, ==, 1);
+  g_assert_cmpstr (((ParleyUserInfo *) contacts->pdata[0])->user_id, ==, a);
+}
+
+static void
+test_dedup_same_batch (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GPtrArray) history = NULL;
+  ParleyStoreOp *first, *second, *other;
+  guint last_batch;
+
+  /* Hold the writer in the callback of a first batch so that the next three
+   * ops are certain to be committed together. */
+  f->c.hold = TRUE;
+  parley_store_submit (f->store, message_op ("u1", "u2", "blocker", "x", 1));
+  collector_wait_holding (&f->c);
+
+  parley_store_submit (f->store, message_op ("u1", "u2", "dup", "first", 10));
+  parley_store_submit (f->store, message_op ("u1", "u2", "dup", "second", 20));
+  parley_store_submit (f->store, message_op ("u3", "u2", "dup", "other sender", 30));
+  collector_release (&f->c);
+  collector_wait (&f->c, 4);
+
+  last_batch = g_array_index (f->c.batch_sizes, guint, f->c.batch_sizes->len - 1);
+  g_assert_cmpuint (last_batch, ==, 3);
+
+  first = collector_get (&f->c, 1);
+  second = collector_get (&f->c, 2);
+  other = collector_get (&f->c, 3);
+  g_assert_no_error (first->error);
+  g_assert_no_error (second->error);
+  g_assert_false (first->duplicate);
+  g_assert_true (second->duplicate);
+  g_assert_cmpint (second->seq, ==, first->seq);
+  g_assert_cmpint (second->timestamp, ==, 10);
+  g_assert_false (other->duplicate);
+  g_assert_cmpint (other->seq, >, first->seq);
+
+  history = parley_store_history_since (f->store, "u2", 0, 100);
+  g_assert_cmpuint (history->len, ==, 3);
+  g_assert_cmpstr (((ParleyStoredMessage *) history->pdata[1])->content, ==, "\"first\"");
+}
+
+static void
+test_dedup_across_batches_and_receipts (Fixture       *f,
+                                        gconstpointer  data)
+{
+  g_autoptr(GPtrArray) pending = NULL;
+  ParleyStoreOp *op;
+  gint64 seq;
+
+  parley_store_submit (f->store, message_op ("u1", "u2", "m1", "hello", 100));
+  collector_wait (&f->c, 1);
+  op = collector_get (&f->c, 0);
+  g_assert_no_error (op->error);
+  seq = op->seq;
+
+  parley_store_submit (f->store, message_op ("u1", "u2", "m1", "hello again", 200));
+  collector_wait (&f->c, 2);
+  op = collector_get (&f->c, 1);
+  g_assert_true (op->duplicate);
+  g_assert_false (op->delivered);
+  g_assert_cmpint (op->seq, ==, seq);
+  g_assert_cmpint (op->timestamp, ==, 100);
+
+  /* Only the recipient can acknowledge. */
+  parley_store_submit (f->store, received_op ("u1", seq));
+  collector_wait (&f->c, 3);
+  op = collector_get (&f->c, 2);
+  g_assert_error (op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND);
+  g_assert_null (op->orig_sender);
+
+  parley_store_submit (f->store, received_op ("u2", seq));
+  parley_store_submit (f->store, received_op ("u2", seq));
+  parley_store_submit (f->store, received_op ("u2", seq + 1000));
+  collector_wait (&f->c, 6);
+  op = collector_get (&f->c, 3);
+  g_assert_no_error (op->error);
+  g_assert_true (op->delivered);
+  g_assert_cmpstr (op->orig_sender, ==, "u1");
+  g_assert_cmpstr (op->orig_id, ==, "m1");
+  op = collector_get (&f->c, 4);
+  g_assert_no_error (op->error);
+  g_assert_false (op->delivered);
+  g_assert_cmpstr (op->orig_sender, ==, "u1");
+  op = collector_get (&f->c, 5);
+  g_assert_error (op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND);
+
+  pending = parley_store_pending_for (f->store, "u2", 0, 100);
+  g_assert_cmpuint (pending->len, ==, 0);
+
+  /* A resend after delivery says so. */
+  parley_store_submit (f->store, message_op ("u1", "u2", "m1", "hello", 300));
+  collector_wait (&f->c, 7);
+  op = collector_get (&f->c, 6);
+  g_assert_true (op->duplicate);
+  g_assert_true (op->delivered);
+  g_assert_cmpint (op->seq, ==, seq);
+}
+
+static void
+test_read_markers (Fixture       *f,
+                   gconstpointer  data)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  ParleyStoreOp *op;
+
+  for (guint i = 0; i < 3; i++) {
+    op = parley_store_op_new (PARLEY_STORE_OP_READ);
+    op->user_id = g_strdup ("u2");
+    op->peer_id = g_strdup ("u1");
+    op->message_id = g_strdup_printf ("m%u", i);
+    op->timestamp = 1000 + i;
+    parley_store_submit (f->store, op);
+  }
+  /* An incomplete op fails alone. */
+  op = parley_store_op_new (PARLEY_STORE_OP_READ);
+  op->user_id = g_strdup ("u2");
+  parley_store_submit (f->store, op);
+  collector_wait (&f->c, 4);
+  for (guint i = 0; i < 3; i++)
+    g_assert_no_error (collector_get (&f->c, i)->error);
+  g_assert_error (collector_get (&f->c, 3)->error, PARLEY_STORE_ERROR,
+                  PARLEY_STORE_ERROR_FAILED);
+  close_store (f);
+
+  /* Look at the database directly: one marker, the newest. */
+  g_assert_cmpint (sqlite3_open_v2 (f->path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT message_id, timestamp FROM read_markers"
+                                           " WHERE user_id = 'u2' AND peer_id = 'u1'",
+                                       -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "m2");
+  g_assert_cmpint (sqlite3_column_int64 (stmt, 1), ==, 1002);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+}
+
+static void
+test_refresh_tokens (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *user = NULL;
+  char *tmp = NULL;
+
+  g_assert_true (parley_store_add_refresh_token (f->store, "h1", "u1", "fam1", 1000, &error));
+  g_assert_no_error (error);
+  g_assert_true (parley_store_add_refresh_token (f->store, "x1", "u9", "fam2", 1000, &error));
+  g_assert_no_error (error);
+
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "h1", "h2", 500, 2000, &user),
+                   ==, PARLEY_REFRESH_OK);
+  g_assert_cmpstr (user, ==, "u1");
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "h2", "h3", 600, 2000, &tmp),
+                   ==, PARLEY_REFRESH_OK);
+  g_clear_pointer (&tmp, g_free);
+
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "nope", "h9", 600, 2000, &tmp),
+                   ==, PARLEY_REFRESH_UNKNOWN);
+  g_assert_null (tmp);
+
+  /* Replaying h1 revokes the whole family, h3 included. */
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "h1", "h4", 700, 2000, &tmp),
+                   ==, PARLEY_REFRESH_REUSED);
+  g_assert_null (tmp);
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "h3", "h5", 700, 2000, &tmp),
+                   ==, PARLEY_REFRESH_UNKNOWN);
+  g_assert_null (tmp);
+  /* Nothing was stored for the refused rotations. */
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "h4", "h6", 700, 2000, NULL),
+                   ==, PARLEY_REFRESH_UNKNOWN);
+
+  /* Other families are untouched; expiry is checked. */
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "x1", "x2", 1000, 2000, NULL),
+                   ==, PARLEY_REFRESH_EXPIRED);
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "x1", "x2", 999, 2000, &tmp),
+                   ==, PARLEY_REFRESH_OK);
+  g_assert_cmpstr (tmp, ==, "u9");
+  g_clear_pointer (&tmp, g_free);
+
+  /* Logout revokes the family through any of its tokens. */
+  parley_store_revoke_refresh_family (f->store, "x1");
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "x2", "x3", 999, 2000, NULL),
+                   ==, PARLEY_REFRESH_UNKNOWN);
+  parley_store_revoke_refresh_family (f->store, "unknown");
+}
+
+typedef struct {
+  ParleyStore *store;
+  guint index;
+  guint count;
+} SubmitterData;
+
+static gpointer
+submitter_thread (gpointer data)
+{
+  SubmitterData *d = data;
+  g_autofree char *sender = g_strdup_printf ("s%u", d->index);
+
+  for (guint i = 0; i < d->count; i++) {
+    g_autofree char *id = g_strdup_printf ("m%u", i);
+
+    parley_store_submit (d->store, message_op (sender, "sink", id, "payload", i));
+    /* Every tenth message is resent to exercise deduplication under load. */
+    if (i % 10 == 0)
+      parley_store_submit (d->store, message_op (sender, "sink", id, "payload", i));
+  }
+  return NULL;
+}
+
+static void
+test_concurrent_submitters (Fixture       *f,
+                            gconstpointer  data)
+{
+  enum { N_THREADS = 4, PER_THREAD = 3000 };
+  const guint resends = PER_THREAD / 10;
+  const guint total = N_THREADS * (PER_THREAD + resends);
+  SubmitterData d[N_THREADS];
+  GThread *threads[N_THREADS];
+  g_autoptr(GHashTable) seqs = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GPtrArray) history = NULL;
+  guint duplicates = 0;
+  gint64 last_seq[N_THREADS] = { 0 };
+
+  for (guint t = 0; t < N_THREADS; t++) {
+    d[t] = (SubmitterData) { f->store, t, PER_THREAD };
+    threads[t] = g_thread_new ("submitter", submitter_thread, &d[t]);
+  }
+  for (guint t = 0; t < N_THREADS; t++)
+    g_thread_join (threads[t]);
+  collector_wait (&f->c, total);
+  g_assert_cmpuint (f->c.ops->len, ==, total);
+
+  for (guint i = 0; i < total; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, i);
+    guint t = op->user_id[1] - '0';
+
+    g_assert_no_error (op->error);
+    if (op->duplicate) {
+      duplicates++;
+      g_assert_true (g_hash_table_contains (seqs, &op->seq));
+      continue;
+    }
+    g_assert_false (g_hash_table_contains (seqs, &op->seq));
+    g_hash_table_add (seqs, &op->seq);
+    /* Each thread's messages are stored in its submission order. */
+    g_assert_cmpint (op->seq, >, last_seq[t]);
+    last_seq[t] = op->seq;
+  }
+  g_assert_cmpuint (duplicates, ==, N_THREADS * resends);
+  g_assert_cmpuint (g_hash_table_size (seqs), ==, N_THREADS * PER_THREAD);
+
+  /* The writer batched: fewer callbacks than ops. */
+  g_assert_cmpuint (f->c.batch_sizes->len, <, total);
+
+  history = parley_store_history_since (f->store, "sink", 0, G_MAXUINT);
+  g_assert_cmpuint (history->len, ==, N_THREADS * PER_THREAD);
+}
+
+static void
+test_open_failure (void)
+{
+  g_autoptr(GError) error = NULL;
+  ParleyStore *store = parley_store_open ("/nonexistent-dir/sub/x.db", NULL, NULL, &error);
+
+  g_assert_null (store);
+  g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/store/users", test_users);
+  ADD ("/store/messages-durable", test_messages_durable);
+  ADD ("/store/dedup-same-batch", test_dedup_same_batch);
+  ADD ("/store/dedup-across-batches-and-receipts", test_dedup_across_batches_and_receipts);
+  ADD ("/store/read-markers", test_read_markers);
+  ADD ("/store/refresh-tokens", test_refresh_tokens);
+  ADD ("/store/concurrent-submitters", test_concurrent_submitters);
+#undef ADD
+  g_test_add_func ("/store/open-failure", test_open_failure);
+
+  return g_test_run ();
+}
