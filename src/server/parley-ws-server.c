@@ -516,12 +516,6 @@ conn_handle_message (ParleyWsServer  *self,
   self->stats.frames_in++;
   switch (msg->opcode) {
     case PARLEY_WS_OP_TEXT:
-      if (!conn_take_token (self, conn)) {
-        ParleySpan none = { NULL, 0 };
-
-        conn_send_error (self, conn, none, "rate-limited", "Too many frames; slow down");
-        return;
-      }
       conn_handle_text (self, conn, (const char *) msg->payload, msg->len);
       break;
     case PARLEY_WS_OP_BINARY: {
@@ -829,6 +823,14 @@ conn_handle_text (ParleyWsServer *self,
   ParleyEnvelope env;
   const char *detail = NULL;
   ParleyProtoStatus status = parley_envelope_parse_request (text, len, &env, &detail);
+
+  /* Receipts are exempt: after a long absence a client acknowledges every
+   * pushed message at once, and each costs one indexed update. */
+  if ((status != PARLEY_PROTO_OK || env.type != PARLEY_MSG_RECEIVED) &&
+      !conn_take_token (self, conn)) {
+    conn_send_error (self, conn, env.id, "rate-limited", "Too many frames; slow down");
+    return;
+  }
 
   if (status != PARLEY_PROTO_OK) {
     g_autofree char *message = detail ? g_strdup_printf ("Bad field: %s", detail)
