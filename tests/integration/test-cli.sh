@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# End-to-end tests of parley-cli (and so of the client engine) against a
+# real parley-server: chat both ways, offline delivery, the outbox across
+# a client restart and a server crash. TAP output.
+set -u
+
+server_bin=${PARLEY_SERVER:?PARLEY_SERVER must name the parley-server binary}
+cli_bin=${PARLEY_CLI:?PARLEY_CLI must name the parley-cli binary}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/parley-cli-test-XXXXXX")
+server_pid=
+bg_pids=()
+n=0
+failed=0
+
+cleanup() {
+  for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
+  [ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  exec 3<&- 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+  n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"
+  [ -f "$dir/server.log" ] && tail -n 20 "$dir/server.log" | sed 's/^/# server: /'
+}
+check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
+
+# Waits (up to $2 seconds) until file $1 has a line matching $3.
+wait_for_line() {
+  local file=$1 timeout=$2 pattern=$3 deadline=$((SECONDS + $2))
+  while ((SECONDS <= deadline)); do
+    grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+printf '[auth]\nargon2-ops=1\nargon2-mem-kib=8\n' > "$dir/parley.conf"
+start_server() {
+  rm -f "$dir/server.fifo"
+  mkfifo "$dir/server.fifo"
+  "$server_bin" --port 0 --config "$dir/parley.conf" --database "$dir/parley.db" \
+    > "$dir/server.fifo" 2>> "$dir/server.log" &
+  server_pid=$!
+  exec 3< "$dir/server.fifo"
+  local line
+  if ! read -r -t 10 line <&3; then echo "Bail out! the server did not start"; exit 1; fi
+  url="http://127.0.0.1:${line##* }"
+}
+stop_server() {
+  kill "-$1" "$server_pid"
+  wait "$server_pid" 2>/dev/null
+  server_pid=
+  exec 3<&-
+}
+
+as() {
+  local user=$1; shift
+  PARLEY_PASSWORD="password of $user" "$cli_bin" --server "$url" --profile "$dir/$user" "$@"
+}
+
+echo "TAP version 13"
+start_server
+
+for user in alice bob; do
+  check "register $user" as "$user" register "$user"
+  check "login $user" as "$user" login "$user"
+done
+check "a duplicate registration fails with exit code 2" \
+  bash -c '! PARLEY_PASSWORD=x12345678 "$0" --server "$1" --profile "$2/x" register alice 2>/dev/null; [ "$(PARLEY_PASSWORD=x12345678 "$0" --server "$1" --profile "$2/x" register alice >/dev/null 2>&1; echo $?)" = 2 ]' \
+  "$cli_bin" "$url" "$dir"
+
+# 1. Chat both ways, both online.
+as bob listen --count 1 --timeout 20 > "$dir/bob1.jsonl" &
+bob_listen=$!; bg_pids+=("$bob_listen")
+wait_for_line "$dir/bob1.jsonl" 10 '"event":"connected"'
+check "alice sends to bob" as alice send bob "Hello Bob"
+wait "$bob_listen"
+check "bob receives alice's message" grep -q '"body":"Hello Bob"' "$dir/bob1.jsonl"
+check "every listen line is JSON with a monotonic time" \
+  python3 -c 'import json,sys; ts=[json.loads(l)["t"] for l in open(sys.argv[1])]; assert ts and ts == sorted(ts)' "$dir/bob1.jsonl"
+
+as alice listen --count 1 --timeout 20 > "$dir/alice1.jsonl" &
+alice_listen=$!; bg_pids+=("$alice_listen")
+wait_for_line "$dir/alice1.jsonl" 10 '"event":"connected"'
+check "bob answers alice" as bob send alice "Hi Alice"
+wait "$alice_listen"
+check "alice receives bob's answer" grep -q '"body":"Hi Alice"' "$dir/alice1.jsonl"
+
+# 2. Offline delivery: bob is offline while alice writes three messages.
+for i in 1 2 3; do
+  check "alice sends offline message $i" as alice send bob "offline $i"
+done
+as bob listen --count 3 --timeout 20 > "$dir/bob2.jsonl"
+check "bob gets the three offline messages in order" \
+  bash -c '[ "$(grep -o "\"body\":\"offline [0-9]\"" "$0" | tr -d "\n")" = "\"body\":\"offline 1\"\"body\":\"offline 2\"\"body\":\"offline 3\"" ]' "$dir/bob2.jsonl"
+
+# 3. The outbox survives a client restart while the server is down.
+stop_server TERM
+as alice send bob "sent while the server was down"
+status=$?
+check "send without a server queues the message (exit code 3)" test "$status" -eq 3
+start_server
+check "the next send delivers the queued message and the new one" as alice send bob "after the restart"
+as bob listen --count 2 --timeout 20 > "$dir/bob3.jsonl"
+check "bob receives the queued message" grep -q '"body":"sent while the server was down"' "$dir/bob3.jsonl"
+check "bob receives the new message" grep -q '"body":"after the restart"' "$dir/bob3.jsonl"
+as bob history alice > "$dir/bob-history.jsonl"
+check "the queued message arrived exactly once" \
+  test "$(grep -c '"body":"sent while the server was down"' "$dir/bob-history.jsonl")" -eq 1
+
+# 4. A message the server acknowledged survives kill -9 of the server.
+check "alice sends just before the crash" as alice send bob "survives kill -9"
+stop_server KILL
+start_server
+as bob listen --count 1 --timeout 20 > "$dir/bob4.jsonl"
+check "bob receives the acknowledged message after the crash" \
+  grep -q '"body":"survives kill -9"' "$dir/bob4.jsonl"
+
+as alice conversations > "$dir/alice-conv.jsonl"
+check "alice's conversation with bob is listed" grep -q 'bob' "$dir/alice-conv.jsonl"
+
+check "bad usage exits with 1" bash -c '"$0" --server "$1" frobnicate >/dev/null 2>&1; [ $? -eq 1 ]' "$cli_bin" "$url"
+
+echo "1..$n"
+exit $((failed > 0))
