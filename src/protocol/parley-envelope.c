@@ -48,9 +48,11 @@ static const guint8 string_special[256] = {
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* Whether any byte of w is a string special (see string_special). */
-static inline gboolean
-word_has_special (guint64 w)
+/* Marks (with the byte's high bit) the string specials of w (see
+ * string_special). Bytes above the first special may be marked wrongly
+ * because of borrows, but the lowest mark is always exact. */
+static inline guint64
+word_specials (guint64 w)
 {
   guint64 quote = w ^ (ONES * '"');
   guint64 bslash = w ^ (ONES * '\\');
@@ -60,7 +62,7 @@ word_has_special (guint64 w)
   r |= (quote - ONES) & ~quote;            /* Bytes equal to '"'. */
   r |= (bslash - ONES) & ~bslash;          /* Bytes equal to '\\'. */
   r |= w;                                  /* Bytes with the high bit set. */
-  return (r & HIGHS) != 0;
+  return r & HIGHS;
 }
 
 static inline void
@@ -146,18 +148,29 @@ scan_string (Scanner  *s,
   for (;;) {
     guchar c;
 
-    while (end - p >= 8) {
-      guint64 w;
+    for (;;) {
+      guint64 w, specials;
 
-      memcpy (&w, p, 8);
-      if (word_has_special (w))
+      if (end - p < 8) {
+        while (p < end && !string_special[*p])
+          p++;
+        if (p >= end)
+          return FALSE;
         break;
+      }
+      memcpy (&w, p, 8);
+      specials = word_specials (w);
+      if (specials != 0) {
+#if G_BYTE_ORDER == G_LITTLE_ENDIAN
+        p += __builtin_ctzll (specials) >> 3;
+#else
+        while (!string_special[*p])
+          p++;
+#endif
+        break;
+      }
       p += 8;
     }
-    while (p < end && !string_special[*p])
-      p++;
-    if (p >= end)
-      return FALSE;
 
     c = *p;
     if (c == '"') {
@@ -576,6 +589,53 @@ lookup_name (const Name *names,
   return 0;
 }
 
+#define IS(lit) (memcmp (s, lit, sizeof lit - 1) == 0)
+
+/* The same as lookup_name (field_names, ...), unrolled by length: this runs
+ * for every top-level key. */
+static inline ParleyField
+lookup_field (const char *s,
+              gsize       len)
+{
+  switch (len) {
+  case 2:
+    return IS ("id") ? PARLEY_FIELD_ID : PARLEY_FIELD_OTHER;
+  case 3:
+    return IS ("sdp") ? PARLEY_FIELD_SDP :
+           IS ("seq") ? PARLEY_FIELD_SEQ :
+           IS ("ref") ? PARLEY_FIELD_REF : PARLEY_FIELD_OTHER;
+  case 4:
+    return IS ("type") ? PARLEY_FIELD_TYPE :
+           IS ("code") ? PARLEY_FIELD_CODE :
+           IS ("more") ? PARLEY_FIELD_MORE : PARLEY_FIELD_OTHER;
+  case 5:
+    return IS ("token") ? PARLEY_FIELD_TOKEN :
+           IS ("state") ? PARLEY_FIELD_STATE :
+           IS ("since") ? PARLEY_FIELD_SINCE :
+           IS ("limit") ? PARLEY_FIELD_LIMIT : PARLEY_FIELD_OTHER;
+  case 6:
+    return IS ("callId") ? PARLEY_FIELD_CALL_ID :
+           IS ("userId") ? PARLEY_FIELD_USER_ID :
+           IS ("status") ? PARLEY_FIELD_STATUS : PARLEY_FIELD_OTHER;
+  case 7:
+    return IS ("message") ? PARLEY_FIELD_MESSAGE : PARLEY_FIELD_OTHER;
+  case 8:
+    return IS ("senderId") ? PARLEY_FIELD_SENDER_ID : PARLEY_FIELD_OTHER;
+  case 9:
+    return IS ("candidate") ? PARLEY_FIELD_CANDIDATE :
+           IS ("messageId") ? PARLEY_FIELD_MESSAGE_ID :
+           IS ("timestamp") ? PARLEY_FIELD_TIMESTAMP : PARLEY_FIELD_OTHER;
+  case 11:
+    return IS ("recipientId") ? PARLEY_FIELD_RECIPIENT_ID : PARLEY_FIELD_OTHER;
+  case 16:
+    return IS ("encryptedContent") ? PARLEY_FIELD_ENCRYPTED_CONTENT : PARLEY_FIELD_OTHER;
+  default:
+    return PARLEY_FIELD_OTHER;
+  }
+}
+
+#undef IS
+
 /* Looks a raw (possibly escaped) string up in a name table. */
 static guint
 lookup_raw (const Name *names,
@@ -709,8 +769,12 @@ envelope_reset (ParleyEnvelope *env,
                 const char     *text,
                 gsize           len)
 {
-  /* The members array is filled as it is used; everything before it is cleared. */
-  memset (env, 0, G_STRUCT_OFFSET (ParleyEnvelope, members));
+  static const ParleyEnvelope zero;
+
+  /* The members array is filled as it is used; everything before it is
+   * cleared. A copy of zeros is much faster than the `rep stos` that a
+   * memset of this size becomes. */
+  memcpy (env, &zero, G_STRUCT_OFFSET (ParleyEnvelope, members));
   env->n_members = 0;
   memset (env->field_index, 0, sizeof env->field_index);
   env->text = text;
@@ -737,7 +801,10 @@ record_member (ParleyEnvelope *env,
   if (env->n_members >= PARLEY_ENVELOPE_MAX_MEMBERS)
     return FALSE;
 
-  field = lookup_raw (field_names, PARLEY_FIELD_N_FIELDS, key, key_len, key_escaped);
+  if (G_LIKELY (!key_escaped))
+    field = lookup_field (key, key_len);
+  else
+    field = lookup_raw (field_names, PARLEY_FIELD_N_FIELDS, key, key_len, key_escaped);
   if (field != PARLEY_FIELD_OTHER) {
     if (env->field_index[field] != 0)
       return FALSE;
@@ -887,6 +954,21 @@ parley_envelope_scan (const char     *text,
 
 /* Validation. */
 
+/* [A-Za-z0-9_.:-] */
+static const guint8 id_chars[256] = {
+  ['-'] = 1, ['.'] = 1, [':'] = 1, ['_'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+  ['8'] = 1, ['9'] = 1,
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+  ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+  ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+  ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+  ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+  ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+  ['y'] = 1, ['z'] = 1,
+};
+
 /**
  * parley_id_is_valid:
  * @s: bytes (not NUL-terminated)
@@ -904,9 +986,7 @@ parley_id_is_valid (const char *s,
     return FALSE;
 
   for (gsize i = 0; i < len; i++) {
-    guchar c = s[i];
-
-    if (!g_ascii_isalnum (c) && c != '_' && c != '.' && c != ':' && c != '-')
+    if (!id_chars[(guchar) s[i]])
       return FALSE;
   }
   return TRUE;
@@ -1323,8 +1403,9 @@ parley_json_validate (const char *text,
  * @len: its length, or -1 if it is NUL-terminated
  *
  * Appends @s as a quoted JSON string, escaping quotes, backslashes and
- * control characters. Invalid UTF-8 is replaced by U+FFFD so that the
- * output is always valid JSON.
+ * control characters. Invalid UTF-8 and NUL bytes (which would need the
+ * `\u0000` escape that parley_envelope_scan() refuses) are replaced by
+ * U+FFFD, so that the output is always accepted by the scanner.
  */
 void
 parley_json_append_string (GByteArray *out,
@@ -1378,6 +1459,13 @@ parley_json_append_string (GByteArray *out,
     case '\n': esc[1] = 'n'; break;
     case '\r': esc[1] = 'r'; break;
     case '\t': esc[1] = 't'; break;
+    case '\0':
+      /* NUL would be \u0000, which the scanner refuses. */
+      esc[0] = 0xef;
+      esc[1] = 0xbf;
+      esc[2] = 0xbd;
+      esc_len = 3;
+      break;
     default:
       if (c < 0x20) {
         esc[1] = 'u';

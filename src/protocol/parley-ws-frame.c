@@ -70,9 +70,10 @@ parley_ws_mask (guint8       *data,
  *
  * Initialises @p. Release it with parley_ws_parser_clear().
  *
- * A caller's receive buffer never needs to hold more than
- * @max_message + %PARLEY_WS_MAX_HEADER bytes: oversized frames are dropped as
- * they arrive.
+ * A caller's receive buffer never needs to hold more than one frame, that is
+ * MAX (@max_message, 125) + %PARLEY_WS_MAX_HEADER bytes beyond what it read
+ * last: oversized frames are dropped as they arrive. (Control frames may
+ * carry up to 125 bytes whatever @max_message says.)
  */
 void
 parley_ws_parser_init (ParleyWsParser *p,

@@ -785,6 +785,12 @@ test_append_string (void)
                      strlen ("\"a\xef\xbf\xbd\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\""));
     g_assert_true (parley_json_validate ((const char *) out->data, out->len));
 
+    /* NUL cannot be written as \u0000, which the scanner refuses. */
+    g_byte_array_set_size (out, 0);
+    parley_json_append_string (out, "a\0b", 3);
+    g_assert_cmpmem (out->data, out->len, "\"a\xef\xbf\xbd" "b\"", 7);
+    g_assert_true (parley_json_validate ((const char *) out->data, out->len));
+
     g_byte_array_set_size (out, 0);
     parley_json_append_string (out, "abcdef", 3);
     g_assert_cmpmem (out->data, out->len, "\"abc\"", 5);
@@ -886,6 +892,36 @@ test_names (void)
   }
 }
 
+/* Each well-known name, plain or escaped, maps to its field; near misses do not. */
+static void
+test_field_lookup (void)
+{
+  static const char *near_misses[] = { "Id", "ids", "i", "typ", "types", "senderid", "sender_id",
+                                       "recipientID", "encryptedcontent", "candidatE", "xdp" };
+
+  for (ParleyField f = PARLEY_FIELD_TYPE; f < PARLEY_FIELD_N_FIELDS; f++) {
+    const char *name = parley_field_name (f);
+    g_autofree char *plain = g_strdup_printf ("{\"%s\":0}", name);
+    g_autofree char *escaped = g_strdup_printf ("{\"\\u%04x%s\":0}", name[0], name + 1);
+    ParleyEnvelope env;
+
+    g_assert_nonnull (name);
+    g_assert_cmpint (parley_envelope_scan (plain, strlen (plain), &env), ==, PARLEY_PROTO_OK);
+    g_assert_cmpint (env.members[0].field, ==, f);
+    g_assert_true (parley_envelope_get_member (&env, f) == &env.members[0]);
+    g_assert_cmpint (parley_envelope_scan (escaped, strlen (escaped), &env), ==, PARLEY_PROTO_OK);
+    g_assert_cmpint (env.members[0].field, ==, f);
+  }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (near_misses); i++) {
+    g_autofree char *plain = g_strdup_printf ("{\"%s\":0}", near_misses[i]);
+    ParleyEnvelope env;
+
+    g_assert_cmpint (parley_envelope_scan (plain, strlen (plain), &env), ==, PARLEY_PROTO_OK);
+    g_assert_cmpint (env.members[0].field, ==, PARLEY_FIELD_OTHER);
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -907,6 +943,7 @@ main (int   argc,
   g_test_add_func ("/envelope/int64", test_int64);
   g_test_add_func ("/envelope/ids", test_ids);
   g_test_add_func ("/envelope/names", test_names);
+  g_test_add_func ("/envelope/field-lookup", test_field_lookup);
 
   return g_test_run ();
 }
