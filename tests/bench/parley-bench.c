@@ -1,0 +1,1969 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* parley-bench.c: load generator for parley-server.
+ *
+ * Starts a real parley-server on a fresh database, registers users over
+ * HTTP, then drives WebSocket clients from one epoll loop: relayed call
+ * signalling, durable chat messages, idle connections and a connection
+ * storm. The generator stays light (no JSON parsing on the hot path, one
+ * write per client and loop iteration) so that the server is what
+ * saturates; both CPU times are printed so that a reader can check.
+ */
+
+#define G_LOG_DOMAIN "parley-bench"
+
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "parley-bench-util.h"
+#include "parley-ws-frame.h"
+
+#define READ_BUFFER_SIZE (512 * 1024)
+#define MAX_EVENTS 512
+#define MAX_MESSAGE (1024 * 1024)
+#define RELAY_FRAME_SIZE 300
+#define CHAT_CONTENT_SIZE 200
+#define OPEN_CONCURRENCY 500
+#define OPEN_TIMEOUT_S 60
+#define DRAIN_TIMEOUT_S 5
+#define PASSWORD "bench-password-1"
+#define NS_PER_S G_GINT64_CONSTANT (1000000000)
+
+typedef enum {
+  ROLE_IDLE,
+  ROLE_RELAY,
+  ROLE_CHAT,
+} Role;
+
+typedef enum {
+  STATE_NEW,
+  STATE_CONNECTING,
+  STATE_UPGRADING,
+  STATE_OPEN,
+  STATE_CLOSED,
+} State;
+
+typedef struct {
+  char *name;
+  char *user_id;
+  char *token;
+} User;
+
+typedef struct _Client Client;
+
+struct _Client {
+  int fd;
+  guint8 state;
+  guint8 role;
+  guint got_hello : 1;
+  guint dirty : 1;
+  guint watching_out : 1;
+  guint counted : 1;          /* counted as done (hello or failure) by the opener */
+  guint user;
+  guint index;
+  Client *peer;
+  Client *next_dirty;
+  ParleyWsParser parser;
+
+  /* Unconsumed input, only while there is some. */
+  guint8 *pending;
+  gsize pending_len;
+
+  /* Queued output. */
+  GByteArray *out;
+  gsize out_off;
+
+  /* Traffic. */
+  guint inflight;
+  guint64 counter;
+  guint64 last_stamp;
+  char *head;                 /* the per-client part of a generated frame */
+  gsize head_len;
+  char key[32];               /* Sec-WebSocket-Key while upgrading */
+};
+
+typedef struct {
+  guint64 sent;
+  guint64 relay_rx;
+  guint64 chat_rx;
+  guint64 acks;
+  guint64 acks_delivered;
+  guint64 received_sent;
+  guint64 receipts;
+  guint64 errors;
+  guint64 pings;
+  guint64 closes;
+  guint64 hellos;
+  guint64 presence;
+  guint64 other;
+  guint64 malformed;
+} Counters;
+
+typedef struct {
+  char *name;
+  double rate;                /* messages per second, or clients */
+  double p50_us, p99_us;      /* one-way latency */
+  double ack_p50_us, ack_p99_us;
+  double us_per_msg;
+  double server_pct, gen_pct;
+  double cpu0_pct, cpu1_pct;
+  char *extra;
+  char *target;
+  gboolean met;
+} Result;
+
+typedef struct {
+  /* Options. */
+  char *server_binary;
+  int pairs;
+  int inflight;
+  int duration;
+  int warmup;
+  int idle;
+  int idle_mem;
+  int burst;
+  char *mode;
+  gboolean strict;
+  gboolean keep_tmp;
+
+  /* The server. */
+  GPid pid;
+  guint16 port;
+  char *tmpdir;
+  char *log_path;
+  long clk_tck;
+  gboolean pinned;
+
+  /* Users, registered once. */
+  GArray *users;              /* User */
+  char run_tag[8];
+
+  /* The loop. */
+  int epfd;
+  guint8 *read_buf;
+  Client *dirty;
+  gint64 now;
+
+  /* The state of the current phase. */
+  gboolean sending;
+  gboolean measuring;
+  Counters c;
+  ParleyBenchHist *lat;
+  ParleyBenchHist *ack_lat;
+  guint done;                 /* clients with a hello or a failure */
+  guint hellos;
+  guint failures;
+  gint64 last_hello;
+  GHashTable *failure_reasons; /* reason → count */
+  char *chat_tail;
+  gsize chat_tail_len;
+
+  GPtrArray *results;
+} Bench;
+
+static Bench B;
+
+static gint64
+now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (gint64) ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static void
+result_free (Result *r)
+{
+  g_free (r->name);
+  g_free (r->extra);
+  g_free (r->target);
+  g_free (r);
+}
+
+/* The server process. */
+
+static gboolean
+read_file_text (const char  *path,
+                char       **text)
+{
+  return g_file_get_contents (path, text, NULL, NULL);
+}
+
+static gboolean
+server_cpu_ticks (guint64 *ticks)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", B.pid);
+  g_autofree char *text = NULL;
+
+  return read_file_text (path, &text) && parley_bench_proc_stat_cpu (text, ticks);
+}
+
+static guint64
+server_rss_kib (void)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", B.pid);
+  g_autofree char *text = NULL;
+  guint64 kib = 0;
+
+  if (!read_file_text (path, &text) || !parley_bench_proc_status_kib (text, "VmRSS", &kib))
+    return 0;
+  return kib;
+}
+
+static gboolean
+server_alive (void)
+{
+  int status;
+
+  if (B.pid <= 0)
+    return FALSE;
+  if (waitpid (B.pid, &status, WNOHANG) == B.pid) {
+    if (WIFEXITED (status))
+      g_printerr ("parley-bench: the server exited with status %d\n", WEXITSTATUS (status));
+    else if (WIFSIGNALED (status))
+      g_printerr ("parley-bench: the server died of signal %d\n", WTERMSIG (status));
+    B.pid = 0;
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+print_server_log_tail (void)
+{
+  g_autofree char *text = NULL;
+  gsize len;
+
+  if (B.log_path == NULL || !g_file_get_contents (B.log_path, &text, &len, NULL))
+    return;
+  g_printerr ("--- the end of the server's log ---\n%s\n---\n",
+              len > 4000 ? text + len - 4000 : text);
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir && (name = g_dir_read_name (dir)) != NULL) {
+    g_autofree char *child = g_build_filename (path, name, NULL);
+
+    if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+      remove_tree (child);
+    else
+      g_unlink (child);
+  }
+  g_rmdir (path);
+}
+
+static const char *
+filesystem_name (const char *path)
+{
+  struct statfs sfs;
+
+  if (statfs (path, &sfs) != 0)
+    return "unknown";
+  switch ((unsigned long) sfs.f_type) {
+    case 0x01021994: return "tmpfs (fsync is free)";
+    case 0xEF53: return "ext4";
+    case 0x9123683E: return "btrfs";
+    case 0x58465342: return "xfs";
+    case 0x794c7630: return "overlayfs";
+    default: return "other";
+  }
+}
+
+static gboolean
+server_start (GError **error)
+{
+  g_autofree char *conf_path = NULL;
+  g_autofree char *db_path = NULL;
+  const char *conf =
+    "[ws]\nrate-burst=1000000\nrate=1000000\n"
+    "[auth]\nargon2-ops=1\nargon2-mem-kib=8\n"
+    "login-limit-user=1000000\nlogin-limit-address=1000000\n";
+  int out_pipe[2];
+  int log_fd;
+  GString *line = g_string_new (NULL);
+  gint64 deadline;
+  pid_t pid;
+  char *argv[12];
+
+  B.tmpdir = g_dir_make_tmp ("parley-bench-XXXXXX", error);
+  if (B.tmpdir == NULL)
+    return FALSE;
+  conf_path = g_build_filename (B.tmpdir, "conf", NULL);
+  db_path = g_build_filename (B.tmpdir, "db", NULL);
+  B.log_path = g_build_filename (B.tmpdir, "server.log", NULL);
+  if (!g_file_set_contents (conf_path, conf, -1, error))
+    return FALSE;
+
+  log_fd = open (B.log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (log_fd < 0 || pipe2 (out_pipe, O_CLOEXEC) != 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "%s", g_strerror (errno));
+    return FALSE;
+  }
+
+  argv[0] = B.server_binary;
+  argv[1] = "--listen";
+  argv[2] = "127.0.0.1";
+  argv[3] = "--port";
+  argv[4] = "0";
+  argv[5] = "--database";
+  argv[6] = db_path;
+  argv[7] = "--config";
+  argv[8] = conf_path;
+  argv[9] = NULL;
+
+  /* Debug output would cost the server time that no deployment pays. */
+  g_unsetenv ("G_MESSAGES_DEBUG");
+
+  pid = fork ();
+  if (pid < 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "fork: %s",
+                 g_strerror (errno));
+    return FALSE;
+  }
+  if (pid == 0) {
+    cpu_set_t set;
+
+    /* Every thread the server starts inherits this. */
+    if (B.pinned) {
+      CPU_ZERO (&set);
+      CPU_SET (0, &set);
+      sched_setaffinity (0, sizeof set, &set);
+    }
+    dup2 (out_pipe[1], STDOUT_FILENO);
+    dup2 (log_fd, STDERR_FILENO);
+    execv (argv[0], argv);
+    _exit (127);
+  }
+  B.pid = pid;
+  close (out_pipe[1]);
+  close (log_fd);
+
+  /* Wait for "parley-server listening on port N". */
+  deadline = now_ns () + 30 * NS_PER_S;
+  while (strchr (line->str, '\n') == NULL) {
+    struct pollfd pfd = { out_pipe[0], POLLIN, 0 };
+    char buf[256];
+    gint64 left = (deadline - now_ns ()) / 1000000;
+    ssize_t n;
+
+    if (left <= 0 || poll (&pfd, 1, (int) left) <= 0) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "The server did not start in 30 s");
+      break;
+    }
+    n = read (out_pipe[0], buf, sizeof buf);
+    if (n <= 0) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The server exited before listening");
+      break;
+    }
+    g_string_append_len (line, buf, n);
+  }
+  close (out_pipe[0]);
+
+  if (error && *error == NULL) {
+    const char *prefix = "parley-server listening on port ";
+    const char *hit = strstr (line->str, prefix);
+    guint64 port = 0;
+
+    if (hit == NULL ||
+        parley_bench_parse_u64 (hit + strlen (prefix), line->str + line->len, &port) == NULL ||
+        port == 0 || port > 65535)
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Unexpected server output: %s", line->str);
+    B.port = (guint16) port;
+  }
+  g_string_free (line, TRUE);
+  if (B.port == 0) {
+    print_server_log_tail ();
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+server_stop (void)
+{
+  gint64 deadline;
+
+  if (B.pid > 0) {
+    kill (B.pid, SIGTERM);
+    deadline = now_ns () + 10 * NS_PER_S;
+    for (;;) {
+      int status;
+      pid_t r = waitpid (B.pid, &status, WNOHANG);
+
+      if (r == B.pid || (r < 0 && errno != EINTR))
+        break;
+      if (now_ns () > deadline) {
+        g_printerr ("parley-bench: the server ignored SIGTERM for 10 s; killing it\n");
+        kill (B.pid, SIGKILL);
+        waitpid (B.pid, &status, 0);
+        break;
+      }
+      g_usleep (10000);
+    }
+    B.pid = 0;
+  }
+  if (B.tmpdir) {
+    if (B.keep_tmp)
+      g_print ("Kept %s\n", B.tmpdir);
+    else
+      remove_tree (B.tmpdir);
+  }
+}
+
+/* Blocking HTTP for the set-up (not measured). */
+
+typedef struct {
+  int fd;
+} Http;
+
+static int
+tcp_connect_blocking (GError **error)
+{
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (B.port) };
+  struct timeval tv = { .tv_sec = 20 };
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+
+  addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0) {
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "connect: %s",
+                 g_strerror (errno));
+    if (fd >= 0)
+      close (fd);
+    return -1;
+  }
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/* One request on a kept-alive connection; returns the status or 0. */
+static guint
+http_request_once (Http        *http,
+                   const char  *method,
+                   const char  *path,
+                   const char  *body,
+                   GString    **response_body,
+                   gboolean    *retryable,
+                   GError     **error)
+{
+  g_autofree char *request = NULL;
+  g_autoptr (GString) in = g_string_new (NULL);
+  ParleyBenchHttpHead head;
+  gsize off = 0, len;
+  int r = 0;
+
+  *retryable = FALSE;
+  if (http->fd < 0 && (http->fd = tcp_connect_blocking (error)) < 0)
+    return 0;
+
+  request = g_strdup_printf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                             "Connection: keep-alive\r\n\r\n%s",
+                             method, path, B.port, strlen (body), body);
+  len = strlen (request);
+  while (off < len) {
+    ssize_t n = send (http->fd, request + off, len - off, MSG_NOSIGNAL);
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      *retryable = TRUE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "send: %s", g_strerror (errno));
+      return 0;
+    }
+    off += n;
+  }
+
+  for (;;) {
+    char buf[16384];
+    ssize_t n;
+
+    r = parley_bench_http_parse_head (in->str, in->len, &head);
+    if (r < 0) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Malformed HTTP response");
+      return 0;
+    }
+    if (r > 0) {
+      gsize want = head.head_len + (head.content_length > 0 ? (gsize) head.content_length : 0);
+
+      if (head.chunked) {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "Chunked responses are not supported");
+        return 0;
+      }
+      if (in->len >= want && (head.content_length >= 0 || !head.close))
+        break;
+    }
+    n = recv (http->fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n == 0 && r > 0 && head.content_length < 0 && head.close)
+      break;
+    if (n <= 0) {
+      *retryable = in->len == 0;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "recv: %s",
+                   n == 0 ? "connection closed" : g_strerror (errno));
+      return 0;
+    }
+    g_string_append_len (in, buf, n);
+  }
+
+  *response_body = g_string_new_len (in->str + head.head_len,
+                                     head.content_length >= 0 ? head.content_length
+                                                              : (gssize) (in->len - head.head_len));
+  if (head.close) {
+    close (http->fd);
+    http->fd = -1;
+  }
+  return head.status;
+}
+
+static guint
+http_request (Http        *http,
+              const char  *method,
+              const char  *path,
+              const char  *body,
+              GString    **response_body,
+              GError     **error)
+{
+  for (int attempt = 0; attempt < 2; attempt++) {
+    g_autoptr (GError) local = NULL;
+    gboolean retryable = FALSE;
+    guint status = http_request_once (http, method, path, body, response_body, &retryable, &local);
+
+    if (status != 0)
+      return status;
+    if (http->fd >= 0) {
+      close (http->fd);
+      http->fd = -1;
+    }
+    if (!retryable || attempt == 1) {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return 0;
+    }
+  }
+  return 0;
+}
+
+static gboolean
+setup_users (guint    n,
+             GError **error)
+{
+  Http http = { -1 };
+  gint64 start = now_ns ();
+
+  B.users = g_array_new (FALSE, TRUE, sizeof (User));
+  for (guint i = 0; i < n; i++) {
+    User user = { g_strdup_printf ("bench%s%05u", B.run_tag, i), NULL, NULL };
+    g_autofree char *body = g_strdup_printf ("{\"username\":\"%s\",\"password\":\"%s\"}",
+                                             user.name, PASSWORD);
+    g_autoptr (GString) answer = NULL;
+    guint status;
+
+    status = http_request (&http, "POST", "/api/register", body, &answer, error);
+    if (status != 201 && status != 409) {
+      if (status != 0)
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "register %s: HTTP %u %s", user.name,
+                     status, answer ? answer->str : "");
+      g_free (user.name);
+      goto fail;
+    }
+    if (answer) {
+      g_string_free (answer, TRUE);
+      answer = NULL;
+    }
+
+    status = http_request (&http, "POST", "/api/login", body, &answer, error);
+    if (status != 200) {
+      if (status != 0)
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "login %s: HTTP %u %s", user.name,
+                     status, answer ? answer->str : "");
+      g_free (user.name);
+      goto fail;
+    }
+    user.user_id = parley_bench_json_get_string (answer->str, answer->len, "userId");
+    user.token = parley_bench_json_get_string (answer->str, answer->len, "accessToken");
+    if (user.user_id == NULL || user.token == NULL) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "login %s: unexpected answer %s",
+                   user.name, answer->str);
+      g_free (user.name);
+      g_free (user.user_id);
+      g_free (user.token);
+      goto fail;
+    }
+    g_array_append_val (B.users, user);
+  }
+  if (http.fd >= 0)
+    close (http.fd);
+  g_print ("Registered and logged in %u users in %.1f s.\n", n,
+           (now_ns () - start) / 1e9);
+  return TRUE;
+
+fail:
+  if (http.fd >= 0)
+    close (http.fd);
+  return FALSE;
+}
+
+/* WebSocket clients. */
+
+static void client_close (Client *c, const char *reason);
+
+static void
+client_watch (Client   *c,
+              gboolean  want_out)
+{
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0),
+                            .data.ptr = c };
+
+  if (c->watching_out == (guint) !!want_out)
+    return;
+  if (epoll_ctl (B.epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+    c->watching_out = !!want_out;
+}
+
+static void
+mark_dirty (Client *c)
+{
+  if (c->dirty)
+    return;
+  c->dirty = TRUE;
+  c->next_dirty = B.dirty;
+  B.dirty = c;
+}
+
+static GByteArray *
+client_out (Client *c)
+{
+  if (c->out == NULL)
+    c->out = g_byte_array_sized_new (c->role == ROLE_IDLE ? 256 : 16384);
+  return c->out;
+}
+
+static void
+client_send_frame (Client         *c,
+                   ParleyWsOpcode  op,
+                   const void     *payload,
+                   gsize           len)
+{
+  if (c->state != STATE_OPEN)
+    return;
+  parley_ws_append_frame (client_out (c), op, payload, len, TRUE);
+  mark_dirty (c);
+}
+
+static void
+client_flush (Client *c)
+{
+  while (c->out && c->out_off < c->out->len) {
+    ssize_t n = send (c->fd, c->out->data + c->out_off, c->out->len - c->out_off,
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        client_watch (c, TRUE);
+        return;
+      }
+      client_close (c, g_strerror (errno));
+      return;
+    }
+    c->out_off += n;
+  }
+  if (c->out) {
+    if (c->role == ROLE_IDLE)
+      g_clear_pointer (&c->out, g_byte_array_unref);
+    else
+      g_byte_array_set_size (c->out, 0);
+    c->out_off = 0;
+  }
+  client_watch (c, FALSE);
+}
+
+static void
+flush_dirty (void)
+{
+  while (B.dirty) {
+    Client *c = B.dirty;
+
+    B.dirty = c->next_dirty;
+    c->next_dirty = NULL;
+    c->dirty = FALSE;
+    if (c->state == STATE_OPEN || c->state == STATE_UPGRADING)
+      client_flush (c);
+  }
+}
+
+static void
+count_failure (Client     *c,
+               const char *reason)
+{
+  guint count;
+
+  if (c->counted)
+    return;
+  c->counted = TRUE;
+  B.done++;
+  B.failures++;
+  count = GPOINTER_TO_UINT (g_hash_table_lookup (B.failure_reasons, reason));
+  g_hash_table_insert (B.failure_reasons, g_strdup (reason), GUINT_TO_POINTER (count + 1));
+}
+
+static void
+client_close (Client     *c,
+              const char *reason)
+{
+  if (c->state == STATE_CLOSED || c->state == STATE_NEW)
+    return;
+  if (!c->got_hello)
+    count_failure (c, reason);
+  else if (B.sending && c->role != ROLE_IDLE)
+    g_printerr ("parley-bench: client %u lost its connection: %s\n", c->index, reason);
+  epoll_ctl (B.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  close (c->fd);
+  c->fd = -1;
+  c->state = STATE_CLOSED;
+  if (c->out)
+    g_clear_pointer (&c->out, g_byte_array_unref);
+  c->out_off = 0;
+  g_clear_pointer (&c->pending, g_free);
+  c->pending_len = 0;
+  parley_ws_parser_clear (&c->parser);
+}
+
+static Client *
+client_new (guint index,
+            guint user,
+            Role  role)
+{
+  Client *c = g_new0 (Client, 1);
+
+  c->fd = -1;
+  c->index = index;
+  c->user = user;
+  c->role = role;
+  c->state = STATE_NEW;
+  return c;
+}
+
+static void
+client_free (Client *c)
+{
+  client_close (c, "closed");
+  g_free (c->head);
+  g_free (c);
+}
+
+static void
+client_send_upgrade (Client *c)
+{
+  User *user = &g_array_index (B.users, User, c->user);
+  guint32 raw[4] = { g_random_int (), g_random_int (), g_random_int (), g_random_int () };
+  g_autofree char *key = g_base64_encode ((const guchar *) raw, sizeof raw);
+  g_autofree char *request = NULL;
+
+  g_strlcpy (c->key, key, sizeof c->key);
+  request = g_strdup_printf ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                             "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
+                             B.port, key, user->token);
+  c->state = STATE_UPGRADING;
+  g_byte_array_append (client_out (c), (const guint8 *) request, strlen (request));
+  mark_dirty (c);
+}
+
+static void
+client_connect (Client *c)
+{
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (B.port) };
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c };
+  int one = 1;
+
+  addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  c->fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) {
+    count_failure (c, g_strerror (errno));
+    return;
+  }
+  setsockopt (c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->state = STATE_CONNECTING;
+  c->watching_out = TRUE;
+  if (epoll_ctl (B.epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+    int saved = errno;
+
+    close (c->fd);
+    c->fd = -1;
+    c->state = STATE_NEW;
+    count_failure (c, g_strerror (saved));
+    return;
+  }
+  if (connect (c->fd, (struct sockaddr *) &addr, sizeof addr) == 0)
+    client_send_upgrade (c);
+  else if (errno != EINPROGRESS)
+    client_close (c, g_strerror (errno));
+}
+
+/* Generated traffic. */
+
+static void
+relay_send (Client *c)
+{
+  char frame[RELAY_FRAME_SIZE + 128];
+  char *p = frame;
+
+  memcpy (p, c->head, c->head_len);
+  p += c->head_len;
+  p += parley_bench_format_u64 (p, (guint64) now_ns ());
+  memcpy (p, ",\"n\":", 5);
+  p += 5;
+  p += parley_bench_format_u64 (p, ++c->counter);
+  memcpy (p, "}}", 2);
+  p += 2;
+  client_send_frame (c, PARLEY_WS_OP_TEXT, frame, p - frame);
+  c->inflight++;
+  B.c.sent++;
+}
+
+static void
+chat_send (Client *c)
+{
+  static const char open[] = "{\"type\":\"message\",\"id\":\"m";
+  char frame[CHAT_CONTENT_SIZE + 512];
+  char *p = frame;
+  guint64 stamp = (guint64) now_ns ();
+
+  /* The id carries the send time, which keeps it unique per sender. */
+  if (stamp <= c->last_stamp)
+    stamp = c->last_stamp + 1;
+  c->last_stamp = stamp;
+
+  memcpy (p, open, sizeof open - 1);
+  p += sizeof open - 1;
+  p += parley_bench_format_u64 (p, stamp);
+  memcpy (p, c->head, c->head_len);
+  p += c->head_len;
+  p += parley_bench_format_u64 (p, stamp);
+  memcpy (p, B.chat_tail, B.chat_tail_len);
+  p += B.chat_tail_len;
+  client_send_frame (c, PARLEY_WS_OP_TEXT, frame, p - frame);
+  c->inflight++;
+  B.c.sent++;
+}
+
+static void
+refill (Client *c)
+{
+  if (!B.sending || c->state != STATE_OPEN)
+    return;
+  while (c->inflight < (guint) B.inflight) {
+    if (c->role == ROLE_RELAY)
+      relay_send (c);
+    else if (c->role == ROLE_CHAT)
+      chat_send (c);
+    else
+      break;
+  }
+}
+
+static void
+prepare_relay_head (Client *c)
+{
+  User *peer = &g_array_index (B.users, User, c->peer->user);
+  g_autoptr (GString) s = g_string_new (NULL);
+  gssize pad;
+  /* The tail: a 15-digit timestamp, ',"n":', about 6 digits and '}}'. */
+  const gssize tail = 15 + 5 + 6 + 2;
+
+  g_string_append_printf (s, "{\"type\":\"call-ice-candidate\",\"recipientId\":\"%s\","
+                          "\"callId\":\"bench-%u\",\"candidate\":{\"candidate\":\"candidate:842163049 "
+                          "1 udp 1677729535 192.0.2.1 50000 typ srflx raddr 0.0.0.0 rport 0 "
+                          "generation 0 ufrag ",
+                          peer->user_id, c->index);
+  pad = RELAY_FRAME_SIZE - tail - (gssize) s->len -
+        (gssize) strlen ("\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0,\"t\":");
+  for (gssize i = 0; i < MAX (pad, 4); i++)
+    g_string_append_c (s, 'a' + (char) (i % 26));
+  g_string_append (s, "\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0,\"t\":");
+  g_free (c->head);
+  c->head_len = s->len;
+  c->head = g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+static void
+prepare_chat_head (Client *c)
+{
+  User *peer = &g_array_index (B.users, User, c->peer->user);
+
+  g_free (c->head);
+  c->head = g_strdup_printf ("\",\"recipientId\":\"%s\",\"encryptedContent\":\"T", peer->user_id);
+  c->head_len = strlen (c->head);
+}
+
+/* Incoming frames. */
+
+static void
+on_relay (Client        *c,
+          const guint8  *payload,
+          gsize          len)
+{
+  guint64 stamp;
+  Client *sender = c->peer;
+
+  if (!parley_bench_find_u64 ((const char *) payload, len, "\"t\":", &stamp)) {
+    B.c.malformed++;
+    return;
+  }
+  if (B.measuring) {
+    B.c.relay_rx++;
+    parley_bench_hist_add (B.lat, (guint64) B.now > stamp ? (guint64) B.now - stamp : 0);
+  }
+  if (sender && sender->inflight > 0) {
+    sender->inflight--;
+    refill (sender);
+  }
+}
+
+static void
+on_chat_message (Client        *c,
+                 const guint8  *payload,
+                 gsize          len)
+{
+  char frame[64];
+  guint64 stamp, seq;
+  gsize n;
+
+  if (!parley_bench_find_u64 ((const char *) payload, len, "\"encryptedContent\":\"T", &stamp) ||
+      !parley_bench_find_u64 ((const char *) payload, len, "\"seq\":", &seq)) {
+    B.c.malformed++;
+    return;
+  }
+  if (B.measuring) {
+    B.c.chat_rx++;
+    parley_bench_hist_add (B.lat, (guint64) B.now > stamp ? (guint64) B.now - stamp : 0);
+  }
+  memcpy (frame, "{\"type\":\"received\",\"seq\":", 25);
+  n = 25 + parley_bench_format_u64 (frame + 25, seq);
+  frame[n++] = '}';
+  client_send_frame (c, PARLEY_WS_OP_TEXT, frame, n);
+  if (B.measuring)
+    B.c.received_sent++;
+}
+
+static void
+on_ack (Client        *c,
+        const guint8  *payload,
+        gsize          len)
+{
+  guint64 stamp;
+
+  if (!parley_bench_find_u64 ((const char *) payload, len, "\"ref\":\"m", &stamp)) {
+    B.c.malformed++;
+    return;
+  }
+  if (B.measuring) {
+    B.c.acks++;
+    if (memmem (payload, len, "\"status\":\"delivered\"", 20))
+      B.c.acks_delivered++;
+    parley_bench_hist_add (B.ack_lat, (guint64) B.now > stamp ? (guint64) B.now - stamp : 0);
+  }
+  if (c->inflight > 0) {
+    c->inflight--;
+    refill (c);
+  }
+}
+
+static void
+on_hello (Client *c)
+{
+  if (c->got_hello)
+    return;
+  c->got_hello = TRUE;
+  if (!c->counted) {
+    c->counted = TRUE;
+    B.done++;
+    B.hellos++;
+  }
+  B.last_hello = B.now;
+  B.c.hellos++;
+}
+
+static gboolean
+type_is (const char *t,
+         const char *end,
+         const char *name)
+{
+  gsize n = strlen (name);
+
+  return (gsize) (end - t) > n && memcmp (t, name, n) == 0 && t[n] == '"';
+}
+
+static void
+on_text (Client        *c,
+         const guint8  *payload,
+         gsize          len)
+{
+  const char *text = (const char *) payload;
+  const char *end = text + len;
+  const char *t = memmem (text, MIN (len, 160), "\"type\":\"", 8);
+
+  if (t == NULL) {
+    B.c.malformed++;
+    return;
+  }
+  t += 8;
+  if (type_is (t, end, "call-ice-candidate"))
+    on_relay (c, payload, len);
+  else if (type_is (t, end, "ack"))
+    on_ack (c, payload, len);
+  else if (type_is (t, end, "message"))
+    on_chat_message (c, payload, len);
+  else if (type_is (t, end, "receipt"))
+    B.c.receipts += B.measuring;
+  else if (type_is (t, end, "hello"))
+    on_hello (c);
+  else if (type_is (t, end, "presence"))
+    B.c.presence++;
+  else if (type_is (t, end, "error")) {
+    if (B.c.errors++ < 5)
+      g_printerr ("parley-bench: server error: %.*s\n", (int) MIN (len, 300), text);
+  } else {
+    B.c.other++;
+  }
+}
+
+static gsize
+client_parse (Client *c,
+              guint8 *buf,
+              gsize   len)
+{
+  gsize off = 0;
+
+  while (off < len && c->state == STATE_OPEN) {
+    ParleyWsMessage msg;
+    gsize consumed = 0;
+    guint16 close_code = 0;
+    ParleyWsResult result = parley_ws_parser_feed (&c->parser, buf + off, len - off, &consumed,
+                                                   &msg, &close_code);
+
+    off += consumed;
+    switch (result) {
+      case PARLEY_WS_NEED_MORE:
+        return off;
+      case PARLEY_WS_MESSAGE:
+        switch (msg.opcode) {
+          case PARLEY_WS_OP_TEXT:
+            on_text (c, msg.payload, msg.len);
+            break;
+          case PARLEY_WS_OP_PING:
+            B.c.pings++;
+            client_send_frame (c, PARLEY_WS_OP_PONG, msg.payload, msg.len);
+            break;
+          case PARLEY_WS_OP_CLOSE:
+            B.c.closes++;
+            client_close (c, "closed by the server");
+            return len;
+          default:
+            break;
+        }
+        break;
+      case PARLEY_WS_TOO_LARGE:
+      case PARLEY_WS_INVALID_UTF8:
+        B.c.malformed++;
+        break;
+      case PARLEY_WS_PROTOCOL_ERROR:
+      default:
+        client_close (c, "WebSocket protocol error");
+        return len;
+    }
+    if (consumed == 0 && result != PARLEY_WS_MESSAGE)
+      return off;
+  }
+  return off;
+}
+
+/* Reads the 101 answer; returns the length of its head, 0 when more is
+ * needed, or -1 when the client was closed. */
+static gssize
+client_parse_upgrade (Client *c,
+                      guint8 *buf,
+                      gsize   len)
+{
+  ParleyBenchHttpHead head;
+  int r = parley_bench_http_parse_head ((const char *) buf, len, &head);
+  g_autofree char *accept = NULL;
+  char expected[29];
+
+  if (r == 0)
+    return 0;
+  if (r < 0) {
+    client_close (c, "malformed upgrade answer");
+    return -1;
+  }
+  if (head.status != 101) {
+    g_autofree char *reason = g_strdup_printf ("upgrade answered with HTTP %u", head.status);
+
+    client_close (c, reason);
+    return -1;
+  }
+  accept = parley_bench_http_header ((const char *) buf, head.head_len, "Sec-WebSocket-Accept");
+  parley_ws_accept_key (c->key, expected);
+  if (accept == NULL || strcmp (accept, expected) != 0) {
+    client_close (c, "wrong Sec-WebSocket-Accept");
+    return -1;
+  }
+  c->state = STATE_OPEN;
+  parley_ws_parser_init (&c->parser, FALSE, MAX_MESSAGE);
+  return (gssize) head.head_len;
+}
+
+static void
+client_read (Client *c)
+{
+  guint8 *buf = B.read_buf;
+  gsize have = 0, used = 0;
+  ssize_t n;
+
+  if (c->pending_len > 0) {
+    memcpy (buf, c->pending, c->pending_len);
+    have = c->pending_len;
+    g_clear_pointer (&c->pending, g_free);
+    c->pending_len = 0;
+  }
+
+  do
+    n = recv (c->fd, buf + have, READ_BUFFER_SIZE - have, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+    client_close (c, n == 0 ? "closed by the server" : g_strerror (errno));
+    return;
+  }
+  if (n > 0)
+    have += n;
+  B.now = now_ns ();
+
+  if (c->state == STATE_UPGRADING) {
+    gssize head_len = client_parse_upgrade (c, buf, have);
+
+    if (head_len < 0)
+      return;
+    used = head_len;
+  }
+  if (c->state == STATE_OPEN)
+    used += client_parse (c, buf + used, have - used);
+  if (c->state != STATE_CLOSED && used < have) {
+    c->pending_len = have - used;
+    c->pending = g_memdup2 (buf + used, c->pending_len);
+  }
+}
+
+static void
+client_event (Client   *c,
+              guint32   events)
+{
+  if (c->state == STATE_CONNECTING) {
+    int err = 0;
+    socklen_t err_len = sizeof err;
+
+    if (getsockopt (c->fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0)
+      err = errno;
+    if (err != 0) {
+      client_close (c, g_strerror (err));
+      return;
+    }
+    if (!(events & (EPOLLOUT | EPOLLIN)))
+      return;
+    client_send_upgrade (c);
+    return;
+  }
+  if (c->state == STATE_CLOSED)
+    return;
+  if (events & EPOLLOUT)
+    client_flush (c);
+  if (c->state != STATE_CLOSED && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+    client_read (c);
+}
+
+static void
+loop_once (int timeout_ms)
+{
+  struct epoll_event events[MAX_EVENTS];
+  int n = epoll_wait (B.epfd, events, MAX_EVENTS, timeout_ms);
+
+  for (int i = 0; i < n; i++)
+    client_event (events[i].data.ptr, events[i].events);
+  flush_dirty ();
+}
+
+static void
+run_for (gint64 ns)
+{
+  gint64 end = now_ns () + ns;
+
+  while (now_ns () < end)
+    loop_once (5);
+}
+
+/* Client groups. */
+
+static void
+reset_counts (void)
+{
+  B.done = 0;
+  B.hellos = 0;
+  B.failures = 0;
+  B.last_hello = 0;
+  g_hash_table_remove_all (B.failure_reasons);
+}
+
+static void
+print_failures (void)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, B.failure_reasons);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    g_print ("    %u clients failed: %s\n", GPOINTER_TO_UINT (value), (const char *) key);
+}
+
+/* Connects @clients with at most @concurrency handshakes under way (all at
+ * once for G_MAXUINT) and waits until each has its hello or failed. Returns
+ * the number of clients that got their hello. */
+static guint
+open_clients (GPtrArray *clients,
+              guint      concurrency,
+              gint64    *elapsed_ns)
+{
+  gint64 start = now_ns ();
+  gint64 deadline = start + OPEN_TIMEOUT_S * NS_PER_S;
+  guint next = 0;
+
+  reset_counts ();
+  while (B.done < clients->len) {
+    while (next < clients->len && next - B.done < concurrency)
+      client_connect (g_ptr_array_index (clients, next++));
+    flush_dirty ();
+    if (now_ns () > deadline) {
+      for (guint i = 0; i < clients->len; i++) {
+        Client *c = g_ptr_array_index (clients, i);
+
+        if (!c->counted)
+          count_failure (c, "no hello within the time limit");
+      }
+      break;
+    }
+    loop_once (10);
+  }
+  if (elapsed_ns)
+    *elapsed_ns = (B.last_hello ? B.last_hello : now_ns ()) - start;
+  return B.hellos;
+}
+
+static void
+close_clients (GPtrArray *clients)
+{
+  for (guint i = 0; i < clients->len; i++)
+    client_close (g_ptr_array_index (clients, i), "closed");
+}
+
+static GPtrArray *
+make_clients (guint first_user,
+              guint n,
+              Role  role)
+{
+  GPtrArray *clients = g_ptr_array_new_with_free_func ((GDestroyNotify) client_free);
+
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (clients, client_new (i, first_user + i, role));
+  if (role != ROLE_IDLE) {
+    for (guint i = 0; i + 1 < n; i += 2) {
+      Client *a = g_ptr_array_index (clients, i);
+      Client *b = g_ptr_array_index (clients, i + 1);
+
+      a->peer = b;
+      b->peer = a;
+      if (role == ROLE_RELAY) {
+        prepare_relay_head (a);
+        prepare_relay_head (b);
+      } else {
+        prepare_chat_head (a);
+        prepare_chat_head (b);
+      }
+    }
+  }
+  return clients;
+}
+
+/* Measurement. */
+
+typedef struct {
+  gint64 wall;
+  guint64 server_ticks;
+  gint64 gen_us;
+  guint64 cpu_busy[2];        /* busy ticks of CPUs 0 and 1, from /proc/stat */
+  guint64 cpu_all[2];         /* all ticks of CPUs 0 and 1 */
+} Snapshot;
+
+/* Reads the busy and total ticks of CPUs 0 and 1. */
+static void
+read_cpu_ticks (guint64 busy[2],
+                guint64 all[2])
+{
+  g_autofree char *text = NULL;
+
+  busy[0] = busy[1] = all[0] = all[1] = 0;
+  if (!read_file_text ("/proc/stat", &text))
+    return;
+  for (guint cpu = 0; cpu < 2; cpu++) {
+    g_autofree char *prefix = g_strdup_printf ("\ncpu%u ", cpu);
+    const char *p = strstr (text, prefix);
+    const char *end;
+    guint64 v[8] = { 0 };
+
+    if (p == NULL)
+      continue;
+    p += strlen (prefix);
+    end = strchr (p, '\n');
+    if (end == NULL)
+      continue;
+    /* user nice system idle iowait irq softirq steal */
+    for (guint i = 0; i < G_N_ELEMENTS (v) && p != NULL; i++) {
+      while (p < end && *p == ' ')
+        p++;
+      p = parley_bench_parse_u64 (p, end, &v[i]);
+    }
+    if (p == NULL)
+      continue;
+    busy[cpu] = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    all[cpu] = busy[cpu] + v[3] + v[4];
+  }
+}
+
+static gint64
+self_cpu_us (void)
+{
+  struct rusage ru;
+
+  getrusage (RUSAGE_SELF, &ru);
+  return (gint64) ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
+         (gint64) ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+}
+
+static void
+snapshot (Snapshot *s)
+{
+  s->wall = now_ns ();
+  if (!server_cpu_ticks (&s->server_ticks))
+    s->server_ticks = 0;
+  s->gen_us = self_cpu_us ();
+  read_cpu_ticks (s->cpu_busy, s->cpu_all);
+}
+
+/* How busy CPU @cpu was between two snapshots, in percent. */
+static double
+cpu_busy_pct (const Snapshot *a,
+              const Snapshot *b,
+              guint           cpu)
+{
+  guint64 all = b->cpu_all[cpu] - a->cpu_all[cpu];
+
+  return all ? (double) (b->cpu_busy[cpu] - a->cpu_busy[cpu]) * 100 / (double) all : 0;
+}
+
+static void
+cpu_between (const Snapshot *a,
+             const Snapshot *b,
+             double         *server_us,
+             double         *gen_us,
+             double         *wall_us)
+{
+  *server_us = (double) (b->server_ticks - a->server_ticks) * 1e6 / (double) B.clk_tck;
+  *gen_us = (double) (b->gen_us - a->gen_us);
+  *wall_us = (b->wall - a->wall) / 1e3;
+}
+
+/* Which side limited the run: a CPU that was busy all the time, whoever
+ * used it. */
+static const char *
+saturated (double cpu0_pct,
+           double cpu1_pct)
+{
+  if (cpu0_pct >= 90 && cpu1_pct >= 90)
+    return "both CPUs";
+  if (cpu0_pct >= 90)
+    return "the server's CPU";
+  if (cpu1_pct >= 90)
+    return "the generator's CPU (the figures are a lower bound)";
+  return "neither CPU (bounded by the in-flight window and wake-up latency)";
+}
+
+static gboolean
+all_drained (GPtrArray *clients)
+{
+  for (guint i = 0; i < clients->len; i++) {
+    Client *c = g_ptr_array_index (clients, i);
+
+    if (c->state == STATE_OPEN && c->inflight > 0)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static guint
+total_inflight (GPtrArray *clients)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < clients->len; i++)
+    n += ((Client *) g_ptr_array_index (clients, i))->inflight;
+  return n;
+}
+
+static void
+print_row (const char *label,
+           const char *fmt,
+           ...) G_GNUC_PRINTF (2, 3);
+
+static void
+print_row (const char *label,
+           const char *fmt,
+           ...)
+{
+  va_list args;
+  g_autofree char *value = NULL;
+
+  va_start (args, fmt);
+  value = g_strdup_vprintf (fmt, args);
+  va_end (args);
+  g_print ("  %-26s %s\n", label, value);
+}
+
+/* Runs P pairs of relay or chat clients; returns the result or NULL. */
+static Result *
+run_traffic (Role        role,
+             guint       pairs,
+             guint       first_user,
+             const char *name)
+{
+  g_autoptr (GPtrArray) clients = make_clients (first_user, pairs * 2, role);
+  Snapshot s0, s1;
+  double server_us, gen_us, wall_us, seconds, per_msg;
+  guint64 messages;
+  gint64 open_ns, drain_end;
+  guint opened;
+  Result *r;
+
+  g_print ("\n== %s: %u pairs, %d in flight per %s, %d s (after %d s warm-up) ==\n", name, pairs,
+           B.inflight, role == ROLE_RELAY ? "side" : "sender", B.duration, B.warmup);
+
+  opened = open_clients (clients, OPEN_CONCURRENCY, &open_ns);
+  print_row ("clients connected", "%u of %u in %.2f s", opened, clients->len, open_ns / 1e9);
+  if (opened < clients->len) {
+    print_failures ();
+    g_printerr ("parley-bench: not every client connected; skipping %s\n", name);
+    return NULL;
+  }
+
+  memset (&B.c, 0, sizeof B.c);
+  parley_bench_hist_reset (B.lat);
+  parley_bench_hist_reset (B.ack_lat);
+  B.sending = TRUE;
+  for (guint i = 0; i < clients->len; i++)
+    refill (g_ptr_array_index (clients, i));
+  flush_dirty ();
+  run_for ((gint64) B.warmup * NS_PER_S);
+
+  memset (&B.c, 0, sizeof B.c);
+  B.measuring = TRUE;
+  snapshot (&s0);
+  run_for ((gint64) B.duration * NS_PER_S);
+  snapshot (&s1);
+  B.measuring = FALSE;
+  B.sending = FALSE;
+
+  drain_end = now_ns () + DRAIN_TIMEOUT_S * NS_PER_S;
+  while (!all_drained (clients) && now_ns () < drain_end)
+    loop_once (10);
+  if (!all_drained (clients))
+    g_print ("  (%u messages still in flight %d s after the end)\n", total_inflight (clients),
+             DRAIN_TIMEOUT_S);
+
+  cpu_between (&s0, &s1, &server_us, &gen_us, &wall_us);
+  seconds = wall_us / 1e6;
+  messages = role == ROLE_RELAY ? B.c.relay_rx : B.c.acks;
+  per_msg = messages ? server_us / (double) messages : 0;
+
+  r = g_new0 (Result, 1);
+  r->name = g_strdup (name);
+  r->rate = messages / seconds;
+  r->p50_us = parley_bench_hist_percentile (B.lat, 0.50) / 1e3;
+  r->p99_us = parley_bench_hist_percentile (B.lat, 0.99) / 1e3;
+  r->us_per_msg = per_msg;
+  r->server_pct = server_us / wall_us * 100;
+  r->gen_pct = gen_us / wall_us * 100;
+
+  if (role == ROLE_RELAY) {
+    print_row ("messages relayed", "%" G_GUINT64_FORMAT " in %.2f s = %.0f msg/s", messages, seconds,
+               r->rate);
+  } else {
+    r->ack_p50_us = parley_bench_hist_percentile (B.ack_lat, 0.50) / 1e3;
+    r->ack_p99_us = parley_bench_hist_percentile (B.ack_lat, 0.99) / 1e3;
+    print_row ("durable messages (acked)", "%" G_GUINT64_FORMAT " in %.2f s = %.0f msg/s "
+               "(%" G_GUINT64_FORMAT " delivered)", messages, seconds, r->rate, B.c.acks_delivered);
+    print_row ("ack latency", "p50 %.1f us   p99 %.1f us   max %.1f us", r->ack_p50_us,
+               r->ack_p99_us, B.ack_lat->max / 1e3);
+    print_row ("messages received", "%" G_GUINT64_FORMAT, B.c.chat_rx);
+    print_row ("received frames sent", "%" G_GUINT64_FORMAT, B.c.received_sent);
+    print_row ("receipts received", "%" G_GUINT64_FORMAT, B.c.receipts);
+  }
+  print_row ("one-way latency", "p50 %.1f us   p99 %.1f us   max %.1f us", r->p50_us, r->p99_us,
+             B.lat->max / 1e3);
+  print_row ("server CPU", "%.3f s = %.1f %% of a core, %.2f us per message", server_us / 1e6,
+             r->server_pct, per_msg);
+  print_row ("generator CPU", "%.3f s = %.1f %% of a core, %.2f us per message", gen_us / 1e6,
+             r->gen_pct, messages ? gen_us / (double) messages : 0);
+  r->cpu0_pct = cpu_busy_pct (&s0, &s1, 0);
+  r->cpu1_pct = cpu_busy_pct (&s0, &s1, 1);
+  print_row ("CPU 0 (server) busy", "%.1f %% (%.1f %% by other processes)", r->cpu0_pct,
+             MAX (r->cpu0_pct - r->server_pct, 0.0));
+  print_row ("CPU 1 (generator) busy", "%.1f %% (%.1f %% by other processes)", r->cpu1_pct,
+             MAX (r->cpu1_pct - r->gen_pct, 0.0));
+  if (r->cpu0_pct - r->server_pct > 10 || r->cpu1_pct - r->gen_pct > 10)
+    print_row ("WARNING", "the machine is not quiet; rates and latencies suffer, us/msg less so");
+  print_row ("saturated", "%s", saturated (r->cpu0_pct, r->cpu1_pct));
+  print_row ("server RSS", "%" G_GUINT64_FORMAT " KiB", server_rss_kib ());
+  if (B.c.errors || B.c.malformed || B.c.other)
+    print_row ("unexpected frames", "%" G_GUINT64_FORMAT " errors, %" G_GUINT64_FORMAT
+               " malformed, %" G_GUINT64_FORMAT " other", B.c.errors, B.c.malformed, B.c.other);
+
+  close_clients (clients);
+  return r;
+}
+
+static void
+add_result (Result *r)
+{
+  if (r)
+    g_ptr_array_add (B.results, r);
+}
+
+static Result *
+failed_result (const char *name,
+               const char *target)
+{
+  Result *r = g_new0 (Result, 1);
+
+  r->name = g_strdup (name);
+  r->target = g_strdup (target);
+  r->extra = g_strdup ("did not run to completion");
+  r->met = FALSE;
+  return r;
+}
+
+static void
+scenario_relay (GArray   *pair_counts,
+                gboolean  with_idle)
+{
+  g_autoptr (GPtrArray) idle = NULL;
+  guint max_pairs = 0;
+
+  for (guint i = 0; i < pair_counts->len; i++)
+    max_pairs = MAX (max_pairs, g_array_index (pair_counts, guint, i));
+
+  if (with_idle) {
+    guint64 rss0 = server_rss_kib (), rss1;
+    gint64 elapsed;
+    guint opened;
+
+    g_print ("\n== opening %d idle clients ==\n", B.idle);
+    idle = make_clients (2 * max_pairs, B.idle, ROLE_IDLE);
+    opened = open_clients (idle, OPEN_CONCURRENCY, &elapsed);
+    run_for (NS_PER_S / 2);
+    rss1 = server_rss_kib ();
+    print_row ("idle clients connected", "%u of %d in %.2f s", opened, B.idle, elapsed / 1e9);
+    print_row ("server RSS growth", "%.2f KiB per idle client",
+               opened ? (double) (rss1 - rss0) / opened : 0.0);
+    print_failures ();
+  }
+
+  for (guint i = 0; i < pair_counts->len; i++) {
+    guint pairs = g_array_index (pair_counts, guint, i);
+    g_autofree char *name = with_idle ? g_strdup_printf ("relay+idle P=%u", pairs)
+                                      : g_strdup_printf ("relay P=%u", pairs);
+    Result *r;
+
+    r = run_traffic (ROLE_RELAY, pairs, 0, name);
+    if (r == NULL) {
+      add_result (failed_result (name, "<= 6 us/msg"));
+      continue;
+    }
+    r->target = g_strdup ("<= 6 us/msg");
+    r->met = r->us_per_msg <= 6.0;
+    if (with_idle) {
+      /* Compare with the same P without idle clients, when it ran. */
+      for (guint j = 0; j < B.results->len; j++) {
+        Result *base = g_ptr_array_index (B.results, j);
+        g_autofree char *base_name = g_strdup_printf ("relay P=%u", pairs);
+
+        if (g_str_equal (base->name, base_name) && base->us_per_msg > 0)
+          r->extra = g_strdup_printf ("%+.0f %% us/msg vs. no idle clients",
+                                      (r->us_per_msg / base->us_per_msg - 1) * 100);
+      }
+      if (idle) {
+        guint still = 0;
+
+        for (guint j = 0; j < idle->len; j++)
+          still += ((Client *) g_ptr_array_index (idle, j))->state == STATE_OPEN;
+        print_row ("idle clients still open", "%u (%" G_GUINT64_FORMAT " pings answered in the run)",
+                   still, B.c.pings);
+      }
+    }
+    add_result (r);
+  }
+
+  if (idle)
+    close_clients (idle);
+}
+
+static void
+scenario_chat (GArray *pair_counts)
+{
+  for (guint i = 0; i < pair_counts->len; i++) {
+    guint pairs = g_array_index (pair_counts, guint, i);
+    g_autofree char *name = g_strdup_printf ("chat P=%u", pairs);
+    Result *r = run_traffic (ROLE_CHAT, pairs, 0, name);
+
+    if (r == NULL) {
+      add_result (failed_result (name, ">= 50k msg/s, ack p99 <= 5 ms"));
+      continue;
+    }
+    r->target = g_strdup (">= 50k msg/s, ack p99 <= 5 ms");
+    r->met = r->rate >= 50000 && r->ack_p99_us <= 5000;
+    add_result (r);
+  }
+}
+
+static void
+scenario_idle_memory (void)
+{
+  g_autoptr (GPtrArray) clients = make_clients (0, B.idle_mem, ROLE_IDLE);
+  guint64 rss0, rss1;
+  gint64 elapsed;
+  guint opened;
+  double per_conn;
+  Result *r = g_new0 (Result, 1);
+
+  g_print ("\n== idle memory: %d authenticated idle clients ==\n", B.idle_mem);
+  /* Let the server settle after the set-up before the first reading. */
+  run_for (NS_PER_S / 2);
+  rss0 = server_rss_kib ();
+  opened = open_clients (clients, OPEN_CONCURRENCY, &elapsed);
+  run_for (NS_PER_S);
+  rss1 = server_rss_kib ();
+  per_conn = opened ? ((double) rss1 - (double) rss0) / opened : 0;
+
+  print_row ("clients connected", "%u of %d in %.2f s", opened, B.idle_mem, elapsed / 1e9);
+  print_failures ();
+  print_row ("server VmRSS before", "%" G_GUINT64_FORMAT " KiB", rss0);
+  print_row ("server VmRSS after", "%" G_GUINT64_FORMAT " KiB", rss1);
+  print_row ("per idle connection", "%.2f KiB", per_conn);
+
+  r->name = g_strdup_printf ("idle memory N=%d", B.idle_mem);
+  r->rate = opened;
+  r->extra = g_strdup_printf ("%.2f KiB per idle connection (%u connected)", per_conn, opened);
+  r->target = g_strdup ("<= 8 KiB/conn");
+  r->met = opened == (guint) B.idle_mem && per_conn <= 8.0;
+  add_result (r);
+  close_clients (clients);
+  run_for (NS_PER_S / 2);
+}
+
+static void
+scenario_burst (void)
+{
+  g_autoptr (GPtrArray) clients = make_clients (0, B.burst, ROLE_IDLE);
+  Snapshot s0, s1;
+  double server_us, gen_us, wall_us;
+  gint64 elapsed;
+  guint opened;
+  Result *r = g_new0 (Result, 1);
+
+  g_print ("\n== burst: %d clients connect and upgrade at once ==\n", B.burst);
+  snapshot (&s0);
+  opened = open_clients (clients, G_MAXUINT, &elapsed);
+  snapshot (&s1);
+  cpu_between (&s0, &s1, &server_us, &gen_us, &wall_us);
+
+  print_row ("clients with hello", "%u of %d", opened, B.burst);
+  print_row ("time until the last hello", "%.3f s", elapsed / 1e9);
+  print_failures ();
+  print_row ("server CPU", "%.3f s (%.0f us per connection)", server_us / 1e6,
+             opened ? server_us / opened : 0.0);
+  print_row ("generator CPU", "%.3f s", gen_us / 1e6);
+
+  r->name = g_strdup_printf ("burst N=%d", B.burst);
+  r->rate = opened;
+  r->server_pct = server_us / wall_us * 100;
+  r->gen_pct = gen_us / wall_us * 100;
+  r->extra = g_strdup_printf ("%u/%d got hello, all within %.2f s", opened, B.burst, elapsed / 1e9);
+  r->target = g_strdup ("all get hello");
+  r->met = opened == (guint) B.burst;
+  add_result (r);
+  close_clients (clients);
+  run_for (NS_PER_S / 2);
+}
+
+static void
+print_summary (void)
+{
+  g_print ("\n== summary ==\n");
+  g_print ("%-20s %9s %9s %9s %9s %9s %7s %5s %5s %5s %5s  %-26s %s\n", "scenario", "msg/s",
+           "p50 us", "p99 us", "ack p50", "ack p99", "us/msg", "srv%", "cpu0%", "gen%", "cpu1%",
+           "target", "");
+  for (guint i = 0; i < B.results->len; i++) {
+    Result *r = g_ptr_array_index (B.results, i);
+
+    if (g_str_has_prefix (r->name, "relay") || g_str_has_prefix (r->name, "chat")) {
+      g_print ("%-20s %9.0f %9.1f %9.1f ", r->name, r->rate, r->p50_us, r->p99_us);
+      if (g_str_has_prefix (r->name, "chat"))
+        g_print ("%9.1f %9.1f ", r->ack_p50_us, r->ack_p99_us);
+      else
+        g_print ("%9s %9s ", "-", "-");
+      g_print ("%7.2f %5.0f %5.0f %5.0f %5.0f  %-26s %s%s%s\n", r->us_per_msg, r->server_pct,
+               r->cpu0_pct, r->gen_pct, r->cpu1_pct, r->target, r->met ? "met" : "MISSED", r->extra ? "; " : "",
+               r->extra ? r->extra : "");
+    } else {
+      g_print ("%-20s %-93s %-26s %s\n", r->name, r->extra ? r->extra : "", r->target,
+               r->met ? "met" : "MISSED");
+    }
+  }
+}
+
+/* Set-up. */
+
+static void
+raise_fd_limit (guint needed)
+{
+  struct rlimit rl;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) != 0)
+    return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &rl);
+  }
+  g_print ("File descriptor limit raised to its hard limit %lu (the server inherits it).\n",
+           (unsigned long) rl.rlim_cur);
+  if (rl.rlim_cur < needed)
+    g_print ("WARNING: %u descriptors are needed; the hard limit %lu is too low, and the large "
+             "scenarios will lose clients. Raise it (ulimit -Hn).\n",
+             needed, (unsigned long) rl.rlim_max);
+}
+
+static void
+pin_cpus (void)
+{
+  cpu_set_t set;
+
+  CPU_ZERO (&set);
+  if (sched_getaffinity (0, sizeof set, &set) == 0 && CPU_ISSET (0, &set) && CPU_ISSET (1, &set)) {
+    B.pinned = TRUE;
+  } else {
+    g_print ("WARNING: CPUs 0 and 1 are not both available; nothing is pinned.\n");
+  }
+}
+
+static void
+pin_self (void)
+{
+  cpu_set_t set;
+
+  if (!B.pinned)
+    return;
+  CPU_ZERO (&set);
+  CPU_SET (1, &set);
+  if (sched_setaffinity (0, sizeof set, &set) != 0)
+    g_print ("WARNING: could not pin the generator to CPU 1: %s\n", g_strerror (errno));
+}
+
+static gboolean
+mode_has (const char *what)
+{
+  return g_str_equal (B.mode, "all") || g_str_equal (B.mode, what);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr (GOptionContext) context = g_option_context_new ("- load generator for parley-server");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) pair_counts = g_array_new (FALSE, FALSE, sizeof (guint));
+  guint max_pairs = 0, n_users, needed_fds;
+  gboolean all_met = TRUE;
+  gint64 start;
+  GOptionEntry entries[] = {
+    { "server-binary", 0, 0, G_OPTION_ARG_FILENAME, &B.server_binary,
+      "The parley-server to start (default: $PARLEY_SERVER)", "PATH" },
+    { "pairs", 0, 0, G_OPTION_ARG_INT, &B.pairs,
+      "Client pairs of the relay and chat scenarios (default: 50, then 500)", "P" },
+    { "inflight", 0, 0, G_OPTION_ARG_INT, &B.inflight, "Messages in flight per sender (8)", "N" },
+    { "duration", 0, 0, G_OPTION_ARG_INT, &B.duration, "Measured seconds per scenario (10)", "S" },
+    { "warmup", 0, 0, G_OPTION_ARG_INT, &B.warmup, "Warm-up seconds per scenario (1)", "S" },
+    { "idle", 0, 0, G_OPTION_ARG_INT, &B.idle,
+      "Idle clients during the relay-with-idle scenario (4000)", "N" },
+    { "idle-mem", 0, 0, G_OPTION_ARG_INT, &B.idle_mem,
+      "Idle clients of the memory scenario (2000)", "N" },
+    { "burst", 0, 0, G_OPTION_ARG_INT, &B.burst, "Clients of the burst scenario (2000)", "N" },
+    { "mode", 0, 0, G_OPTION_ARG_STRING, &B.mode,
+      "relay, relay-idle, chat, idle, burst or all (default)", "MODE" },
+    { "strict", 0, 0, G_OPTION_ARG_NONE, &B.strict, "Fail when a target is missed", NULL },
+    { "keep-tmp", 0, 0, G_OPTION_ARG_NONE, &B.keep_tmp,
+      "Keep the temporary directory (database, server log)", NULL },
+    { NULL }
+  };
+
+  B.inflight = 8;
+  B.duration = 10;
+  B.warmup = 1;
+  B.idle = 4000;
+  B.idle_mem = 2000;
+  B.burst = 2000;
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error)) {
+    g_printerr ("parley-bench: %s\n", error->message);
+    return 2;
+  }
+  if (B.mode == NULL)
+    B.mode = g_strdup ("all");
+  if (B.server_binary == NULL && g_getenv ("PARLEY_SERVER"))
+    B.server_binary = g_strdup (g_getenv ("PARLEY_SERVER"));
+  if (B.server_binary == NULL) {
+    g_printerr ("parley-bench: --server-binary is required\n");
+    return 2;
+  }
+  if (!g_strv_contains ((const char *[]) { "relay", "relay-idle", "chat", "idle", "burst", "all",
+                                           NULL }, B.mode)) {
+    g_printerr ("parley-bench: unknown --mode %s\n", B.mode);
+    return 2;
+  }
+  if (B.inflight < 1 || B.duration < 1 || B.warmup < 0 || B.idle < 0 || B.idle_mem < 1 ||
+      B.burst < 1 || B.pairs < 0) {
+    g_printerr ("parley-bench: invalid numbers\n");
+    return 2;
+  }
+  if (B.pairs > 0) {
+    guint p = B.pairs;
+
+    g_array_append_val (pair_counts, p);
+  } else {
+    guint p50 = 50, p500 = 500;
+
+    g_array_append_val (pair_counts, p50);
+    g_array_append_val (pair_counts, p500);
+  }
+  for (guint i = 0; i < pair_counts->len; i++)
+    max_pairs = MAX (max_pairs, g_array_index (pair_counts, guint, i));
+
+  signal (SIGPIPE, SIG_IGN);
+  start = now_ns ();
+  B.clk_tck = sysconf (_SC_CLK_TCK);
+  B.results = g_ptr_array_new_with_free_func ((GDestroyNotify) result_free);
+  B.failure_reasons = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  B.lat = g_new (ParleyBenchHist, 1);
+  B.ack_lat = g_new (ParleyBenchHist, 1);
+  B.read_buf = g_malloc (READ_BUFFER_SIZE);
+  g_snprintf (B.run_tag, sizeof B.run_tag, "%06x", g_random_int () & 0xffffff);
+  {
+    GString *tail = g_string_new (":");
+
+    /* Fill the content up to CHAT_CONTENT_SIZE: "T" + 15 digits + ":" + padding. */
+    while (tail->len < CHAT_CONTENT_SIZE - 16)
+      g_string_append_c (tail, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                         [tail->len % 64]);
+    g_string_append (tail, "\"}");
+    B.chat_tail_len = tail->len;
+    B.chat_tail = g_string_free (tail, FALSE);
+  }
+
+  n_users = 2 * max_pairs + MAX ((guint) B.idle, MAX ((guint) B.idle_mem, (guint) B.burst));
+  needed_fds = 2 * max_pairs + MAX ((guint) B.idle, MAX ((guint) B.idle_mem, (guint) B.burst)) + 64;
+  raise_fd_limit (needed_fds);
+  pin_cpus ();
+
+  B.epfd = epoll_create1 (EPOLL_CLOEXEC);
+  if (!server_start (&error)) {
+    g_printerr ("parley-bench: cannot start %s: %s\n", B.server_binary, error->message);
+    server_stop ();
+    return 1;
+  }
+  pin_self ();
+  g_print ("parley-server (pid %d) listens on 127.0.0.1:%u; server on CPU 0, generator on CPU 1%s.\n",
+           B.pid, B.port, B.pinned ? "" : " (NOT pinned)");
+  g_print ("Database in %s (%s).\n", B.tmpdir, filesystem_name (B.tmpdir));
+
+  if (!setup_users (n_users, &error)) {
+    g_printerr ("parley-bench: set-up failed: %s\n", error->message);
+    print_server_log_tail ();
+    server_stop ();
+    return 1;
+  }
+
+  if (mode_has ("idle"))
+    scenario_idle_memory ();
+  if (mode_has ("relay"))
+    scenario_relay (pair_counts, FALSE);
+  if (mode_has ("relay-idle") && B.idle > 0)
+    scenario_relay (pair_counts, TRUE);
+  if (mode_has ("chat"))
+    scenario_chat (pair_counts);
+  if (mode_has ("burst"))
+    scenario_burst ();
+
+  print_summary ();
+  for (guint i = 0; i < B.results->len; i++)
+    all_met &= ((Result *) g_ptr_array_index (B.results, i))->met;
+  g_print ("Total run time %.0f s. %s\n", (now_ns () - start) / 1e9,
+           all_met ? "Every target met." : "Some targets MISSED (see above).");
+
+  if (!server_alive ()) {
+    print_server_log_tail ();
+    server_stop ();
+    return 1;
+  }
+  server_stop ();
+  close (B.epfd);
+  return B.strict && !all_met ? 1 : 0;
+}
