@@ -1201,7 +1201,9 @@ validate_request (ParleyEnvelope  *env,
  *   `candidate`.
  *
  * Other members are allowed and left alone; a `senderId` is not checked
- * (parley_envelope_splice() drops it).
+ * (parley_envelope_splice() drops it). A request may have at most
+ * %PARLEY_ENVELOPE_MAX_REQUEST_MEMBERS members (`invalid-json` beyond), so
+ * that a relayed copy with the server's own members added still scans.
  *
  * On failure, @env->id is still set when the envelope had a valid `id`, so
  * that the error can carry it as `ref`; otherwise it is cleared.
@@ -1224,6 +1226,8 @@ parley_envelope_parse_request (const char      *text,
   *detail = NULL;
 
   status = envelope_scan (text, len, env);
+  if (status == PARLEY_PROTO_OK && env->n_members > PARLEY_ENVELOPE_MAX_REQUEST_MEMBERS)
+    status = PARLEY_PROTO_INVALID_JSON;
   if (status == PARLEY_PROTO_OK)
     status = validate_request (env, detail);
 

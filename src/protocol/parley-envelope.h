@@ -105,6 +105,9 @@ typedef enum {
 
 /** The most top-level members an envelope may have. */
 #define PARLEY_ENVELOPE_MAX_MEMBERS 24
+/** The most top-level members a client request may have, leaving room for
+ * the members the server adds when it relays it (`senderId`, `seq`, ...). */
+#define PARLEY_ENVELOPE_MAX_REQUEST_MEMBERS 16
 /** The deepest nesting of objects and arrays, the envelope itself counting as 1. */
 #define PARLEY_ENVELOPE_MAX_DEPTH 32
 /** The longest text the scanner accepts (a sanity cap above any frame limit). */

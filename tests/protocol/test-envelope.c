@@ -565,17 +565,30 @@ test_limits (void)
   g_autoptr(GString) s = g_string_new ("{\"type\":\"ping\"");
   ParleyEnvelope env;
 
-  for (int i = 1; i < PARLEY_ENVELOPE_MAX_MEMBERS; i++)
+  /* Requests leave room for the members the server adds. */
+  for (int i = 1; i < PARLEY_ENVELOPE_MAX_REQUEST_MEMBERS; i++)
     g_string_append_printf (s, ",\"k%d\":%d", i, i);
   g_string_append_c (s, '}');
   g_assert_cmpint (parley_envelope_parse_request (s->str, s->len, &env, NULL), ==,
                    PARLEY_PROTO_OK);
-  g_assert_cmpuint (env.n_members, ==, PARLEY_ENVELOPE_MAX_MEMBERS);
-
+  g_assert_cmpuint (env.n_members, ==, PARLEY_ENVELOPE_MAX_REQUEST_MEMBERS);
   g_string_truncate (s, s->len - 1);
   g_string_append (s, ",\"one-too-many\":0}");
   g_assert_cmpint (parley_envelope_parse_request (s->str, s->len, &env, NULL), ==,
                    PARLEY_PROTO_INVALID_JSON);
+  g_assert_cmpint (parley_envelope_scan (s->str, s->len, &env), ==, PARLEY_PROTO_OK);
+
+  /* The scanner itself takes up to PARLEY_ENVELOPE_MAX_MEMBERS. */
+  g_string_truncate (s, 0);
+  g_string_append (s, "{\"type\":\"ping\"");
+  for (int i = 1; i < PARLEY_ENVELOPE_MAX_MEMBERS; i++)
+    g_string_append_printf (s, ",\"k%d\":%d", i, i);
+  g_string_append_c (s, '}');
+  g_assert_cmpint (parley_envelope_scan (s->str, s->len, &env), ==, PARLEY_PROTO_OK);
+  g_assert_cmpuint (env.n_members, ==, PARLEY_ENVELOPE_MAX_MEMBERS);
+  g_string_truncate (s, s->len - 1);
+  g_string_append (s, ",\"one-too-many\":0}");
+  g_assert_cmpint (parley_envelope_scan (s->str, s->len, &env), ==, PARLEY_PROTO_INVALID_JSON);
 
   /* Huge numbers scan but are not integers. */
   {

@@ -55,8 +55,21 @@ LLVMFuzzerTestOneInput (const guint8 *data,
     check_span (env.encrypted_content);
 
     parley_envelope_splice (&env, out, "\"senderId\":\"u1\"", 15, drop);
-    g_assert (parley_envelope_scan ((const char *) out->data, out->len, &again) ==
-              PARLEY_PROTO_OK);
+    {
+      guint expected = 1 + env.n_members;
+
+      expected -= parley_envelope_has_key (&env, "senderId");
+      expected -= parley_envelope_has_key (&env, "seq");
+      expected -= parley_envelope_has_key (&env, "timestamp");
+      if (expected > PARLEY_ENVELOPE_MAX_MEMBERS) {
+        g_assert (parley_envelope_scan ((const char *) out->data, out->len, &again) ==
+                  PARLEY_PROTO_INVALID_JSON);
+        return 0;
+      }
+      g_assert (parley_envelope_scan ((const char *) out->data, out->len, &again) ==
+                PARLEY_PROTO_OK);
+      g_assert (again.n_members == expected);
+    }
     g_assert (again.sender_id.ptr != NULL);
     g_assert (parley_span_equal (again.sender_id, "u1"));
     g_assert (again.seq.ptr == NULL && again.timestamp.ptr == NULL);
