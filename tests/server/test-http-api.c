@@ -99,10 +99,11 @@ fixture_teardown (Fixture       *f,
 
   g_clear_object (&f->session);
   soup_server_disconnect (f->server);
-  g_clear_object (&f->server);
-  /* Let pending idle work (paused messages being finished) run. */
+  /* Let pending idle work (closing connections) run. */
   while (g_main_context_iteration (NULL, FALSE))
     ;
+  g_assert_finalize_object (f->server);
+  f->server = NULL;
   parley_http_api_free (f->api);
   parley_store_close (f->store);
 
