@@ -231,9 +231,10 @@ parley_server_free (ParleyServer *self)
   g_clear_object (&self->listener);
   if (self->ws)
     parley_ws_server_stop (self->ws);
+  /* The API's worker threads may still use the store: free it first. */
+  g_clear_pointer (&self->api, parley_http_api_free);
   g_clear_pointer (&self->store, parley_store_close);
   g_clear_pointer (&self->ws, parley_ws_server_free);
-  g_clear_pointer (&self->api, parley_http_api_free);
   g_clear_pointer (&self->config, parley_config_free);
   g_free (self);
 }
