@@ -132,6 +132,19 @@ health_handler_cb (SoupServer        *soup,
                                     strlen (body));
 }
 
+/* libsoup 3.2 does not notice that a client closed an idle keep-alive
+ * connection and keeps its socket open forever; the API is not chatty
+ * enough to need keep-alive, so every answer closes its connection. The
+ * WebSocket handshake replaces the header with "Upgrade". */
+static void
+request_started_cb (SoupServer        *soup,
+                    SoupServerMessage *msg,
+                    gpointer           user_data)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                "close");
+}
+
 static GSocket *
 listen_socket (const ParleyConfig *config,
                GError            **error)
@@ -191,6 +204,7 @@ parley_server_new (ParleyConfig *config,
   parley_http_api_set_online_func (self->api, parley_ws_server_is_online, self->ws);
 
   self->soup = soup_server_new ("server-header", "parley-server/" PACKAGE_VERSION, NULL);
+  g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), NULL);
   parley_http_api_add_handlers (self->api, self->soup);
   soup_server_add_handler (self->soup, "/ws", ws_handler_cb, self, NULL);
   soup_server_add_handler (self->soup, "/healthz", health_handler_cb, self, NULL);

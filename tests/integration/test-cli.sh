@@ -25,7 +25,7 @@ not_ok() {
   n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"
   [ -f "$dir/server.log" ] && tail -n 20 "$dir/server.log" | sed 's/^/# server: /'
 }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
+check() { local what=$1; shift; if "$@" >> "$dir/commands.log" 2>&1; then ok "$what"; else not_ok "$what"; tail -n 5 "$dir/commands.log" | sed "s/^/# /"; fi; }
 
 # Waits (up to $2 seconds) until file $1 has a line matching $3.
 wait_for_line() {

@@ -43,9 +43,10 @@ coturn_start (void)
   g_autoptr (GDataInputStream) out = NULL;
   g_autofree char *port = NULL, *db = NULL, *pid = NULL, *min_port = NULL, *max_port = NULL;
   guint relay_base = 40000 + g_random_int_range (0, 200) * 100;
+  g_autofree char *program = g_find_program_in_path ("turnserver");
   char *line;
 
-  if (!g_find_program_in_path ("turnserver")) {
+  if (program == NULL) {
     g_free (turn);
     return NULL;
   }
