@@ -137,7 +137,8 @@ add_message_fields (Cli           *cli,
   add_string (builder, "body", parley_message_get_body (message));
   add_int (builder, "seq", parley_message_get_seq (message));
   add_int (builder, "timestamp", parley_message_get_timestamp (message));
-  add_string (builder, "state", parley_message_state_to_string (parley_message_get_state (message)));
+  add_string (builder, "state",
+              parley_message_state_to_string (parley_message_get_state (message)));
   if (parley_message_get_unsupported (message)) {
     json_builder_set_member_name (builder, "unsupported");
     json_builder_add_boolean_value (builder, TRUE);

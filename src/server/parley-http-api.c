@@ -849,7 +849,7 @@ register_cb (SoupServer        *server,
   folded = fold_username (username);
   if (folded == NULL) {
     respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-username",
-                   "User names have 3 to 32 characters from a-z, 0-9, ‘_’, ‘.’ and ‘-’");
+                   "User names have 3 to 32 characters: a-z, 0-9, ‘_’, ‘.’ and ‘-’");
     return;
   }
   password_len = strlen (password);

@@ -873,7 +873,8 @@ parley_store_create_user (ParleyStore  *self,
 
   g_mutex_lock (&self->read_lock);
   stmt = prepare (self->rdb,
-                  "INSERT INTO users (id, username, password_hash, created) VALUES (?1, ?2, ?3, ?4)",
+                  "INSERT INTO users (id, username, password_hash, created)"
+                  " VALUES (?1, ?2, ?3, ?4)",
                   FALSE);
   sqlite3_bind_text (stmt, 1, user_id, -1, SQLITE_STATIC);
   sqlite3_bind_text (stmt, 2, username, -1, SQLITE_STATIC);
