@@ -1443,7 +1443,7 @@ saturated (double cpu0_pct,
     return "the server's CPU";
   if (cpu1_pct >= 90)
     return "the generator's CPU (the figures are a lower bound)";
-  return "neither CPU (bounded by the in-flight window and wake-up latency)";
+  return "neither CPU (the loop waits: in-flight window, fsync or wake-ups)";
 }
 
 static gboolean
