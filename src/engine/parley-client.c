@@ -306,6 +306,14 @@ handle_message (ParleyClient *self,
   }
 
   outgoing = g_str_equal (sender, self_id);
+  /* The server names the sender, so a first message from a stranger shows a
+   * name; exchanging messages makes people contacts. */
+  if (!outgoing) {
+    const char *name = json_object_get_string_member_with_default (frame, "senderName", NULL);
+
+    if (name != NULL && *name != '\0')
+      parley_cache_set_contact (self->cache, sender, name, TRUE, NULL);
+  }
   body = parley_content_decode (content, &error);
 
   message = parley_message_new (id, sender, recipient, body, timestamp, seq,
@@ -479,6 +487,10 @@ frame_cb (ParleyClient *self,
     gboolean online = g_str_equal (state, "online");
 
     if (valid_id (user)) {
+      const char *name = json_object_get_string_member_with_default (frame, "username", NULL);
+
+      if (name != NULL && *name != '\0')
+        parley_cache_set_contact (self->cache, user, name, TRUE, NULL);
       parley_cache_set_presence (self->cache, user, online, NULL);
       g_signal_emit (self, signals[SIGNAL_PRESENCE], 0, user, online);
     }

@@ -583,7 +583,7 @@ static gboolean
 load_users (ParleyStore  *self,
             GError      **error)
 {
-  g_autoptr(sqlite3_stmt) stmt = prepare (self->rdb, "SELECT id FROM users", FALSE);
+  g_autoptr(sqlite3_stmt) stmt = prepare (self->rdb, "SELECT id, username FROM users", FALSE);
   int rc;
 
   if (stmt == NULL) {
@@ -591,7 +591,7 @@ load_users (ParleyStore  *self,
     return FALSE;
   }
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    g_hash_table_add (self->users, column_strdup (stmt, 0));
+    g_hash_table_insert (self->users, column_strdup (stmt, 0), column_strdup (stmt, 1));
   if (rc != SQLITE_DONE) {
     set_sqlite_error (error, self->rdb, "Cannot read users");
     return FALSE;
@@ -723,7 +723,7 @@ parley_store_open (const char            *path,
   self->user_data = user_data;
   self->queue = g_ptr_array_sized_new (MAX_BATCH);
   self->known_contacts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  self->users = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->users = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_mutex_init (&self->queue_lock);
   g_cond_init (&self->queue_cond);
   g_mutex_init (&self->read_lock);
@@ -895,7 +895,7 @@ parley_store_create_user (ParleyStore  *self,
     return FALSE;
 
   g_rw_lock_writer_lock (&self->users_lock);
-  g_hash_table_add (self->users, g_strdup (user_id));
+  g_hash_table_insert (self->users, g_strdup (user_id), g_strdup (username));
   g_rw_lock_writer_unlock (&self->users_lock);
 
   g_debug ("Created user %s", user_id);
@@ -965,18 +965,35 @@ gboolean
 parley_store_user_exists (ParleyStore *self,
                           const char  *user_id)
 {
-  gboolean exists;
+  return parley_store_lookup_username (self, user_id) != NULL;
+}
 
-  g_return_val_if_fail (self != NULL, FALSE);
+/**
+ * parley_store_lookup_username:
+ * @self: a store
+ * @user_id: (nullable): a user id
+ *
+ * Looks @user_id up in memory (any thread, no I/O). Users are never
+ * deleted and never renamed, so the name stays valid as long as the store.
+ *
+ * Returns: (transfer none) (nullable): the user name, or %NULL if unknown
+ */
+const char *
+parley_store_lookup_username (ParleyStore *self,
+                              const char  *user_id)
+{
+  const char *username;
+
+  g_return_val_if_fail (self != NULL, NULL);
 
   if (user_id == NULL)
-    return FALSE;
+    return NULL;
 
   g_rw_lock_reader_lock (&self->users_lock);
-  exists = g_hash_table_contains (self->users, user_id);
+  username = g_hash_table_lookup (self->users, user_id);
   g_rw_lock_reader_unlock (&self->users_lock);
 
-  return exists;
+  return username;
 }
 
 /**

@@ -190,6 +190,8 @@ gboolean       parley_store_user_exists  (ParleyStore          *self,
                                           const char           *user_id);
 char          *parley_store_get_username (ParleyStore          *self,
                                           const char           *user_id);
+const char    *parley_store_lookup_username (ParleyStore       *self,
+                                             const char        *user_id);
 GPtrArray     *parley_store_search_users (ParleyStore          *self,
                                           const char           *prefix,
                                           guint                 limit);

@@ -289,13 +289,28 @@ send_to_user (ParleyWsServer *self,
 }
 
 static void
+append_name (GByteArray *out,
+             const char *key,
+             const char *username)
+{
+  if (username == NULL)
+    return;
+  g_byte_array_append (out, (const guint8 *) ",\"", 2);
+  append_literal (out, key);
+  g_byte_array_append (out, (const guint8 *) "\":", 2);
+  parley_json_append_string (out, username, -1);
+}
+
+static void
 build_presence (GByteArray *out,
                 const char *user_id,
+                const char *username,
                 gboolean    online)
 {
   g_byte_array_set_size (out, 0);
   append_literal (out, "{\"type\":\"presence\",");
   append_member (out, "userId", user_id, -1);
+  append_name (out, "username", username);
   append_literal (out, online ? ",\"state\":\"online\"}" : ",\"state\":\"offline\"}");
 }
 
@@ -313,7 +328,8 @@ announce_presence (ParleyWsServer *self,
   g_autoptr (GByteArray) about_user = g_byte_array_new ();
   g_autoptr (GByteArray) about_contact = g_byte_array_new ();
 
-  build_presence (about_user, user_id, online);
+  build_presence (about_user, user_id, parley_store_lookup_username (self->store, user_id),
+                  online);
   for (guint i = 0; contacts && i < contacts->len; i++) {
     ParleyUserInfo *contact = g_ptr_array_index (contacts, i);
     const GPtrArray *devices = parley_router_lookup (self->router, contact->user_id,
@@ -324,27 +340,29 @@ announce_presence (ParleyWsServer *self,
     if (notify_contacts)
       send_to_user (self, contact->user_id, strlen (contact->user_id), NULL, about_user, NULL);
     if (snapshot_to) {
-      build_presence (about_contact, contact->user_id, TRUE);
+      build_presence (about_contact, contact->user_id, contact->username, TRUE);
       conn_queue_text (self, snapshot_to, about_contact);
     }
   }
 }
 
 static void
-build_message (GByteArray *out,
-               const char *id,
-               const char *sender_id,
-               const char *recipient_id,
-               const char *content,
-               gsize       content_len,
-               gint64      seq,
-               gint64      timestamp)
+build_message (ParleyWsServer *self,
+               GByteArray     *out,
+               const char     *id,
+               const char     *sender_id,
+               const char     *recipient_id,
+               const char     *content,
+               gsize           content_len,
+               gint64          seq,
+               gint64          timestamp)
 {
   g_byte_array_set_size (out, 0);
   append_literal (out, "{\"type\":\"message\",");
   append_member (out, "id", id, -1);
   g_byte_array_append (out, (const guint8 *) ",", 1);
   append_member (out, "senderId", sender_id, -1);
+  append_name (out, "senderName", parley_store_lookup_username (self->store, sender_id));
   g_byte_array_append (out, (const guint8 *) ",", 1);
   append_member (out, "recipientId", recipient_id, -1);
   append_literal (out, ",\"encryptedContent\":");
@@ -367,7 +385,7 @@ send_stored_messages (ParleyWsServer *self,
   for (guint i = 0; i < messages->len && i < limit; i++) {
     ParleyStoredMessage *m = g_ptr_array_index (messages, i);
 
-    build_message (out, m->id, m->sender_id, m->recipient_id, m->content, strlen (m->content),
+    build_message (self, out, m->id, m->sender_id, m->recipient_id, m->content, strlen (m->content),
                    m->seq, m->timestamp);
     conn_queue_text (self, conn, out);
   }
@@ -911,8 +929,8 @@ complete_message (ParleyWsServer *self,
   if (!op->duplicate) {
     guint n_recipient = 0;
 
-    build_message (out, op->message_id, op->user_id, op->peer_id, op->content, op->content_len,
-                   op->seq, op->timestamp);
+    build_message (self, out, op->message_id, op->user_id, op->peer_id, op->content,
+                   op->content_len, op->seq, op->timestamp);
     send_to_user (self, op->peer_id, strlen (op->peer_id), NULL, out, &n_recipient);
     send_to_user (self, op->user_id, strlen (op->user_id), sender, out, NULL);
     delivered = n_recipient > 0;

@@ -79,6 +79,7 @@ wait_for_line "$dir/bob1.jsonl" 10 '"event":"connected"'
 check "alice sends to bob" as alice send bob "Hello Bob"
 wait "$bob_listen"
 check "bob receives alice's message" grep -q '"body":"Hello Bob"' "$dir/bob1.jsonl"
+check "the first message from a stranger names its sender" grep -q '"from":"alice"' "$dir/bob1.jsonl"
 check "every listen line is JSON with a monotonic time" \
   python3 -c 'import json,sys; ts=[json.loads(l)["t"] for l in open(sys.argv[1])]; assert ts and ts == sorted(ts)' "$dir/bob1.jsonl"
 

@@ -91,6 +91,7 @@ test_chat_both_ways (Fixture       *f,
   g_assert_cmpstr (json_object_get_string_member (ack, "status"), ==, "delivered");
   msg = parley_test_ws_expect (bob, "message");
   assert_message (msg, "a1", f->alice_id, "hello bob");
+  g_assert_cmpstr (json_object_get_string_member (msg, "senderName"), ==, "alice");
   g_assert_cmpint (json_object_get_int_member (msg, "seq"), ==,
                    json_object_get_int_member (ack, "seq"));
 
@@ -437,6 +438,7 @@ test_typing_read_presence_sync (Fixture       *f,
   offline = parley_test_ws_expect (alice, "presence");
   g_assert_cmpstr (json_object_get_string_member (offline, "userId"), ==, f->bob_id);
   g_assert_cmpstr (json_object_get_string_member (offline, "state"), ==, "offline");
+  g_assert_cmpstr (json_object_get_string_member (offline, "username"), ==, "bob");
   bob = connect_user (f, f->bob_token);
   online = parley_test_ws_expect (alice, "presence");
   g_assert_cmpstr (json_object_get_string_member (online, "state"), ==, "online");
