@@ -25,6 +25,8 @@
 #define PENDING_BATCH 500
 #define SYNC_LIMIT_MAX 1000
 #define PARLEY_ID_MAX 64
+#define POOL_MAX_BUFFERS 1024
+#define POOL_MAX_CAPACITY (256 * 1024)
 
 typedef struct _Conn Conn;
 
@@ -32,6 +34,8 @@ struct _Conn {
   int fd;
   guint64 id;
   char *user_id;
+  char *sender_members;     /* `"senderId":"…","senderName":"…"` for relayed frames */
+  gsize sender_members_len;
   ParleyWsParser parser;
 
   /* Unconsumed input (an incomplete frame), only while there is some. */
@@ -76,6 +80,8 @@ struct _ParleyWsServer {
   GPtrArray *graveyard;
   guint8 *read_buf;
   GByteArray *scratch;      /* one frame payload being built */
+  GPtrArray *buffer_pool;   /* empty output buffers, reused instead of freed */
+  gint64 now_us;            /* monotonic time of the current loop iteration */
   gint64 now_s;
   gint64 last_sweep;
   guint authenticated;
@@ -107,6 +113,29 @@ mark_dirty (ParleyWsServer *self,
   self->dirty = conn;
 }
 
+/* Output buffers are pooled: allocating and freeing one per flush made the
+ * allocator give memory back to the kernel and fault it in again. */
+static GByteArray *
+take_buffer (ParleyWsServer *self)
+{
+  if (self->buffer_pool->len > 0)
+    return g_ptr_array_steal_index_fast (self->buffer_pool, self->buffer_pool->len - 1);
+  return g_byte_array_sized_new (4096);
+}
+
+static void
+give_buffer (ParleyWsServer *self,
+             GByteArray     *buffer)
+{
+  /* A GByteArray does not expose its capacity; its length is a fair bound. */
+  if (self->buffer_pool->len >= POOL_MAX_BUFFERS || buffer->len > POOL_MAX_CAPACITY) {
+    g_byte_array_unref (buffer);
+    return;
+  }
+  g_byte_array_set_size (buffer, 0);
+  g_ptr_array_add (self->buffer_pool, buffer);
+}
+
 static void
 conn_queue_frame (ParleyWsServer *self,
                   Conn           *conn,
@@ -120,7 +149,7 @@ conn_queue_frame (ParleyWsServer *self,
   if (conn->dead || conn->closing)
     return;
   if (conn->out == NULL)
-    conn->out = g_byte_array_sized_new (len + sizeof header);
+    conn->out = take_buffer (self);
   if (conn->out->len - conn->out_off + len > MAX_OUTPUT) {
     g_debug ("Closing connection %" G_GUINT64_FORMAT ": reader too slow", conn->id);
     conn->closing = TRUE;
@@ -242,7 +271,7 @@ conn_close (ParleyWsServer *self,
     return;
   parley_ws_append_close (frame, code, reason, FALSE);
   if (conn->out == NULL)
-    conn->out = g_byte_array_new ();
+    conn->out = take_buffer (self);
   g_byte_array_append (conn->out, frame->data, frame->len);
   conn->closing = TRUE;
   mark_dirty (self, conn);
@@ -402,6 +431,11 @@ conn_authenticated (ParleyWsServer *self,
 
   conn->user_id = user_id;
   conn->auth_deadline = 0;
+  g_byte_array_set_size (out, 0);
+  append_member (out, "senderId", user_id, -1);
+  append_name (out, "senderName", parley_store_lookup_username (self->store, user_id));
+  conn->sender_members_len = out->len;
+  conn->sender_members = g_strndup ((const char *) out->data, out->len);
   self->authenticated++;
   first = parley_router_add (self->router, user_id, conn);
   g_debug ("Connection %" G_GUINT64_FORMAT " is user %s", conn->id, user_id);
@@ -459,6 +493,7 @@ conn_free (Conn *conn)
   if (conn->out)
     g_byte_array_unref (conn->out);
   g_free (conn->user_id);
+  g_free (conn->sender_members);
   g_free (conn);
 }
 
@@ -486,7 +521,7 @@ conn_flush (ParleyWsServer *self,
 
   /* Everything went out: give the buffer back while the connection idles. */
   if (conn->out) {
-    g_clear_pointer (&conn->out, g_byte_array_unref);
+    give_buffer (self, g_steal_pointer (&conn->out));
     conn->out_off = 0;
   }
   if (conn->closing) {
@@ -514,7 +549,7 @@ static gboolean
 conn_take_token (ParleyWsServer *self,
                  Conn           *conn)
 {
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = self->now_us;
 
   conn->tokens += (now - conn->tokens_at) * (double) self->config->rate_per_second / G_USEC_PER_SEC;
   conn->tokens_at = now;
@@ -655,7 +690,7 @@ adopt_connection (ParleyWsServer *self,
   conn->id = ++self->next_id;
   conn->last_rx = self->now_s;
   conn->tokens = self->config->rate_burst;
-  conn->tokens_at = g_get_monotonic_time ();
+  conn->tokens_at = self->now_us;
   conn->epoll_events = ev.events;
   parley_ws_parser_init (&conn->parser, TRUE, self->config->max_frame);
   setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -698,14 +733,11 @@ relay (ParleyWsServer *self,
        gboolean        must_be_online)
 {
   GByteArray *out = self->scratch;
-  static const char * const drop[] = { "id", NULL };
-  char prefix[96];
-  int prefix_len;
+  static const char * const drop[] = { "id", "senderName", NULL };
   guint n_sent = 0;
 
-  prefix_len = g_snprintf (prefix, sizeof prefix, "\"senderId\":\"%s\"", conn->user_id);
   g_byte_array_set_size (out, 0);
-  parley_envelope_splice (env, out, prefix, prefix_len, drop);
+  parley_envelope_splice (env, out, conn->sender_members, conn->sender_members_len, drop);
   send_to_user (self, env->recipient_id.ptr, env->recipient_id.len, NULL, out, &n_sent);
 
   if (n_sent == 0 && must_be_online) {
@@ -1101,7 +1133,8 @@ network_thread (gpointer data)
   struct epoll_event events[MAX_EVENTS];
   gboolean running = TRUE;
 
-  self->now_s = g_get_monotonic_time () / G_USEC_PER_SEC;
+  self->now_us = g_get_monotonic_time ();
+  self->now_s = self->now_us / G_USEC_PER_SEC;
   self->last_sweep = self->now_s;
 
   while (running) {
@@ -1111,7 +1144,8 @@ network_thread (gpointer data)
       g_warning ("epoll_wait failed: %s", g_strerror (errno));
       break;
     }
-    self->now_s = g_get_monotonic_time () / G_USEC_PER_SEC;
+    self->now_us = g_get_monotonic_time ();
+    self->now_s = self->now_us / G_USEC_PER_SEC;
 
     for (int i = 0; i < n; i++) {
       Conn *conn = events[i].data.ptr;
@@ -1206,6 +1240,7 @@ parley_ws_server_new (const ParleyConfig *config,
   self->graveyard = g_ptr_array_new_with_free_func ((GDestroyNotify) conn_free);
   self->read_buf = g_malloc (READ_BUFFER_SIZE + config->max_frame + 64);
   self->scratch = g_byte_array_sized_new (4096);
+  self->buffer_pool = g_ptr_array_new_with_free_func ((GDestroyNotify) g_byte_array_unref);
   self->adoptions = g_array_new (FALSE, FALSE, sizeof (Adoption));
   self->completed = g_ptr_array_new ();
   g_mutex_init (&self->lock);
@@ -1275,6 +1310,7 @@ parley_ws_server_free (ParleyWsServer *self)
   g_hash_table_unref (self->conns);
   parley_router_free (self->router);
   g_byte_array_unref (self->scratch);
+  g_ptr_array_unref (self->buffer_pool);
   g_free (self->read_buf);
   close (self->wake_fd);
   close (self->epoll_fd);

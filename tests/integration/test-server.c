@@ -218,9 +218,11 @@ test_forged_sender (Fixture       *f,
   g_assert_cmpstr (json_object_get_string_member (msg, "senderId"), ==, f->alice_id);
 
   parley_test_ws_send (alice, "{\"type\":\"call-offer\",\"recipientId\":\"%s\",\"callId\":\"c1\","
-                       "\"sdp\":\"v=0\",\"senderId\":\"mallory\"}", f->bob_id);
+                       "\"sdp\":\"v=0\",\"senderId\":\"mallory\",\"senderName\":\"bob\"}",
+                       f->bob_id);
   offer = parley_test_ws_expect (bob, "call-offer");
   g_assert_cmpstr (json_object_get_string_member (offer, "senderId"), ==, f->alice_id);
+  g_assert_cmpstr (json_object_get_string_member (offer, "senderName"), ==, "alice");
   g_assert_cmpstr (json_object_get_string_member (offer, "sdp"), ==, "v=0");
   g_assert_cmpstr (json_object_get_string_member (offer, "callId"), ==, "c1");
 }
