@@ -41,8 +41,8 @@ printf '[auth]\nargon2-ops=1\nargon2-mem-kib=8\n' > "$dir/parley.conf"
 start_server() {
   rm -f "$dir/server.fifo"
   mkfifo "$dir/server.fifo"
-  "$server_bin" --port 0 --config "$dir/parley.conf" --database "$dir/parley.db" \
-    > "$dir/server.fifo" 2>> "$dir/server.log" &
+  G_MESSAGES_DEBUG=all "$server_bin" --port 0 --config "$dir/parley.conf" \
+    --database "$dir/parley.db" > "$dir/server.fifo" 2>> "$dir/server.log" &
   server_pid=$!
   exec 3< "$dir/server.fifo"
   local line
@@ -122,6 +122,20 @@ check "bob receives the acknowledged message after the crash" \
 
 as alice conversations > "$dir/alice-conv.jsonl"
 check "alice's conversation with bob is listed" grep -q 'bob' "$dir/alice-conv.jsonl"
+
+# The server logged at debug level all along: no secret and no content in it.
+check "the server logged something" test -s "$dir/server.log"
+check "the log holds no password" bash -c '! grep -q "password of" "$0"' "$dir/server.log"
+for user in alice bob; do
+  for key in accessToken refreshToken; do
+    secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+             "$dir/$user/session.json" "$key")
+    check "the log holds no $key of $user" bash -c '[ ${#1} -gt 20 ] && ! grep -qF "$1" "$0"' \
+      "$dir/server.log" "$secret"
+  done
+done
+check "the log holds no message content" \
+  bash -c '! grep -qE "Hello Bob|Hi Alice|offline [0-9]|survives kill" "$0"' "$dir/server.log"
 
 check "bad usage exits with 1" bash -c '"$0" --server "$1" frobnicate >/dev/null 2>&1; [ $? -eq 1 ]' "$cli_bin" "$url"
 
