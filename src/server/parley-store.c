@@ -39,21 +39,32 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
 
 G_DEFINE_QUARK (parley-store-error-quark, parley_store_error)
 
+/* The schema version in PRAGMA user_version. A database of another version
+ * is refused rather than misread. */
+#define SCHEMA_VERSION 2
+
 /* Notes on the schema:
+ * - Users are referred to by users.key, an integer rowid, everywhere but in
+ *   the API, which speaks of the random 32-character ids. The store keeps
+ *   both directions in memory. Short integer keys keep index entries small
+ *   and comparisons cheap.
  * - messages.seq is the rowid. Messages are never deleted, so rowids keep
  *   rising without AUTOINCREMENT and its extra write to sqlite_sequence on
  *   every insert. (Deleting old messages would need AUTOINCREMENT back.)
- * - Each message row costs three index entries: the deduplication key, the
- *   pending index (also used for received history, delivered 0 and 1) and
- *   the sent-history index. */
+ * - A message row is never updated. Messages no device has acknowledged are
+ *   listed in the small pending table instead: a receipt deletes its entry
+ *   there rather than rewriting the message and its index entries.
+ * - Each message costs three index entries: the deduplication key and the
+ *   sent and received history indexes. */
 static const char schema_sql[] =
-  "CREATE TABLE IF NOT EXISTS users ("
-  "  id TEXT PRIMARY KEY NOT NULL,"
+  "CREATE TABLE users ("
+  "  key INTEGER PRIMARY KEY,"
+  "  id TEXT NOT NULL UNIQUE,"
   "  username TEXT NOT NULL UNIQUE,"
   "  password_hash TEXT NOT NULL,"
   "  created INTEGER NOT NULL"
   ");"
-  "CREATE TABLE IF NOT EXISTS refresh_tokens ("
+  "CREATE TABLE refresh_tokens ("
   "  hash TEXT PRIMARY KEY NOT NULL,"
   "  user_id TEXT NOT NULL,"
   "  family TEXT NOT NULL,"
@@ -61,31 +72,42 @@ static const char schema_sql[] =
   "  used INTEGER NOT NULL DEFAULT 0,"
   "  revoked INTEGER NOT NULL DEFAULT 0"
   ");"
-  "CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (family);"
-  "CREATE TABLE IF NOT EXISTS contacts ("
-  "  user_id TEXT NOT NULL,"
-  "  contact_id TEXT NOT NULL,"
-  "  PRIMARY KEY (user_id, contact_id)"
+  "CREATE INDEX refresh_tokens_family ON refresh_tokens (family);"
+  "CREATE TABLE contacts ("
+  "  user INTEGER NOT NULL,"
+  "  contact INTEGER NOT NULL,"
+  "  PRIMARY KEY (user, contact)"
   ") WITHOUT ROWID;"
-  "CREATE TABLE IF NOT EXISTS messages ("
+  "CREATE TABLE messages ("
   "  seq INTEGER PRIMARY KEY,"
-  "  sender_id TEXT NOT NULL,"
-  "  recipient_id TEXT NOT NULL,"
+  "  sender INTEGER NOT NULL,"
+  "  recipient INTEGER NOT NULL,"
   "  client_id TEXT NOT NULL,"
   "  content TEXT NOT NULL,"
   "  timestamp INTEGER NOT NULL,"
-  "  delivered INTEGER NOT NULL DEFAULT 0,"
-  "  UNIQUE (sender_id, client_id)"
+  "  UNIQUE (sender, client_id)"
   ");"
-  "CREATE INDEX IF NOT EXISTS messages_pending ON messages (recipient_id, delivered, seq);"
-  "CREATE INDEX IF NOT EXISTS messages_sent ON messages (sender_id, seq);"
-  "CREATE TABLE IF NOT EXISTS read_markers ("
-  "  user_id TEXT NOT NULL,"
-  "  peer_id TEXT NOT NULL,"
+  "CREATE INDEX messages_sent ON messages (sender, seq);"
+  "CREATE INDEX messages_received ON messages (recipient, seq);"
+  "CREATE TABLE pending ("
+  "  recipient INTEGER NOT NULL,"
+  "  seq INTEGER NOT NULL,"
+  "  PRIMARY KEY (recipient, seq)"
+  ") WITHOUT ROWID;"
+  "CREATE TABLE read_markers ("
+  "  user INTEGER NOT NULL,"
+  "  peer INTEGER NOT NULL,"
   "  message_id TEXT NOT NULL,"
   "  timestamp INTEGER NOT NULL,"
-  "  PRIMARY KEY (user_id, peer_id)"
+  "  PRIMARY KEY (user, peer)"
   ") WITHOUT ROWID;";
+
+/* A registered user as kept in memory. */
+typedef struct {
+  gint64 key;
+  char *id;
+  char *username;
+} UserEntry;
 
 typedef struct {
   sqlite3_stmt *begin;
@@ -94,8 +116,9 @@ typedef struct {
   sqlite3_stmt *insert_message;
   sqlite3_stmt *find_message;
   sqlite3_stmt *insert_contact;
+  sqlite3_stmt *insert_pending;
   sqlite3_stmt *find_received;
-  sqlite3_stmt *mark_delivered;
+  sqlite3_stmt *delete_pending;
   sqlite3_stmt *upsert_read;
 } WriterStatements;
 
@@ -130,10 +153,64 @@ struct _ParleyStore {
   gint checkpoint_state;  /* atomic, CHECKPOINT_* */
   gint wal_frames;        /* atomic */
 
-  /* Every user id, for parley_store_user_exists(). */
+  /* Every user, by id (for parley_store_user_exists()) and by key. */
   GRWLock users_lock;
-  GHashTable *users;
+  GHashTable *users;      /* id → UserEntry, borrowed from user_keys */
+  GHashTable *user_keys;  /* &key → UserEntry, owned */
 };
+
+static void
+user_entry_free (UserEntry *entry)
+{
+  g_free (entry->id);
+  g_free (entry->username);
+  g_free (entry);
+}
+
+/* Only under users_lock. */
+static void
+users_add_locked (ParleyStore *self,
+                  gint64       key,
+                  const char  *id,
+                  const char  *username)
+{
+  UserEntry *entry = g_new (UserEntry, 1);
+
+  entry->key = key;
+  entry->id = g_strdup (id);
+  entry->username = g_strdup (username);
+  g_hash_table_insert (self->user_keys, &entry->key, entry);
+  g_hash_table_insert (self->users, entry->id, entry);
+}
+
+/* Returns the key of the user @id, or 0 if there is no such user. */
+static gint64
+user_key (ParleyStore *self,
+          const char  *id)
+{
+  UserEntry *entry;
+
+  if (id == NULL)
+    return 0;
+  g_rw_lock_reader_lock (&self->users_lock);
+  entry = g_hash_table_lookup (self->users, id);
+  g_rw_lock_reader_unlock (&self->users_lock);
+  return entry != NULL ? entry->key : 0;
+}
+
+/* Returns the id of the user with @key, or %NULL. Entries live as long as
+ * the store. */
+static const char *
+user_id_for_key (ParleyStore *self,
+                 gint64       key)
+{
+  UserEntry *entry;
+
+  g_rw_lock_reader_lock (&self->users_lock);
+  entry = g_hash_table_lookup (self->user_keys, &key);
+  g_rw_lock_reader_unlock (&self->users_lock);
+  return entry != NULL ? entry->id : NULL;
+}
 
 static void
 set_sqlite_error (GError     **error,
@@ -289,27 +366,56 @@ step_done (sqlite3_stmt *stmt)
   return rc == SQLITE_DONE;
 }
 
+/* A pair of users known to be contacts; a key of known_contacts. */
+typedef struct {
+  gint64 a;
+  gint64 b;
+} ContactPair;
+
+static guint
+contact_pair_hash (gconstpointer key)
+{
+  const ContactPair *pair = key;
+
+  return (guint) (pair->a * 1000003 ^ pair->b);
+}
+
+static gboolean
+contact_pair_equal (gconstpointer x,
+                    gconstpointer y)
+{
+  const ContactPair *p = x, *q = y;
+
+  return p->a == q->a && p->b == q->b;
+}
+
 static gboolean
 writer_add_contacts (ParleyStore *self,
-                     const char  *a,
-                     const char  *b)
+                     gint64       a,
+                     gint64       b,
+                     GPtrArray   *new_contacts)
 {
-  g_autofree char *key = g_strconcat (a, "\n", b, NULL);
+  ContactPair key = { a, b };
+  ContactPair *pair;
   sqlite3_stmt *stmt = self->ws.insert_contact;
 
-  if (g_hash_table_contains (self->known_contacts, key))
+  if (g_hash_table_contains (self->known_contacts, &key))
     return TRUE;
 
-  sqlite3_bind_text (stmt, 1, a, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, b, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 1, a);
+  sqlite3_bind_int64 (stmt, 2, b);
   if (!step_done (stmt))
     return FALSE;
-  sqlite3_bind_text (stmt, 1, b, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, a, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 1, b);
+  sqlite3_bind_int64 (stmt, 2, a);
   if (!step_done (stmt))
     return FALSE;
 
-  /* The key is only remembered once the batch commits (see writer_commit). */
+  pair = g_new (ContactPair, 1);
+  *pair = key;
+  /* The pair is only remembered once the batch commits (see
+   * writer_run_batch()). */
+  g_ptr_array_add (new_contacts, pair);
   return TRUE;
 }
 
@@ -326,6 +432,7 @@ writer_apply (ParleyStore   *self,
   switch (op->kind) {
   case PARLEY_STORE_OP_MESSAGE: {
     sqlite3_stmt *stmt = ws->insert_message;
+    gint64 sender, recipient;
     int rc;
 
     if (op->user_id == NULL || op->peer_id == NULL || op->message_id == NULL ||
@@ -334,9 +441,16 @@ writer_apply (ParleyStore   *self,
                            "Incomplete message");
       return TRUE;
     }
+    sender = user_key (self, op->user_id);
+    recipient = user_key (self, op->peer_id);
+    if (sender == 0 || recipient == 0) {
+      g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
+                           "No such user");
+      return TRUE;
+    }
 
-    sqlite3_bind_text (stmt, 1, op->user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, op->peer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 1, sender);
+    sqlite3_bind_int64 (stmt, 2, recipient);
     sqlite3_bind_text (stmt, 3, op->message_id, -1, SQLITE_STATIC);
     sqlite3_bind_text (stmt, 4, op->content, (int) op->content_len, SQLITE_STATIC);
     sqlite3_bind_int64 (stmt, 5, op->timestamp);
@@ -350,21 +464,22 @@ writer_apply (ParleyStore   *self,
       op->duplicate = FALSE;
       op->delivered = FALSE;
 
-      if (!writer_add_contacts (self, op->user_id, op->peer_id))
+      sqlite3_bind_int64 (ws->insert_pending, 1, recipient);
+      sqlite3_bind_int64 (ws->insert_pending, 2, op->seq);
+      if (!step_done (ws->insert_pending))
         return FALSE;
-      g_ptr_array_add (new_contacts, g_strconcat (op->user_id, "\n", op->peer_id, NULL));
-      return TRUE;
+      return writer_add_contacts (self, sender, recipient, new_contacts);
     }
 
     /* A resend: answer with the original. */
     stmt = ws->find_message;
-    sqlite3_bind_text (stmt, 1, op->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 1, sender);
     sqlite3_bind_text (stmt, 2, op->message_id, -1, SQLITE_STATIC);
     rc = sqlite3_step (stmt);
     if (rc == SQLITE_ROW) {
       op->seq = sqlite3_column_int64 (stmt, 0);
       op->timestamp = sqlite3_column_int64 (stmt, 1);
-      op->delivered = sqlite3_column_int (stmt, 2) != 0;
+      op->delivered = sqlite3_column_int (stmt, 2) == 0;
       op->duplicate = TRUE;
     }
     sqlite3_reset (stmt);
@@ -373,7 +488,8 @@ writer_apply (ParleyStore   *self,
 
   case PARLEY_STORE_OP_RECEIVED: {
     sqlite3_stmt *stmt = ws->find_received;
-    gboolean was_delivered;
+    gint64 recipient;
+    const char *sender;
     int rc;
 
     if (op->user_id == NULL) {
@@ -382,10 +498,12 @@ writer_apply (ParleyStore   *self,
       return TRUE;
     }
 
+    recipient = user_key (self, op->user_id);
     sqlite3_bind_int64 (stmt, 1, op->seq);
-    sqlite3_bind_text (stmt, 2, op->user_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step (stmt);
-    if (rc == SQLITE_DONE) {
+    sqlite3_bind_int64 (stmt, 2, recipient);
+    rc = recipient != 0 ? sqlite3_step (stmt) : SQLITE_DONE;
+    sender = rc == SQLITE_ROW ? user_id_for_key (self, sqlite3_column_int64 (stmt, 0)) : NULL;
+    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sender == NULL)) {
       sqlite3_reset (stmt);
       g_set_error (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
                    "No message %" G_GINT64_FORMAT " for this user", op->seq);
@@ -397,32 +515,37 @@ writer_apply (ParleyStore   *self,
     }
     g_free (op->orig_sender);
     g_free (op->orig_id);
-    op->orig_sender = column_strdup (stmt, 0);
+    op->orig_sender = g_strdup (sender);
     op->orig_id = column_strdup (stmt, 1);
-    was_delivered = sqlite3_column_int (stmt, 2) != 0;
     sqlite3_reset (stmt);
 
-    op->delivered = FALSE;
-    if (!was_delivered) {
-      sqlite3_bind_int64 (ws->mark_delivered, 1, op->seq);
-      if (!step_done (ws->mark_delivered))
-        return FALSE;
-      op->delivered = sqlite3_changes (self->wdb) > 0;
-    }
+    sqlite3_bind_int64 (ws->delete_pending, 1, recipient);
+    sqlite3_bind_int64 (ws->delete_pending, 2, op->seq);
+    if (!step_done (ws->delete_pending))
+      return FALSE;
+    op->delivered = sqlite3_changes (self->wdb) > 0;
     return TRUE;
   }
 
   case PARLEY_STORE_OP_READ: {
     sqlite3_stmt *stmt = ws->upsert_read;
+    gint64 user, peer;
 
     if (op->user_id == NULL || op->peer_id == NULL || op->message_id == NULL) {
       g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
                            "Incomplete read marker");
       return TRUE;
     }
+    user = user_key (self, op->user_id);
+    peer = user_key (self, op->peer_id);
+    if (user == 0 || peer == 0) {
+      g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
+                           "No such user");
+      return TRUE;
+    }
 
-    sqlite3_bind_text (stmt, 1, op->user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 2, op->peer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 1, user);
+    sqlite3_bind_int64 (stmt, 2, peer);
     sqlite3_bind_text (stmt, 3, op->message_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64 (stmt, 4, op->timestamp);
     return step_done (stmt);
@@ -545,8 +668,9 @@ writer_statements_clear (WriterStatements *ws)
   g_clear_pointer (&ws->insert_message, sqlite3_finalize);
   g_clear_pointer (&ws->find_message, sqlite3_finalize);
   g_clear_pointer (&ws->insert_contact, sqlite3_finalize);
+  g_clear_pointer (&ws->insert_pending, sqlite3_finalize);
   g_clear_pointer (&ws->find_received, sqlite3_finalize);
-  g_clear_pointer (&ws->mark_delivered, sqlite3_finalize);
+  g_clear_pointer (&ws->delete_pending, sqlite3_finalize);
   g_clear_pointer (&ws->upsert_read, sqlite3_finalize);
 }
 
@@ -558,32 +682,95 @@ writer_statements_init (WriterStatements *ws,
   ws->commit = prepare (db, "COMMIT", TRUE);
   ws->rollback = prepare (db, "ROLLBACK", TRUE);
   ws->insert_message = prepare (db,
-    "INSERT INTO messages (sender_id, recipient_id, client_id, content, timestamp)"
-    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sender_id, client_id) DO NOTHING", TRUE);
+    "INSERT INTO messages (sender, recipient, client_id, content, timestamp)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sender, client_id) DO NOTHING", TRUE);
   ws->find_message = prepare (db,
-    "SELECT seq, timestamp, delivered FROM messages WHERE sender_id = ?1 AND client_id = ?2",
-    TRUE);
+    "SELECT seq, timestamp, EXISTS (SELECT 1 FROM pending p"
+    "  WHERE p.recipient = m.recipient AND p.seq = m.seq)"
+    " FROM messages m WHERE sender = ?1 AND client_id = ?2", TRUE);
   ws->insert_contact = prepare (db,
-    "INSERT OR IGNORE INTO contacts (user_id, contact_id) VALUES (?1, ?2)", TRUE);
+    "INSERT OR IGNORE INTO contacts (user, contact) VALUES (?1, ?2)", TRUE);
+  ws->insert_pending = prepare (db, "INSERT INTO pending (recipient, seq) VALUES (?1, ?2)", TRUE);
   ws->find_received = prepare (db,
-    "SELECT sender_id, client_id, delivered FROM messages WHERE seq = ?1 AND recipient_id = ?2",
-    TRUE);
-  ws->mark_delivered = prepare (db,
-    "UPDATE messages SET delivered = 1 WHERE seq = ?1 AND delivered = 0", TRUE);
+    "SELECT sender, client_id FROM messages WHERE seq = ?1 AND recipient = ?2", TRUE);
+  ws->delete_pending = prepare (db, "DELETE FROM pending WHERE recipient = ?1 AND seq = ?2", TRUE);
   ws->upsert_read = prepare (db,
-    "INSERT INTO read_markers (user_id, peer_id, message_id, timestamp)"
-    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, peer_id) DO UPDATE"
+    "INSERT INTO read_markers (user, peer, message_id, timestamp)"
+    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user, peer) DO UPDATE"
     " SET message_id = excluded.message_id, timestamp = excluded.timestamp", TRUE);
 
   return ws->begin && ws->commit && ws->rollback && ws->insert_message && ws->find_message &&
-         ws->insert_contact && ws->find_received && ws->mark_delivered && ws->upsert_read;
+         ws->insert_contact && ws->insert_pending && ws->find_received && ws->delete_pending &&
+         ws->upsert_read;
+}
+
+static gint64
+query_int (sqlite3    *db,
+           const char *sql)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    return -1;
+  return sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : -1;
+}
+
+/* Creates the schema in an empty database, or checks that the database has
+ * the schema of this version. */
+static gboolean
+ensure_schema (sqlite3     *db,
+               const char  *path,
+               GError     **error)
+{
+  char *errmsg = NULL;
+  gint64 version, n_objects;
+
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    set_sqlite_error (error, db, "Cannot read the schema");
+    return FALSE;
+  }
+
+  version = query_int (db, "PRAGMA user_version");
+  n_objects = query_int (db, "SELECT count(*) FROM sqlite_schema");
+  if (version < 0 || n_objects < 0) {
+    set_sqlite_error (error, db, "Cannot read the schema");
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+
+  if (version == 0 && n_objects == 0) {
+    g_autofree char *sql = g_strdup_printf ("%s PRAGMA user_version = %d;", schema_sql,
+                                            SCHEMA_VERSION);
+
+    if (sqlite3_exec (db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
+      g_set_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
+                   "Cannot create the schema: %s", errmsg);
+      sqlite3_free (errmsg);
+      sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+      return FALSE;
+    }
+  } else if (version != SCHEMA_VERSION) {
+    g_set_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
+                 "The database %s has schema version %" G_GINT64_FORMAT ", but this version "
+                 "of Parley needs version %d; it cannot use that database", path, version,
+                 SCHEMA_VERSION);
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+
+  if (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    set_sqlite_error (error, db, "Cannot create the schema");
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
 load_users (ParleyStore  *self,
             GError      **error)
 {
-  g_autoptr(sqlite3_stmt) stmt = prepare (self->rdb, "SELECT id, username FROM users", FALSE);
+  g_autoptr(sqlite3_stmt) stmt = prepare (self->rdb, "SELECT key, id, username FROM users", FALSE);
   int rc;
 
   if (stmt == NULL) {
@@ -591,7 +778,9 @@ load_users (ParleyStore  *self,
     return FALSE;
   }
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-    g_hash_table_insert (self->users, column_strdup (stmt, 0), column_strdup (stmt, 1));
+    users_add_locked (self, sqlite3_column_int64 (stmt, 0),
+                      (const char *) sqlite3_column_text (stmt, 1),
+                      (const char *) sqlite3_column_text (stmt, 2));
   if (rc != SQLITE_DONE) {
     set_sqlite_error (error, self->rdb, "Cannot read users");
     return FALSE;
@@ -609,6 +798,7 @@ store_free (ParleyStore *self)
   g_clear_pointer (&self->queue, g_ptr_array_unref);
   g_clear_pointer (&self->known_contacts, g_hash_table_unref);
   g_clear_pointer (&self->users, g_hash_table_unref);
+  g_clear_pointer (&self->user_keys, g_hash_table_unref);
   g_mutex_clear (&self->queue_lock);
   g_cond_clear (&self->queue_cond);
   g_mutex_clear (&self->read_lock);
@@ -713,7 +903,6 @@ parley_store_open (const char            *path,
                    GError               **error)
 {
   ParleyStore *self;
-  char *errmsg = NULL;
 
   g_return_val_if_fail (path != NULL, NULL);
 
@@ -722,8 +911,11 @@ parley_store_open (const char            *path,
   self->batch_done = batch_done;
   self->user_data = user_data;
   self->queue = g_ptr_array_sized_new (MAX_BATCH);
-  self->known_contacts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  self->users = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->known_contacts = g_hash_table_new_full (contact_pair_hash, contact_pair_equal, g_free,
+                                                NULL);
+  self->users = g_hash_table_new (g_str_hash, g_str_equal);
+  self->user_keys = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                           (GDestroyNotify) user_entry_free);
   g_mutex_init (&self->queue_lock);
   g_cond_init (&self->queue_cond);
   g_mutex_init (&self->read_lock);
@@ -735,12 +927,8 @@ parley_store_open (const char            *path,
   if (self->wdb == NULL)
     goto fail;
 
-  if (sqlite3_exec (self->wdb, schema_sql, NULL, NULL, &errmsg) != SQLITE_OK) {
-    g_set_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
-                 "Cannot create the schema: %s", errmsg);
-    sqlite3_free (errmsg);
+  if (!ensure_schema (self->wdb, path, error))
     goto fail;
-  }
 
   if (!writer_statements_init (&self->ws, self->wdb)) {
     set_sqlite_error (error, self->wdb, "Cannot prepare statements");
@@ -866,6 +1054,7 @@ parley_store_create_user (ParleyStore  *self,
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
   g_autofree char *user_id = new_user_id ();
+  gint64 key = 0;
   gboolean ok;
 
   g_return_val_if_fail (self != NULL, FALSE);
@@ -881,7 +1070,9 @@ parley_store_create_user (ParleyStore  *self,
   sqlite3_bind_text (stmt, 3, password_hash, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (stmt, 4, g_get_real_time () / G_USEC_PER_SEC);
   ok = sqlite3_step (stmt) == SQLITE_DONE;
-  if (!ok) {
+  if (ok) {
+    key = sqlite3_last_insert_rowid (self->rdb);
+  } else {
     if (sqlite3_extended_errcode (self->rdb) == SQLITE_CONSTRAINT_UNIQUE)
       g_set_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_EXISTS,
                    "User name is taken");
@@ -895,7 +1086,7 @@ parley_store_create_user (ParleyStore  *self,
     return FALSE;
 
   g_rw_lock_writer_lock (&self->users_lock);
-  g_hash_table_insert (self->users, g_strdup (user_id), g_strdup (username));
+  users_add_locked (self, key, user_id, username);
   g_rw_lock_writer_unlock (&self->users_lock);
 
   g_debug ("Created user %s", user_id);
@@ -982,7 +1173,7 @@ const char *
 parley_store_lookup_username (ParleyStore *self,
                               const char  *user_id)
 {
-  const char *username;
+  UserEntry *entry;
 
   g_return_val_if_fail (self != NULL, NULL);
 
@@ -990,10 +1181,10 @@ parley_store_lookup_username (ParleyStore *self,
     return NULL;
 
   g_rw_lock_reader_lock (&self->users_lock);
-  username = g_hash_table_lookup (self->users, user_id);
+  entry = g_hash_table_lookup (self->users, user_id);
   g_rw_lock_reader_unlock (&self->users_lock);
 
-  return username;
+  return entry != NULL ? entry->username : NULL;
 }
 
 /**
@@ -1099,13 +1290,15 @@ parley_store_add_contact (ParleyStore  *self,
                           GError      **error)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint64 user, contact;
   gboolean ok;
 
   g_return_val_if_fail (self != NULL, FALSE);
   g_return_val_if_fail (user_id != NULL && contact_id != NULL, FALSE);
 
-  if (!parley_store_user_exists (self, user_id) ||
-      !parley_store_user_exists (self, contact_id)) {
+  user = user_key (self, user_id);
+  contact = user_key (self, contact_id);
+  if (user == 0 || contact == 0) {
     g_set_error_literal (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
                          "No such user");
     return FALSE;
@@ -1113,10 +1306,10 @@ parley_store_add_contact (ParleyStore  *self,
 
   g_mutex_lock (&self->read_lock);
   stmt = prepare (self->rdb,
-                  "INSERT OR IGNORE INTO contacts (user_id, contact_id)"
+                  "INSERT OR IGNORE INTO contacts (user, contact)"
                   " VALUES (?1, ?2), (?2, ?1)", FALSE);
-  sqlite3_bind_text (stmt, 1, user_id, -1, SQLITE_STATIC);
-  sqlite3_bind_text (stmt, 2, contact_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 1, user);
+  sqlite3_bind_int64 (stmt, 2, contact);
   ok = sqlite3_step (stmt) == SQLITE_DONE;
   if (!ok)
     set_sqlite_error (error, self->rdb, "Cannot add contact");
@@ -1146,9 +1339,9 @@ parley_store_list_contacts (ParleyStore *self,
 
   g_mutex_lock (&self->read_lock);
   stmt = prepare (self->rdb,
-                  "SELECT u.id, u.username FROM contacts c JOIN users u ON u.id = c.contact_id"
-                  " WHERE c.user_id = ?1 ORDER BY u.username", FALSE);
-  sqlite3_bind_text (stmt, 1, user_id, -1, SQLITE_STATIC);
+                  "SELECT u.id, u.username FROM contacts c JOIN users u ON u.key = c.contact"
+                  " WHERE c.user = ?1 ORDER BY u.username", FALSE);
+  sqlite3_bind_int64 (stmt, 1, user_key (self, user_id));
   users = collect_users (stmt);
   g_clear_pointer (&stmt, sqlite3_finalize);
   g_mutex_unlock (&self->read_lock);
@@ -1346,7 +1539,8 @@ parley_store_revoke_refresh_family (ParleyStore *self,
 }
 
 static GPtrArray *
-collect_messages (sqlite3_stmt *stmt)
+collect_messages (ParleyStore  *self,
+                  sqlite3_stmt *stmt)
 {
   GPtrArray *messages =
     g_ptr_array_new_with_free_func ((GDestroyNotify) parley_stored_message_free);
@@ -1356,8 +1550,8 @@ collect_messages (sqlite3_stmt *stmt)
 
     msg->seq = sqlite3_column_int64 (stmt, 0);
     msg->id = column_strdup (stmt, 1);
-    msg->sender_id = column_strdup (stmt, 2);
-    msg->recipient_id = column_strdup (stmt, 3);
+    msg->sender_id = g_strdup (user_id_for_key (self, sqlite3_column_int64 (stmt, 2)));
+    msg->recipient_id = g_strdup (user_id_for_key (self, sqlite3_column_int64 (stmt, 3)));
     msg->content = column_strdup (stmt, 4);
     msg->timestamp = sqlite3_column_int64 (stmt, 5);
     g_ptr_array_add (messages, msg);
@@ -1392,13 +1586,13 @@ parley_store_pending_for (ParleyStore *self,
 
   g_mutex_lock (&self->read_lock);
   stmt = prepare (self->rdb,
-                  "SELECT seq, client_id, sender_id, recipient_id, content, timestamp"
-                  " FROM messages WHERE recipient_id = ?1 AND delivered = 0 AND seq > ?2"
-                  " ORDER BY seq LIMIT ?3", FALSE);
-  sqlite3_bind_text (stmt, 1, user_id, -1, SQLITE_STATIC);
+                  "SELECT m.seq, m.client_id, m.sender, m.recipient, m.content, m.timestamp"
+                  " FROM pending p JOIN messages m ON m.seq = p.seq"
+                  " WHERE p.recipient = ?1 AND p.seq > ?2 ORDER BY p.seq LIMIT ?3", FALSE);
+  sqlite3_bind_int64 (stmt, 1, user_key (self, user_id));
   sqlite3_bind_int64 (stmt, 2, after_seq);
   sqlite3_bind_int64 (stmt, 3, limit);
-  messages = collect_messages (stmt);
+  messages = collect_messages (self, stmt);
   g_clear_pointer (&stmt, sqlite3_finalize);
   g_mutex_unlock (&self->read_lock);
 
@@ -1429,27 +1623,22 @@ parley_store_history_since (ParleyStore *self,
   g_return_val_if_fail (self != NULL, NULL);
   g_return_val_if_fail (user_id != NULL, NULL);
 
-  /* Index range scans, each already limited, merged: sent messages, then
-   * received ones through the pending index (undelivered and delivered); a
-   * message to oneself is only taken from the first. */
+  /* Two index range scans, each already limited, merged: sent messages and
+   * received ones; a message to oneself is only taken from the first. */
   g_mutex_lock (&self->read_lock);
   stmt = prepare (self->rdb,
                   "SELECT * FROM ("
-                  "  SELECT seq, client_id, sender_id, recipient_id, content, timestamp"
-                  "  FROM messages WHERE sender_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)"
+                  "  SELECT seq, client_id, sender, recipient, content, timestamp"
+                  "  FROM messages WHERE sender = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)"
                   " UNION ALL SELECT * FROM ("
-                  "  SELECT seq, client_id, sender_id, recipient_id, content, timestamp"
-                  "  FROM messages WHERE recipient_id = ?1 AND delivered = 0 AND seq > ?2"
-                  "  AND sender_id != ?1 ORDER BY seq LIMIT ?3)"
-                  " UNION ALL SELECT * FROM ("
-                  "  SELECT seq, client_id, sender_id, recipient_id, content, timestamp"
-                  "  FROM messages WHERE recipient_id = ?1 AND delivered = 1 AND seq > ?2"
-                  "  AND sender_id != ?1 ORDER BY seq LIMIT ?3)"
+                  "  SELECT seq, client_id, sender, recipient, content, timestamp"
+                  "  FROM messages WHERE recipient = ?1 AND seq > ?2 AND sender != ?1"
+                  "  ORDER BY seq LIMIT ?3)"
                   " ORDER BY seq LIMIT ?3", FALSE);
-  sqlite3_bind_text (stmt, 1, user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 1, user_key (self, user_id));
   sqlite3_bind_int64 (stmt, 2, since);
   sqlite3_bind_int64 (stmt, 3, limit);
-  messages = collect_messages (stmt);
+  messages = collect_messages (self, stmt);
   g_clear_pointer (&stmt, sqlite3_finalize);
   g_mutex_unlock (&self->read_lock);
 
@@ -1476,10 +1665,10 @@ parley_store_latest_seq_for (ParleyStore *self,
 
   g_mutex_lock (&self->read_lock);
   stmt = prepare (self->rdb,
-                  "SELECT max (coalesce ((SELECT max (seq) FROM messages WHERE sender_id = ?1), 0),"
-                  " coalesce ((SELECT max (seq) FROM messages WHERE recipient_id = ?1), 0))",
+                  "SELECT max (coalesce ((SELECT max (seq) FROM messages WHERE sender = ?1), 0),"
+                  " coalesce ((SELECT max (seq) FROM messages WHERE recipient = ?1), 0))",
                   FALSE);
-  sqlite3_bind_text (stmt, 1, user_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 1, user_key (self, user_id));
   if (sqlite3_step (stmt) == SQLITE_ROW)
     seq = sqlite3_column_int64 (stmt, 0);
   g_clear_pointer (&stmt, sqlite3_finalize);

@@ -357,6 +357,9 @@ static void
 test_dedup_same_batch (Fixture       *f,
                        gconstpointer  data)
 {
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  g_autofree char *u3 = create_user (f, "user3");
   g_autoptr(GPtrArray) history = NULL;
   ParleyStoreOp *first, *second, *other;
   guint last_batch;
@@ -364,12 +367,12 @@ test_dedup_same_batch (Fixture       *f,
   /* Hold the writer in the callback of a first batch so that the next three
    * ops are certain to be committed together. */
   f->c.hold = TRUE;
-  parley_store_submit (f->store, message_op ("u1", "u2", "blocker", "x", 1));
+  parley_store_submit (f->store, message_op (u1, u2, "blocker", "x", 1));
   collector_wait_holding (&f->c);
 
-  parley_store_submit (f->store, message_op ("u1", "u2", "dup", "first", 10));
-  parley_store_submit (f->store, message_op ("u1", "u2", "dup", "second", 20));
-  parley_store_submit (f->store, message_op ("u3", "u2", "dup", "other sender", 30));
+  parley_store_submit (f->store, message_op (u1, u2, "dup", "first", 10));
+  parley_store_submit (f->store, message_op (u1, u2, "dup", "second", 20));
+  parley_store_submit (f->store, message_op (u3, u2, "dup", "other sender", 30));
   collector_release (&f->c);
   collector_wait (&f->c, 4);
 
@@ -388,7 +391,7 @@ test_dedup_same_batch (Fixture       *f,
   g_assert_false (other->duplicate);
   g_assert_cmpint (other->seq, >, first->seq);
 
-  history = parley_store_history_since (f->store, "u2", 0, 100);
+  history = parley_store_history_since (f->store, u2, 0, 100);
   g_assert_cmpuint (history->len, ==, 3);
   g_assert_cmpstr (((ParleyStoredMessage *) history->pdata[1])->content, ==, "\"first\"");
 }
@@ -397,17 +400,19 @@ static void
 test_dedup_across_batches_and_receipts (Fixture       *f,
                                         gconstpointer  data)
 {
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
   g_autoptr(GPtrArray) pending = NULL;
   ParleyStoreOp *op;
   gint64 seq;
 
-  parley_store_submit (f->store, message_op ("u1", "u2", "m1", "hello", 100));
+  parley_store_submit (f->store, message_op (u1, u2, "m1", "hello", 100));
   collector_wait (&f->c, 1);
   op = collector_get (&f->c, 0);
   g_assert_no_error (op->error);
   seq = op->seq;
 
-  parley_store_submit (f->store, message_op ("u1", "u2", "m1", "hello again", 200));
+  parley_store_submit (f->store, message_op (u1, u2, "m1", "hello again", 200));
   collector_wait (&f->c, 2);
   op = collector_get (&f->c, 1);
   g_assert_true (op->duplicate);
@@ -416,33 +421,33 @@ test_dedup_across_batches_and_receipts (Fixture       *f,
   g_assert_cmpint (op->timestamp, ==, 100);
 
   /* Only the recipient can acknowledge. */
-  parley_store_submit (f->store, received_op ("u1", seq));
+  parley_store_submit (f->store, received_op (u1, seq));
   collector_wait (&f->c, 3);
   op = collector_get (&f->c, 2);
   g_assert_error (op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND);
   g_assert_null (op->orig_sender);
 
-  parley_store_submit (f->store, received_op ("u2", seq));
-  parley_store_submit (f->store, received_op ("u2", seq));
-  parley_store_submit (f->store, received_op ("u2", seq + 1000));
+  parley_store_submit (f->store, received_op (u2, seq));
+  parley_store_submit (f->store, received_op (u2, seq));
+  parley_store_submit (f->store, received_op (u2, seq + 1000));
   collector_wait (&f->c, 6);
   op = collector_get (&f->c, 3);
   g_assert_no_error (op->error);
   g_assert_true (op->delivered);
-  g_assert_cmpstr (op->orig_sender, ==, "u1");
+  g_assert_cmpstr (op->orig_sender, ==, u1);
   g_assert_cmpstr (op->orig_id, ==, "m1");
   op = collector_get (&f->c, 4);
   g_assert_no_error (op->error);
   g_assert_false (op->delivered);
-  g_assert_cmpstr (op->orig_sender, ==, "u1");
+  g_assert_cmpstr (op->orig_sender, ==, u1);
   op = collector_get (&f->c, 5);
   g_assert_error (op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND);
 
-  pending = parley_store_pending_for (f->store, "u2", 0, 100);
+  pending = parley_store_pending_for (f->store, u2, 0, 100);
   g_assert_cmpuint (pending->len, ==, 0);
 
   /* A resend after delivery says so. */
-  parley_store_submit (f->store, message_op ("u1", "u2", "m1", "hello", 300));
+  parley_store_submit (f->store, message_op (u1, u2, "m1", "hello", 300));
   collector_wait (&f->c, 7);
   op = collector_get (&f->c, 6);
   g_assert_true (op->duplicate);
@@ -454,38 +459,57 @@ static void
 test_read_markers (Fixture       *f,
                    gconstpointer  data)
 {
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
   sqlite3 *db = NULL;
   sqlite3_stmt *stmt = NULL;
   ParleyStoreOp *op;
 
   for (guint i = 0; i < 3; i++) {
     op = parley_store_op_new (PARLEY_STORE_OP_READ);
-    op->user_id = g_strdup ("u2");
-    op->peer_id = g_strdup ("u1");
+    op->user_id = g_strdup (u2);
+    op->peer_id = g_strdup (u1);
     op->message_id = g_strdup_printf ("m%u", i);
     op->timestamp = 1000 + i;
     parley_store_submit (f->store, op);
   }
   /* An incomplete op fails alone. */
   op = parley_store_op_new (PARLEY_STORE_OP_READ);
-  op->user_id = g_strdup ("u2");
+  op->user_id = g_strdup (u2);
   parley_store_submit (f->store, op);
-  collector_wait (&f->c, 4);
+  /* So does one about an unknown user. */
+  op = parley_store_op_new (PARLEY_STORE_OP_READ);
+  op->user_id = g_strdup (u2);
+  op->peer_id = g_strdup ("nobody");
+  op->message_id = g_strdup ("m9");
+  parley_store_submit (f->store, op);
+  collector_wait (&f->c, 5);
   for (guint i = 0; i < 3; i++)
     g_assert_no_error (collector_get (&f->c, i)->error);
   g_assert_error (collector_get (&f->c, 3)->error, PARLEY_STORE_ERROR,
                   PARLEY_STORE_ERROR_FAILED);
+  g_assert_error (collector_get (&f->c, 4)->error, PARLEY_STORE_ERROR,
+                  PARLEY_STORE_ERROR_NOT_FOUND);
   close_store (f);
 
   /* Look at the database directly: one marker, the newest. */
   g_assert_cmpint (sqlite3_open_v2 (f->path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT message_id, timestamp FROM read_markers"
-                                           " WHERE user_id = 'u2' AND peer_id = 'u1'",
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT r.message_id, r.timestamp FROM read_markers r"
+                                           " JOIN users u ON u.key = r.user"
+                                           " JOIN users p ON p.key = r.peer"
+                                           " WHERE u.id = ?1 AND p.id = ?2",
                                        -1, &stmt, NULL), ==, SQLITE_OK);
+  sqlite3_bind_text (stmt, 1, u2, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, u1, -1, SQLITE_STATIC);
   g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
   g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "m2");
   g_assert_cmpint (sqlite3_column_int64 (stmt, 1), ==, 1002);
   g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+  sqlite3_finalize (stmt);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT count(*) FROM read_markers", -1, &stmt, NULL),
+                   ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  g_assert_cmpint (sqlite3_column_int (stmt, 0), ==, 1);
   sqlite3_finalize (stmt);
   sqlite3_close (db);
 }
@@ -544,21 +568,22 @@ typedef struct {
   ParleyStore *store;
   guint index;
   guint count;
+  const char *sender;
+  const char *sink;
 } SubmitterData;
 
 static gpointer
 submitter_thread (gpointer data)
 {
   SubmitterData *d = data;
-  g_autofree char *sender = g_strdup_printf ("s%u", d->index);
 
   for (guint i = 0; i < d->count; i++) {
     g_autofree char *id = g_strdup_printf ("m%u", i);
 
-    parley_store_submit (d->store, message_op (sender, "sink", id, "payload", i));
+    parley_store_submit (d->store, message_op (d->sender, d->sink, id, "payload", i));
     /* Every tenth message is resent to exercise deduplication under load. */
     if (i % 10 == 0)
-      parley_store_submit (d->store, message_op (sender, "sink", id, "payload", i));
+      parley_store_submit (d->store, message_op (d->sender, d->sink, id, "payload", i));
   }
   return NULL;
 }
@@ -572,13 +597,18 @@ test_concurrent_submitters (Fixture       *f,
   const guint total = N_THREADS * (PER_THREAD + resends);
   SubmitterData d[N_THREADS];
   GThread *threads[N_THREADS];
+  g_autofree char *sink = create_user (f, "sink");
+  char *senders[N_THREADS];
   g_autoptr(GHashTable) seqs = g_hash_table_new (g_int64_hash, g_int64_equal);
   g_autoptr(GPtrArray) history = NULL;
   guint duplicates = 0;
   gint64 last_seq[N_THREADS] = { 0 };
 
   for (guint t = 0; t < N_THREADS; t++) {
-    d[t] = (SubmitterData) { f->store, t, PER_THREAD };
+    g_autofree char *name = g_strdup_printf ("sender%u", t);
+
+    senders[t] = create_user (f, name);
+    d[t] = (SubmitterData) { f->store, t, PER_THREAD, senders[t], sink };
     threads[t] = g_thread_new ("submitter", submitter_thread, &d[t]);
   }
   for (guint t = 0; t < N_THREADS; t++)
@@ -588,8 +618,11 @@ test_concurrent_submitters (Fixture       *f,
 
   for (guint i = 0; i < total; i++) {
     ParleyStoreOp *op = collector_get (&f->c, i);
-    guint t = op->user_id[1] - '0';
+    guint t = 0;
 
+    while (t < N_THREADS && strcmp (op->user_id, senders[t]) != 0)
+      t++;
+    g_assert_cmpuint (t, <, N_THREADS);
     g_assert_no_error (op->error);
     if (op->duplicate) {
       duplicates++;
@@ -608,8 +641,10 @@ test_concurrent_submitters (Fixture       *f,
   /* The writer batched: fewer callbacks than ops. */
   g_assert_cmpuint (f->c.batch_sizes->len, <, total);
 
-  history = parley_store_history_since (f->store, "sink", 0, G_MAXUINT);
+  history = parley_store_history_since (f->store, sink, 0, G_MAXUINT);
   g_assert_cmpuint (history->len, ==, N_THREADS * PER_THREAD);
+  for (guint t = 0; t < N_THREADS; t++)
+    g_free (senders[t]);
 }
 
 static void
@@ -620,6 +655,159 @@ test_open_failure (void)
 
   g_assert_null (store);
   g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED);
+}
+
+static void
+test_unknown_users (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *a = create_user (f, "alice");
+  g_autoptr(GPtrArray) history = NULL;
+
+  /* Messages from or to a user the store does not know fail alone. */
+  parley_store_submit (f->store, message_op (a, "nobody", "m1", "lost", 1));
+  parley_store_submit (f->store, message_op ("nobody", a, "m2", "lost", 2));
+  parley_store_submit (f->store, message_op (a, a, "m3", "kept", 3));
+  parley_store_submit (f->store, received_op ("nobody", 1));
+  collector_wait (&f->c, 4);
+  g_assert_error (collector_get (&f->c, 0)->error, PARLEY_STORE_ERROR,
+                  PARLEY_STORE_ERROR_NOT_FOUND);
+  g_assert_error (collector_get (&f->c, 1)->error, PARLEY_STORE_ERROR,
+                  PARLEY_STORE_ERROR_NOT_FOUND);
+  g_assert_no_error (collector_get (&f->c, 2)->error);
+  g_assert_error (collector_get (&f->c, 3)->error, PARLEY_STORE_ERROR,
+                  PARLEY_STORE_ERROR_NOT_FOUND);
+
+  /* A message to oneself is listed once. */
+  history = parley_store_history_since (f->store, a, 0, 100);
+  g_assert_cmpuint (history->len, ==, 1);
+  g_assert_cmpstr (((ParleyStoredMessage *) history->pdata[0])->content, ==, "\"kept\"");
+  g_clear_pointer (&history, g_ptr_array_unref);
+  history = parley_store_history_since (f->store, "nobody", 0, 100);
+  g_assert_cmpuint (history->len, ==, 0);
+  g_clear_pointer (&history, g_ptr_array_unref);
+  history = parley_store_pending_for (f->store, "nobody", 0, 100);
+  g_assert_cmpuint (history->len, ==, 0);
+}
+
+static void
+test_pending_survives_reopen (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autofree char *a = create_user (f, "alice");
+  g_autofree char *b = create_user (f, "bob");
+  g_autoptr(GPtrArray) pending = NULL;
+  gint64 seqs[3];
+
+  for (guint i = 0; i < 3; i++) {
+    g_autofree char *id = g_strdup_printf ("m%u", i);
+
+    parley_store_submit (f->store, message_op (a, b, id, "x", i));
+  }
+  collector_wait (&f->c, 3);
+  for (guint i = 0; i < 3; i++)
+    seqs[i] = collector_get (&f->c, i)->seq;
+  parley_store_submit (f->store, received_op (b, seqs[1]));
+  collector_wait (&f->c, 4);
+  g_assert_true (collector_get (&f->c, 3)->delivered);
+
+  close_store (f);
+  open_store (f);
+
+  /* The acknowledged message is no longer pending, the others are; paging
+   * with after_seq skips what was seen. */
+  pending = parley_store_pending_for (f->store, b, 0, 100);
+  g_assert_cmpuint (pending->len, ==, 2);
+  g_assert_cmpint (((ParleyStoredMessage *) pending->pdata[0])->seq, ==, seqs[0]);
+  g_assert_cmpint (((ParleyStoredMessage *) pending->pdata[1])->seq, ==, seqs[2]);
+  g_assert_cmpstr (((ParleyStoredMessage *) pending->pdata[1])->sender_id, ==, a);
+  g_assert_cmpstr (((ParleyStoredMessage *) pending->pdata[1])->recipient_id, ==, b);
+  g_clear_pointer (&pending, g_ptr_array_unref);
+  pending = parley_store_pending_for (f->store, b, seqs[0], 1);
+  g_assert_cmpuint (pending->len, ==, 1);
+  g_assert_cmpint (((ParleyStoredMessage *) pending->pdata[0])->seq, ==, seqs[2]);
+  g_clear_pointer (&pending, g_ptr_array_unref);
+  pending = parley_store_pending_for (f->store, a, 0, 100);
+  g_assert_cmpuint (pending->len, ==, 0);
+
+  /* The resend of a delivered message says so, of a pending one not. */
+  parley_store_submit (f->store, message_op (a, b, "m1", "x", 9));
+  parley_store_submit (f->store, message_op (a, b, "m2", "x", 9));
+  collector_wait (&f->c, 6);
+  g_assert_true (collector_get (&f->c, 4)->duplicate);
+  g_assert_true (collector_get (&f->c, 4)->delivered);
+  g_assert_true (collector_get (&f->c, 5)->duplicate);
+  g_assert_false (collector_get (&f->c, 5)->delivered);
+}
+
+static void
+write_database (const char *path,
+                const char *sql)
+{
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+}
+
+static void
+test_schema_version (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("parley-store-XXXXXX", &error);
+  g_autofree char *old_path = g_build_filename (dir, "old.db", NULL);
+  g_autofree char *new_path = g_build_filename (dir, "new.db", NULL);
+  g_autofree char *junk_path = g_build_filename (dir, "junk.db", NULL);
+  ParleyStore *store;
+
+  g_assert_no_error (error);
+
+  /* A database of the first schema, which had no version. */
+  write_database (old_path, "CREATE TABLE users (id TEXT PRIMARY KEY NOT NULL,"
+                            " username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
+                            " created INTEGER NOT NULL);"
+                            "INSERT INTO users VALUES ('0123', 'alice', 'x', 0);");
+  store = parley_store_open (old_path, NULL, NULL, &error);
+  g_assert_null (store);
+  g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "schema version 0"));
+  g_clear_error (&error);
+
+  /* One from a newer Parley. */
+  write_database (new_path, "CREATE TABLE t (x); PRAGMA user_version = 999;");
+  store = parley_store_open (new_path, NULL, NULL, &error);
+  g_assert_null (store);
+  g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "schema version 999"));
+  g_clear_error (&error);
+
+  /* Not a database at all. */
+  g_assert_true (g_file_set_contents (junk_path, "This is not an SQLite database, not at all.",
+                                      -1, NULL));
+  store = parley_store_open (junk_path, NULL, NULL, &error);
+  g_assert_null (store);
+  g_assert_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED);
+  g_clear_error (&error);
+
+  /* A fresh database gets the current version and opens again. */
+  g_unlink (new_path);
+  store = parley_store_open (new_path, NULL, NULL, &error);
+  g_assert_no_error (error);
+  parley_store_close (store);
+  store = parley_store_open (new_path, NULL, NULL, &error);
+  g_assert_no_error (error);
+  parley_store_close (store);
+
+  for (const char * const *p = (const char *[]) { old_path, new_path, junk_path, NULL }; *p; p++) {
+    const char *suffixes[] = { "", "-wal", "-shm" };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+      g_autofree char *file = g_strconcat (*p, suffixes[i], NULL);
+      g_unlink (file);
+    }
+  }
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
 }
 
 int
@@ -636,8 +824,11 @@ main (int argc, char **argv)
   ADD ("/store/read-markers", test_read_markers);
   ADD ("/store/refresh-tokens", test_refresh_tokens);
   ADD ("/store/concurrent-submitters", test_concurrent_submitters);
+  ADD ("/store/unknown-users", test_unknown_users);
+  ADD ("/store/pending-survives-reopen", test_pending_survives_reopen);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
+  g_test_add_func ("/store/schema-version", test_schema_version);
 
   return g_test_run ();
 }
