@@ -41,7 +41,8 @@ printf '[auth]\nargon2-ops=1\nargon2-mem-kib=8\n' > "$dir/parley.conf"
 start_server() {
   rm -f "$dir/server.fifo"
   mkfifo "$dir/server.fifo"
-  G_MESSAGES_DEBUG=all "$server_bin" --port 0 --config "$dir/parley.conf" \
+  PARLEY_TURN_SECRET=cli-test-turn-secret PARLEY_TURN_URIS=turn:127.0.0.1:3478?transport=udp \
+  G_MESSAGES_DEBUG=all "$server_bin" --port "${1:-0}" --config "$dir/parley.conf" \
     --database "$dir/parley.db" > "$dir/server.fifo" 2>> "$dir/server.log" &
   server_pid=$!
   exec 3< "$dir/server.fifo"
@@ -119,6 +120,32 @@ start_server
 as bob listen --count 1 --timeout 20 > "$dir/bob4.jsonl"
 check "bob receives the acknowledged message after the crash" \
   grep -q '"body":"survives kill -9"' "$dir/bob4.jsonl"
+
+# 5. A running client rides out a server restart: it reconnects by itself.
+as bob listen --count 1 --timeout 30 > "$dir/bob5.jsonl" &
+bob_listen=$!; bg_pids+=("$bob_listen")
+wait_for_line "$dir/bob5.jsonl" 10 '"event":"connected"'
+port=${url##*:}
+stop_server TERM
+check "the listener notices the lost connection" \
+  wait_for_line "$dir/bob5.jsonl" 10 '"event":"reconnecting"'
+start_server "$port"
+check "the listener reconnects to the restarted server" \
+  bash -c 'deadline=$((SECONDS + 20)); while ((SECONDS <= deadline)); do
+             [ "$(grep -c "\"event\":\"connected\"" "$0")" -ge 2 ] && exit 0; sleep 0.05; done; exit 1' \
+  "$dir/bob5.jsonl"
+check "alice writes after the restart" as alice send bob "after the reconnect"
+wait "$bob_listen"
+check "the reconnected listener receives it" grep -q '"body":"after the reconnect"' "$dir/bob5.jsonl"
+
+# 6. TURN credentials for the logged-in user.
+as alice turn-credentials > "$dir/turn.json"
+alice_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["userId"])' \
+           "$dir/alice/session.json")
+check "turn-credentials names alice in the TURN user name" \
+  python3 -c 'import json,sys; c=json.load(open(sys.argv[1]));
+assert c["username"].split(":")[1] == sys.argv[2] and c["password"] and c["uris"]' \
+  "$dir/turn.json" "$alice_id"
 
 as alice conversations > "$dir/alice-conv.jsonl"
 check "alice's conversation with bob is listed" grep -q 'bob' "$dir/alice-conv.jsonl"
