@@ -8,8 +8,12 @@
 #include <sqlite3.h>
 #include <string.h>
 
-/* The most ops committed in one transaction. */
-#define MAX_BATCH 512
+/* The most ops committed in one transaction. Every commit rewrites the
+ * pages its inserts touched (the end of each active user's range in the
+ * history indexes, at least), so the more ops share a commit the fewer
+ * pages each costs; a bigger transaction also keeps up with a backlog in
+ * fewer fsyncs. Ops queued while a transaction runs wait for the next. */
+#define MAX_BATCH 4096
 
 /* Checkpoints run in two phases so that commits never wait for one. Once
  * the WAL holds CHECKPOINT_FRAMES frames, a background thread copies them
