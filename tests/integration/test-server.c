@@ -462,6 +462,87 @@ test_typing_read_presence_sync (Fixture       *f,
   parley_test_ws_free (bob);
 }
 
+/* A client that completed the handshake and then went silent (its network
+ * died): it never answers the server's pings. */
+static GSocket *
+raw_connect (Fixture    *f,
+             const char *token)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new (loopback, f->server->port);
+  GSocket *socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                  G_SOCKET_PROTOCOL_TCP, &error);
+  g_autofree char *request = g_strdup_printf (
+    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    "Authorization: Bearer %s\r\n\r\n", token);
+  char reply[1024];
+  gssize n;
+
+  g_assert_no_error (error);
+  g_socket_set_timeout (socket, 10);
+  g_socket_connect (socket, address, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_send (socket, request, strlen (request), NULL, &error);
+  g_assert_no_error (error);
+  n = g_socket_receive (socket, reply, sizeof reply - 1, NULL, &error);
+  g_assert_no_error (error);
+  reply[MAX (n, 0)] = '\0';
+  g_assert_true (g_str_has_prefix (reply, "HTTP/1.1 101"));
+  return socket;
+}
+
+typedef struct {
+  gboolean got_ping;
+  gboolean eof;
+} DeadClient;
+
+static gboolean
+dead_readable_cb (GSocket      *socket,
+                  GIOCondition  condition,
+                  gpointer      data)
+{
+  DeadClient *dead = data;
+  g_autoptr (GError) error = NULL;
+  char buf[4096];
+  gssize n = g_socket_receive (socket, buf, sizeof buf, NULL, &error);
+
+  g_assert_no_error (error);
+  for (gssize i = 0; i + 1 < n; i++)
+    dead->got_ping |= (guint8) buf[i] == 0x89;
+  dead->eof = n == 0;
+  return dead->eof ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+}
+
+static gboolean
+dead_closed (gpointer data)
+{
+  return ((DeadClient *) data)->eof;
+}
+
+static void
+test_dead_client_closed (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alive = connect_user (f, f->alice_token);
+  g_autoptr (GSocket) socket = raw_connect (f, f->bob_token);
+  g_autoptr (GSource) source = g_socket_create_source (socket, G_IO_IN | G_IO_HUP, NULL);
+  DeadClient dead = { FALSE, FALSE };
+
+  /* ping-interval is 1 s and idle-timeout 2 s here: the server pings the
+   * silent client, gets no answer, and closes its socket. */
+  g_source_set_callback (source, G_SOURCE_FUNC (dead_readable_cb), &dead, NULL);
+  g_source_attach (source, NULL);
+  g_assert_true (parley_test_wait_until (dead_closed, &dead, 10000));
+  g_assert_true (dead.got_ping);
+  g_source_destroy (source);
+
+  /* The client that answers pings is still connected and usable. */
+  g_assert_false (alive->closed);
+  parley_test_ws_settle (alive);
+}
+
 static void
 test_rate_limit (Fixture       *f,
                  gconstpointer  data)
@@ -510,6 +591,8 @@ main (int   argc,
               fixture_teardown);
   g_test_add ("/server/typing-read-presence-sync", Fixture, NULL, fixture_setup,
               test_typing_read_presence_sync, fixture_teardown);
+  g_test_add ("/server/dead-client-closed", Fixture, "[ws]\nping-interval=1\nidle-timeout=2\n",
+              fixture_setup, test_dead_client_closed, fixture_teardown);
   g_test_add ("/server/rate-limit", Fixture, limited, fixture_setup, test_rate_limit,
               fixture_teardown);
   return g_test_run ();
