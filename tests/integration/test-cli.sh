@@ -147,6 +147,30 @@ check "turn-credentials names alice in the TURN user name" \
 assert c["username"].split(":")[1] == sys.argv[2] and c["password"] and c["uris"]' \
   "$dir/turn.json" "$alice_id"
 
+# 7. An expired access token is refreshed (and the refresh token rotated).
+python3 - "$dir/parley.db.key" "$dir/alice/session.json" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+key = open(sys.argv[1], "rb").read()
+session = json.load(open(sys.argv[2]))
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+now = int(time.time())
+claims = {"sub": session["userId"], "iat": now - 2000, "exp": now - 1000, "jti": "expired"}
+body = b64(json.dumps(claims, separators=(",", ":")).encode())
+sig = b64(hmac.new(key, (head + "." + body).encode(), hashlib.sha256).digest())
+session["accessToken"] = head + "." + body + "." + sig
+json.dump(session, open(sys.argv[2], "w"))
+PY
+old_refresh=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["refreshToken"])' \
+              "$dir/alice/session.json")
+refreshes=$(grep -c "POST /api/refresh" "$dir/server.log")
+check "a send with an expired access token succeeds after a refresh" \
+  as alice send bob "with a refreshed token"
+check "the client did refresh" test "$(grep -c "POST /api/refresh" "$dir/server.log")" -gt "$refreshes"
+check "the refresh token was rotated" \
+  python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["refreshToken"] != sys.argv[2]' \
+  "$dir/alice/session.json" "$old_refresh"
+
 as alice conversations > "$dir/alice-conv.jsonl"
 check "alice's conversation with bob is listed" grep -q 'bob' "$dir/alice-conv.jsonl"
 
