@@ -800,8 +800,13 @@ handle_read (ParleyWsServer *self,
              Conn           *conn,
              ParleyEnvelope *env)
 {
-  ParleyStoreOp *op = parley_store_op_new (PARLEY_STORE_OP_READ);
+  ParleyStoreOp *op;
 
+  if (!user_exists (self, env->recipient_id)) {
+    conn_send_error (self, conn, env->id, "unknown-recipient", "No such user");
+    return;
+  }
+  op = parley_store_op_new (PARLEY_STORE_OP_READ);
   op->user_id = g_strdup (conn->user_id);
   op->peer_id = span_dup (env->recipient_id);
   op->message_id = span_dup (env->message_id);

@@ -335,6 +335,9 @@ test_bad_frames (Fixture       *f,
   expect_error (alice, "t4", "invalid-field");
   send_message (alice, "t5", "nobody-at-all", "x");
   expect_error (alice, "t5", "unknown-recipient");
+  parley_test_ws_send (alice, "{\"type\":\"read\",\"id\":\"t7\",\"recipientId\":\"nobody\","
+                       "\"messageId\":\"m1\"}");
+  expect_error (alice, "t7", "unknown-recipient");
   parley_test_ws_send (alice, "{\"type\":\"typing\",\"recipientId\":\"%s\",\"state\":\"dancing\"}",
                        f->bob_id);
   expect_error (alice, NULL, "invalid-field");
