@@ -948,6 +948,29 @@ conn_handle_text (ParleyWsServer *self,
 
 /* Results from the store's writer thread. */
 
+/* Tells the client why a stored operation failed: a reference to something
+ * that does not exist is the client's mistake, anything else the server's. */
+static void
+conn_send_store_error (ParleyWsServer *self,
+                       Conn           *conn,
+                       ParleyStoreOp  *op,
+                       ParleySpan      ref,
+                       const char     *not_found_code,
+                       const char     *what)
+{
+  g_autofree char *message = NULL;
+
+  if (conn == NULL)
+    return;
+  if (g_error_matches (op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND)) {
+    message = g_strdup_printf ("The %s refers to nothing known", what);
+    conn_send_error (self, conn, ref, not_found_code, message);
+  } else {
+    message = g_strdup_printf ("The %s could not be stored", what);
+    conn_send_error (self, conn, ref, "internal", message);
+  }
+}
+
 static void
 complete_message (ParleyWsServer *self,
                   ParleyStoreOp  *op,
@@ -958,8 +981,7 @@ complete_message (ParleyWsServer *self,
   gboolean delivered = op->delivered;
 
   if (op->error) {
-    if (sender)
-      conn_send_error (self, sender, ref, "internal", "The message could not be stored");
+    conn_send_store_error (self, sender, op, ref, "unknown-recipient", "message");
     return;
   }
 
@@ -996,8 +1018,7 @@ complete_received (ParleyWsServer *self,
   ParleySpan ref = { op->caller_data, op->caller_data ? strlen (op->caller_data) : 0 };
 
   if (op->error) {
-    if (conn)
-      conn_send_error (self, conn, ref, "internal", "The receipt could not be stored");
+    conn_send_store_error (self, conn, op, ref, "invalid-field", "receipt");
     return;
   }
   if (op->delivered && op->orig_sender && op->orig_id) {
@@ -1022,8 +1043,7 @@ complete_read (ParleyWsServer *self,
   ParleySpan ref = { op->caller_data, op->caller_data ? strlen (op->caller_data) : 0 };
 
   if (op->error) {
-    if (conn)
-      conn_send_error (self, conn, ref, "internal", "The read marker could not be stored");
+    conn_send_store_error (self, conn, op, ref, "unknown-recipient", "read marker");
     return;
   }
   g_byte_array_set_size (out, 0);

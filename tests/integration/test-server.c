@@ -338,6 +338,8 @@ test_bad_frames (Fixture       *f,
   parley_test_ws_send (alice, "{\"type\":\"read\",\"id\":\"t7\",\"recipientId\":\"nobody\","
                        "\"messageId\":\"m1\"}");
   expect_error (alice, "t7", "unknown-recipient");
+  parley_test_ws_send (alice, "{\"type\":\"received\",\"id\":\"t8\",\"seq\":999999}");
+  expect_error (alice, "t8", "invalid-field");
   parley_test_ws_send (alice, "{\"type\":\"typing\",\"recipientId\":\"%s\",\"state\":\"dancing\"}",
                        f->bob_id);
   expect_error (alice, NULL, "invalid-field");
