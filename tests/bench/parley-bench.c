@@ -7,6 +7,11 @@
  * storm. The generator stays light (no JSON parsing on the hot path, one
  * write per client and loop iteration) so that the server is what
  * saturates; both CPU times are printed so that a reader can check.
+ *
+ * With --peerjs DIR it also starts the npm PeerJS server installed in DIR
+ * (scripts/setup-peerjs.sh DIR) and measures it in the same run with the
+ * same load, alternately with parley-server, for the relay, relay-with-idle
+ * and idle-memory scenarios, then prints the ratios.
  */
 
 #define G_LOG_DOMAIN "parley-bench"
@@ -66,6 +71,21 @@ typedef enum {
   STATE_CLOSED,
 } State;
 
+typedef enum {
+  SERVER_PARLEY,
+  SERVER_PEERJS,
+  N_SERVERS,
+} ServerKind;
+
+typedef struct {
+  ServerKind kind;
+  const char *label;
+  gboolean enabled;
+  GPid pid;
+  guint16 port;
+  char *log_path;
+} Server;
+
 typedef struct {
   char *name;
   char *user_id;
@@ -102,6 +122,7 @@ struct _Client {
   guint64 last_stamp;
   char *head;                 /* the per-client part of a generated frame */
   gsize head_len;
+  char *peer_id;              /* the client's id on a PeerJS server */
   char key[32];               /* Sec-WebSocket-Key while upgrading */
 };
 
@@ -124,12 +145,15 @@ typedef struct {
 
 typedef struct {
   char *name;
+  char *key;                  /* the scenario, the same for both servers */
+  ServerKind server;
   double rate;                /* messages per second, or clients */
   double p50_us, p99_us;      /* one-way latency */
   double ack_p50_us, ack_p99_us;
   double us_per_msg;
   double server_pct, gen_pct;
   double cpu0_pct, cpu1_pct;
+  double kib_per_conn;        /* idle memory only */
   char *extra;
   char *target;
   gboolean met;
@@ -151,13 +175,20 @@ typedef struct {
   gboolean keep_tmp;
   int ping_interval;
 
-  /* The server. */
-  GPid pid;
-  guint16 port;
+  char *peerjs_dir;
+  int heartbeat;
+  guint concurrent_limit;
+
+  /* The servers; srv is the one that the clients talk to. */
+  Server servers[N_SERVERS];
+  Server *srv;
   char *tmpdir;
-  char *log_path;
   long clk_tck;
   gboolean pinned;
+  char *node;
+  char *peerjs_script;
+  char peerjs_token[17];
+  guint group;                /* counts client groups, for unique PeerJS ids */
 
   /* Users, registered once. */
   GArray *users;              /* User */
@@ -180,6 +211,8 @@ typedef struct {
   guint failures;
   gint64 last_hello;
   GHashTable *failure_reasons; /* reason → count */
+  GHashTable *live;           /* open PeerJS clients, which send heartbeats */
+  gint64 next_heartbeat;
   char *chat_tail;
   gsize chat_tail_len;
 
@@ -201,6 +234,7 @@ static void
 result_free (Result *r)
 {
   g_free (r->name);
+  g_free (r->key);
   g_free (r->extra);
   g_free (r->target);
   g_free (r);
@@ -218,7 +252,7 @@ read_file_text (const char  *path,
 static gboolean
 server_cpu_ticks (guint64 *ticks)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", B.pid);
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", B.srv->pid);
   g_autofree char *text = NULL;
 
   return read_file_text (path, &text) && parley_bench_proc_stat_cpu (text, ticks);
@@ -227,7 +261,7 @@ server_cpu_ticks (guint64 *ticks)
 static guint64
 server_rss_kib (void)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%d/status", B.pid);
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", B.srv->pid);
   g_autofree char *text = NULL;
   guint64 kib = 0;
 
@@ -237,32 +271,32 @@ server_rss_kib (void)
 }
 
 static gboolean
-server_alive (void)
+server_alive (Server *s)
 {
   int status;
 
-  if (B.pid <= 0)
+  if (s->pid <= 0)
     return FALSE;
-  if (waitpid (B.pid, &status, WNOHANG) == B.pid) {
+  if (waitpid (s->pid, &status, WNOHANG) == s->pid) {
     if (WIFEXITED (status))
-      g_printerr ("parley-bench: the server exited with status %d\n", WEXITSTATUS (status));
+      g_printerr ("parley-bench: %s exited with status %d\n", s->label, WEXITSTATUS (status));
     else if (WIFSIGNALED (status))
-      g_printerr ("parley-bench: the server died of signal %d\n", WTERMSIG (status));
-    B.pid = 0;
+      g_printerr ("parley-bench: %s died of signal %d\n", s->label, WTERMSIG (status));
+    s->pid = 0;
     return FALSE;
   }
   return TRUE;
 }
 
 static void
-print_server_log_tail (void)
+print_server_log_tail (Server *s)
 {
   g_autofree char *text = NULL;
   gsize len;
 
-  if (B.log_path == NULL || !g_file_get_contents (B.log_path, &text, &len, NULL))
+  if (s->log_path == NULL || !g_file_get_contents (s->log_path, &text, &len, NULL))
     return;
-  g_printerr ("--- the end of the server's log ---\n%s\n---\n",
+  g_printerr ("--- the end of the %s server's log ---\n%s\n---\n", s->label,
               len > 4000 ? text + len - 4000 : text);
 }
 
@@ -301,7 +335,48 @@ filesystem_name (const char *path)
 }
 
 static gboolean
-server_start (GError **error)
+make_tmpdir (GError **error)
+{
+  if (B.tmpdir == NULL)
+    B.tmpdir = g_dir_make_tmp ("parley-bench-XXXXXX", error);
+  return B.tmpdir != NULL;
+}
+
+/* Starts @argv with its standard output on @out_fd and its standard error
+ * on @err_fd, pinned to CPU 0 when the bench pins. */
+static GPid
+spawn_pinned (char   **argv,
+              int      out_fd,
+              int      err_fd,
+              GError **error)
+{
+  pid_t pid = fork ();
+
+  if (pid < 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "fork: %s",
+                 g_strerror (errno));
+    return 0;
+  }
+  if (pid == 0) {
+    cpu_set_t set;
+
+    /* Every thread the server starts inherits this. */
+    if (B.pinned) {
+      CPU_ZERO (&set);
+      CPU_SET (0, &set);
+      sched_setaffinity (0, sizeof set, &set);
+    }
+    dup2 (out_fd, STDOUT_FILENO);
+    dup2 (err_fd, STDERR_FILENO);
+    execv (argv[0], argv);
+    _exit (127);
+  }
+  return pid;
+}
+
+static gboolean
+parley_start (Server  *s,
+              GError **error)
 {
   g_autofree char *conf_path = NULL;
   g_autofree char *db_path = NULL;
@@ -311,18 +386,15 @@ server_start (GError **error)
   int log_fd;
   GString *line = g_string_new (NULL);
   gint64 deadline;
-  pid_t pid;
   char *argv[12];
 
-  if (B.tmpdir == NULL)
-    B.tmpdir = g_dir_make_tmp ("parley-bench-XXXXXX", error);
-  if (B.tmpdir == NULL)
+  if (!make_tmpdir (error))
     return FALSE;
-  g_clear_pointer (&B.log_path, g_free);
-  B.port = 0;
+  g_clear_pointer (&s->log_path, g_free);
+  s->port = 0;
   conf_path = g_build_filename (B.tmpdir, "conf", NULL);
   db_path = g_build_filename (B.tmpdir, "db", NULL);
-  B.log_path = g_build_filename (B.tmpdir, "server.log", NULL);
+  s->log_path = g_build_filename (B.tmpdir, "server.log", NULL);
   /* No per-connection rate limit, cheap password hashing, and no login
    * limits for the thousands of logins of the set-up. */
   if (B.ping_interval > 0)
@@ -335,7 +407,7 @@ server_start (GError **error)
   if (!g_file_set_contents (conf_path, conf, -1, error))
     return FALSE;
 
-  log_fd = open (B.log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  log_fd = open (s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (log_fd < 0 || pipe2 (out_pipe, O_CLOEXEC) != 0) {
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "%s", g_strerror (errno));
     return FALSE;
@@ -355,29 +427,14 @@ server_start (GError **error)
   /* Debug output would cost the server time that no deployment pays. */
   g_unsetenv ("G_MESSAGES_DEBUG");
 
-  pid = fork ();
-  if (pid < 0) {
-    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "fork: %s",
-                 g_strerror (errno));
-    return FALSE;
-  }
-  if (pid == 0) {
-    cpu_set_t set;
-
-    /* Every thread the server starts inherits this. */
-    if (B.pinned) {
-      CPU_ZERO (&set);
-      CPU_SET (0, &set);
-      sched_setaffinity (0, sizeof set, &set);
-    }
-    dup2 (out_pipe[1], STDOUT_FILENO);
-    dup2 (log_fd, STDERR_FILENO);
-    execv (argv[0], argv);
-    _exit (127);
-  }
-  B.pid = pid;
+  s->pid = spawn_pinned (argv, out_pipe[1], log_fd, error);
   close (out_pipe[1]);
   close (log_fd);
+  if (s->pid <= 0) {
+    close (out_pipe[0]);
+    g_string_free (line, TRUE);
+    return FALSE;
+  }
 
   /* Wait for "parley-server listening on port N". */
   deadline = now_ns () + 30 * NS_PER_S;
@@ -409,52 +466,162 @@ server_start (GError **error)
         parley_bench_parse_u64 (hit + strlen (prefix), line->str + line->len, &port) == NULL ||
         port == 0 || port > 65535)
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Unexpected server output: %s", line->str);
-    B.port = (guint16) port;
+    s->port = (guint16) port;
   }
   g_string_free (line, TRUE);
-  if (B.port == 0) {
-    print_server_log_tail ();
+  if (s->port == 0) {
+    print_server_log_tail (s);
     return FALSE;
   }
   return TRUE;
 }
 
+/* A loopback port that nobody listens on now. The PeerJS command line
+ * cannot listen on port 0 and tell which port it got. */
+static guint16
+free_loopback_port (void)
+{
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0 };
+  socklen_t len = sizeof addr;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  guint16 port = 0;
+
+  addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  if (fd < 0)
+    return 0;
+  if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0 &&
+      getsockname (fd, (struct sockaddr *) &addr, &len) == 0)
+    port = ntohs (addr.sin_port);
+  close (fd);
+  return port;
+}
+
+/* Starts the PeerJS server's own command line (`peerjs`, which is what a
+ * deployment runs) under node, listening on loopback only. The generator's
+ * clients send heartbeats like PeerJS clients do, so the server's default
+ * timeouts stay; only the concurrent connection limit is raised to what
+ * the scenarios open. */
+static gboolean
+peerjs_start (Server  *s,
+              GError **error)
+{
+  g_autofree char *port_arg = NULL;
+  g_autofree char *limit_arg = NULL;
+  gint64 deadline;
+  int log_fd;
+  char *argv[12];
+
+  if (!make_tmpdir (error))
+    return FALSE;
+  g_clear_pointer (&s->log_path, g_free);
+  s->port = free_loopback_port ();
+  if (s->port == 0) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "No free loopback port");
+    return FALSE;
+  }
+  s->log_path = g_build_filename (B.tmpdir, "peerjs.log", NULL);
+  log_fd = open (s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (log_fd < 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "%s: %s", s->log_path,
+                 g_strerror (errno));
+    return FALSE;
+  }
+  port_arg = g_strdup_printf ("%u", s->port);
+  limit_arg = g_strdup_printf ("%u", B.concurrent_limit);
+  argv[0] = B.node;
+  argv[1] = B.peerjs_script;
+  argv[2] = "--host";
+  argv[3] = "127.0.0.1";
+  argv[4] = "--port";
+  argv[5] = port_arg;
+  argv[6] = "--path";
+  argv[7] = "/";
+  argv[8] = "--concurrent_limit";
+  argv[9] = limit_arg;
+  argv[10] = NULL;
+
+  /* The server logs every connection and disconnection to its standard
+   * output; a file takes that at little cost. */
+  s->pid = spawn_pinned (argv, log_fd, log_fd, error);
+  close (log_fd);
+  if (s->pid <= 0)
+    return FALSE;
+
+  /* Wait for "Started PeerServer on 127.0.0.1, port: N". */
+  deadline = now_ns () + 30 * NS_PER_S;
+  for (;;) {
+    g_autofree char *text = NULL;
+
+    if (g_file_get_contents (s->log_path, &text, NULL, NULL) &&
+        strstr (text, "Started PeerServer on") != NULL)
+      return TRUE;
+    if (!server_alive (s)) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The PeerJS server exited before listening");
+      break;
+    }
+    if (now_ns () > deadline) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "The PeerJS server did not start in 30 s");
+      break;
+    }
+    /* Nothing to wait on but the log file: look again shortly. */
+    g_usleep (20000);
+  }
+  print_server_log_tail (s);
+  return FALSE;
+}
+
+static gboolean
+server_start (Server  *s,
+              GError **error)
+{
+  return s->kind == SERVER_PEERJS ? peerjs_start (s, error) : parley_start (s, error);
+}
+
 static void
-server_terminate (void)
+server_terminate (Server *s)
 {
   gint64 deadline;
 
-  if (B.pid > 0) {
-    kill (B.pid, SIGTERM);
+  if (s->pid > 0) {
+    kill (s->pid, SIGTERM);
     deadline = now_ns () + 10 * NS_PER_S;
     for (;;) {
       int status;
-      pid_t r = waitpid (B.pid, &status, WNOHANG);
+      pid_t r = waitpid (s->pid, &status, WNOHANG);
 
-      if (r == B.pid || (r < 0 && errno != EINTR))
+      if (r == s->pid || (r < 0 && errno != EINTR))
         break;
       if (now_ns () > deadline) {
-        g_printerr ("parley-bench: the server ignored SIGTERM for 10 s; killing it\n");
-        kill (B.pid, SIGKILL);
-        waitpid (B.pid, &status, 0);
+        g_printerr ("parley-bench: %s ignored SIGTERM for 10 s; killing it\n", s->label);
+        kill (s->pid, SIGKILL);
+        waitpid (s->pid, &status, 0);
         break;
       }
       g_usleep (10000);
     }
-    B.pid = 0;
+    s->pid = 0;
   }
 }
 
 static void
 server_stop (void)
 {
-  server_terminate ();
+  for (guint i = 0; i < N_SERVERS; i++)
+    server_terminate (&B.servers[i]);
   if (B.tmpdir) {
     if (B.keep_tmp)
       g_print ("Kept %s\n", B.tmpdir);
     else
       remove_tree (B.tmpdir);
   }
+}
+
+/* Makes @s the server that new clients connect to and that is measured. */
+static void
+use_server (Server *s)
+{
+  B.srv = s;
+  B.next_heartbeat = 0;
 }
 
 /* Blocking HTTP for the set-up (not measured). */
@@ -466,7 +633,7 @@ typedef struct {
 static int
 tcp_connect_blocking (GError **error)
 {
-  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (B.port) };
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (B.srv->port) };
   struct timeval tv = { .tv_sec = 20 };
   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -508,7 +675,7 @@ http_request_once (Http        *http,
   request = g_strdup_printf ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
                              "Content-Type: application/json\r\nContent-Length: %zu\r\n"
                              "Connection: keep-alive\r\n\r\n%s",
-                             method, path, B.port, strlen (body), body);
+                             method, path, B.srv->port, strlen (body), body);
   len = strlen (request);
   while (off < len) {
     ssize_t n = send (http->fd, request + off, len - off, MSG_NOSIGNAL);
@@ -768,6 +935,7 @@ client_close (Client     *c,
     count_failure (c, reason);
   else if (B.sending && c->role != ROLE_IDLE)
     g_printerr ("parley-bench: client %u lost its connection: %s\n", c->index, reason);
+  g_hash_table_remove (B.live, c);
   epoll_ctl (B.epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close (c->fd);
   c->fd = -1;
@@ -800,22 +968,34 @@ client_free (Client *c)
 {
   client_close (c, "closed");
   g_free (c->head);
+  g_free (c->peer_id);
   g_free (c);
 }
 
 static void
 client_send_upgrade (Client *c)
 {
-  User *user = &g_array_index (B.users, User, c->user);
   guint32 raw[4] = { g_random_int (), g_random_int (), g_random_int (), g_random_int () };
   g_autofree char *key = g_base64_encode ((const guchar *) raw, sizeof raw);
   g_autofree char *request = NULL;
 
   g_strlcpy (c->key, key, sizeof c->key);
-  request = g_strdup_printf ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
-                             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                             "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
-                             B.port, key, user->token);
+  if (B.srv->kind == SERVER_PEERJS) {
+    /* What the PeerJS browser client asks for: the key, its id and a
+     * random token in the query, no authentication. */
+    request = g_strdup_printf ("GET /peerjs?key=peerjs&id=%s&token=%s HTTP/1.1\r\n"
+                               "Host: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                               "Sec-WebSocket-Version: 13\r\n\r\n",
+                               c->peer_id, B.peerjs_token, B.srv->port, key);
+  } else {
+    User *user = &g_array_index (B.users, User, c->user);
+
+    request = g_strdup_printf ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                               "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
+                               B.srv->port, key, user->token);
+  }
   c->state = STATE_UPGRADING;
   g_byte_array_append (client_out (c), (const guint8 *) request, strlen (request));
   mark_dirty (c);
@@ -824,7 +1004,7 @@ client_send_upgrade (Client *c)
 static void
 client_connect (Client *c)
 {
-  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (B.port) };
+  struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons (B.srv->port) };
   struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = c };
   int one = 1;
 
@@ -866,8 +1046,14 @@ relay_send (Client *c)
   memcpy (p, ",\"n\":", 5);
   p += 5;
   p += parley_bench_format_u64 (p, ++c->counter);
-  memcpy (p, "}}", 2);
-  p += 2;
+  /* The PeerJS frame nests the candidate one level deeper. */
+  if (B.srv->kind == SERVER_PEERJS) {
+    memcpy (p, "}}}", 3);
+    p += 3;
+  } else {
+    memcpy (p, "}}", 2);
+    p += 2;
+  }
   client_send_frame (c, PARLEY_WS_OP_TEXT, frame, p - frame);
   c->inflight++;
   B.c.sent++;
@@ -914,20 +1100,33 @@ refill (Client *c)
   }
 }
 
+/* Both servers get frames of RELAY_FRAME_SIZE bytes carrying the same
+ * RTCIceCandidateInit; only the envelope differs. */
 static void
 prepare_relay_head (Client *c)
 {
-  User *peer = &g_array_index (B.users, User, c->peer->user);
   g_autoptr (GString) s = g_string_new (NULL);
   gssize pad;
-  /* The tail: a 15-digit timestamp, ',"n":', about 6 digits and '}}'. */
-  const gssize tail = 15 + 5 + 6 + 2;
+  /* The tail: a 15-digit timestamp, ',"n":', about 6 digits and '}}' (or
+   * '}}}' for PeerJS). */
+  const gssize tail = 15 + 5 + 6 + (B.srv->kind == SERVER_PEERJS ? 3 : 2);
 
-  g_string_append_printf (s, "{\"type\":\"call-ice-candidate\",\"recipientId\":\"%s\","
-                          "\"callId\":\"bench-%u\",\"candidate\":{\"candidate\":\"candidate:842163049 "
-                          "1 udp 1677729535 192.0.2.1 50000 typ srflx raddr 0.0.0.0 rport 0 "
-                          "generation 0 ufrag ",
-                          peer->user_id, c->index);
+  if (B.srv->kind == SERVER_PEERJS) {
+    /* What the PeerJS browser client sends for an ICE candidate. */
+    g_string_append_printf (s, "{\"type\":\"CANDIDATE\",\"dst\":\"%s\",\"payload\":{"
+                            "\"type\":\"media\",\"connectionId\":\"mc_bench-%u\",\"candidate\":{"
+                            "\"candidate\":\"candidate:842163049 1 udp 1677729535 192.0.2.1 50000 "
+                            "typ srflx raddr 0.0.0.0 rport 0 generation 0 ufrag ",
+                            c->peer->peer_id, c->index);
+  } else {
+    User *peer = &g_array_index (B.users, User, c->peer->user);
+
+    g_string_append_printf (s, "{\"type\":\"call-ice-candidate\",\"recipientId\":\"%s\","
+                            "\"callId\":\"bench-%u\",\"candidate\":{\"candidate\":\"candidate:842163049 "
+                            "1 udp 1677729535 192.0.2.1 50000 typ srflx raddr 0.0.0.0 rport 0 "
+                            "generation 0 ufrag ",
+                            peer->user_id, c->index);
+  }
   pad = RELAY_FRAME_SIZE - tail - (gssize) s->len -
         (gssize) strlen ("\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0,\"t\":");
   for (gssize i = 0; i < MAX (pad, 4); i++)
@@ -1034,6 +1233,8 @@ on_hello (Client *c)
   }
   B.last_hello = B.now;
   B.c.hellos++;
+  if (B.srv->kind == SERVER_PEERJS)
+    g_hash_table_add (B.live, c);
 }
 
 static gboolean
@@ -1060,7 +1261,7 @@ on_text (Client        *c,
     return;
   }
   t += 8;
-  if (type_is (t, end, "call-ice-candidate"))
+  if (type_is (t, end, "call-ice-candidate") || type_is (t, end, "CANDIDATE"))
     on_relay (c, payload, len);
   else if (type_is (t, end, "ack"))
     on_ack (c, payload, len);
@@ -1068,11 +1269,12 @@ on_text (Client        *c,
     on_chat_message (c, payload, len);
   else if (type_is (t, end, "receipt"))
     B.c.receipts += B.measuring;
-  else if (type_is (t, end, "hello"))
+  else if (type_is (t, end, "hello") || type_is (t, end, "OPEN"))
     on_hello (c);
   else if (type_is (t, end, "presence"))
     B.c.presence++;
-  else if (type_is (t, end, "error")) {
+  else if (type_is (t, end, "error") || type_is (t, end, "ERROR") ||
+           type_is (t, end, "ID-TAKEN") || type_is (t, end, "EXPIRE")) {
     if (B.c.errors++ < 5)
       g_printerr ("parley-bench: server error: %.*s\n", (int) MIN (len, 300), text);
   } else {
@@ -1233,6 +1435,27 @@ client_event (Client   *c,
     client_read (c);
 }
 
+/* A PeerJS server closes a client that sent no heartbeat for its
+ * alive_timeout (60 s); the browser client sends one every 5 s. */
+static void
+send_heartbeats (void)
+{
+  static const char heartbeat[] = "{\"type\":\"HEARTBEAT\"}";
+  GHashTableIter iter;
+  gpointer key;
+  gint64 now;
+
+  if (B.srv == NULL || B.srv->kind != SERVER_PEERJS || B.heartbeat <= 0)
+    return;
+  now = now_ns ();
+  if (now < B.next_heartbeat)
+    return;
+  B.next_heartbeat = now + (gint64) B.heartbeat * NS_PER_S;
+  g_hash_table_iter_init (&iter, B.live);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    client_send_frame (key, PARLEY_WS_OP_TEXT, heartbeat, sizeof heartbeat - 1);
+}
+
 static void
 loop_once (int timeout_ms)
 {
@@ -1241,6 +1464,7 @@ loop_once (int timeout_ms)
 
   for (int i = 0; i < n; i++)
     client_event (events[i].data.ptr, events[i].events);
+  send_heartbeats ();
   flush_dirty ();
 }
 
@@ -1323,8 +1547,16 @@ make_clients (guint first_user,
 {
   GPtrArray *clients = g_ptr_array_new_with_free_func ((GDestroyNotify) client_free);
 
-  for (guint i = 0; i < n; i++)
-    g_ptr_array_add (clients, client_new (i, first_user + i, role));
+  B.group++;
+  for (guint i = 0; i < n; i++) {
+    Client *c = client_new (i, first_user + i, role);
+
+    /* A PeerJS id is taken until the server has seen its socket close:
+     * every group gets fresh ids. */
+    if (B.srv->kind == SERVER_PEERJS)
+      c->peer_id = g_strdup_printf ("bench%s-%u-%u", B.run_tag, B.group, first_user + i);
+    g_ptr_array_add (clients, c);
+  }
   if (role != ROLE_IDLE) {
     for (guint i = 0; i + 1 < n; i += 2) {
       Client *a = g_ptr_array_index (clients, i);
@@ -1488,13 +1720,23 @@ print_row (const char *label,
   g_print ("  %-26s %s\n", label, value);
 }
 
-/* Runs P pairs of relay or chat clients; returns the result or NULL. */
+/* The name of scenario @key on the current server. */
+static char *
+result_name (const char *key)
+{
+  return B.srv->kind == SERVER_PARLEY ? g_strdup (key)
+                                      : g_strdup_printf ("%s %s", B.srv->label, key);
+}
+
+/* Runs P pairs of relay or chat clients against the current server;
+ * returns the result or NULL. */
 static Result *
 run_traffic (Role        role,
              guint       pairs,
              guint       first_user,
-             const char *name)
+             const char *key)
 {
+  g_autofree char *name = result_name (key);
   g_autoptr (GPtrArray) clients = make_clients (first_user, pairs * 2, role);
   Snapshot s0, s1;
   double server_us, gen_us, wall_us, seconds, per_msg;
@@ -1545,6 +1787,8 @@ run_traffic (Role        role,
 
   r = g_new0 (Result, 1);
   r->name = g_strdup (name);
+  r->key = g_strdup (key);
+  r->server = B.srv->kind;
   r->rate = messages / seconds;
   r->p50_us = parley_bench_hist_percentile (B.lat, 0.50) / 1e3;
   r->p99_us = parley_bench_hist_percentile (B.lat, 0.99) / 1e3;
@@ -1598,86 +1842,125 @@ add_result (Result *r)
 }
 
 static Result *
-failed_result (const char *name,
+failed_result (const char *key,
                const char *target)
 {
   Result *r = g_new0 (Result, 1);
 
-  r->name = g_strdup (name);
+  r->name = result_name (key);
+  r->key = g_strdup (key);
+  r->server = B.srv->kind;
   r->target = g_strdup (target);
   r->extra = g_strdup ("did not run to completion");
   r->met = FALSE;
   return r;
 }
 
+/* The servers to measure, Parley first. */
+static Server *
+next_server (Server *s)
+{
+  for (s = s ? s + 1 : &B.servers[0]; s < &B.servers[N_SERVERS]; s++)
+    if (s->enabled)
+      return s;
+  return NULL;
+}
+
+/* One relay run of @pairs pairs on the current server, with @idle clients
+ * connected (or NULL). */
+static void
+relay_run (guint      pairs,
+           GPtrArray *idle)
+{
+  g_autofree char *key = idle ? g_strdup_printf ("relay+idle P=%u", pairs)
+                              : g_strdup_printf ("relay P=%u", pairs);
+  gboolean parley = B.srv->kind == SERVER_PARLEY;
+  const char *target = parley ? "<= 6 us/msg" : "(compared)";
+  Result *r;
+
+  r = run_traffic (ROLE_RELAY, pairs, 0, key);
+  if (r == NULL) {
+    add_result (failed_result (key, target));
+    return;
+  }
+  r->target = g_strdup (target);
+  r->met = !parley || r->us_per_msg <= 6.0;
+  if (parley && pairs == 50 && idle == NULL && B.inflight == 8) {
+    g_free (r->target);
+    r->target = g_strdup ("<= 6 us/msg, p99 <= 4 ms");
+    r->met = r->met && r->p99_us <= 4000;
+  }
+  if (idle) {
+    guint still = 0;
+
+    /* Compare with the same P without idle clients, when it ran. */
+    for (guint j = 0; j < B.results->len; j++) {
+      Result *base = g_ptr_array_index (B.results, j);
+      g_autofree char *base_key = g_strdup_printf ("relay P=%u", pairs);
+
+      if (base->server == r->server && g_str_equal (base->key, base_key) && base->us_per_msg > 0)
+        r->extra = g_strdup_printf ("%+.0f %% us/msg vs. no idle clients",
+                                    (r->us_per_msg / base->us_per_msg - 1) * 100);
+    }
+    for (guint j = 0; j < idle->len; j++)
+      still += ((Client *) g_ptr_array_index (idle, j))->state == STATE_OPEN;
+    if (parley)
+      print_row ("idle clients still open", "%u (%" G_GUINT64_FORMAT " pings answered in the run)",
+                 still, B.c.pings);
+    else
+      print_row ("idle clients still open", "%u (heartbeats every %d s)", still, B.heartbeat);
+  }
+  add_result (r);
+}
+
 static void
 scenario_relay (GArray   *pair_counts,
                 gboolean  with_idle)
 {
-  g_autoptr (GPtrArray) idle = NULL;
   guint max_pairs = 0;
 
   for (guint i = 0; i < pair_counts->len; i++)
     max_pairs = MAX (max_pairs, g_array_index (pair_counts, guint, i));
 
-  if (with_idle) {
-    guint64 rss0 = server_rss_kib (), rss1;
+  if (!with_idle) {
+    /* Alternately, pair count by pair count, so that a change in the
+     * machine's state shows up in both servers' figures. */
+    for (guint i = 0; i < pair_counts->len; i++) {
+      for (Server *s = next_server (NULL); s; s = next_server (s)) {
+        use_server (s);
+        relay_run (g_array_index (pair_counts, guint, i), NULL);
+      }
+    }
+    use_server (&B.servers[SERVER_PARLEY]);
+    return;
+  }
+
+  /* One server after the other, each with its own idle clients: idle
+   * clients of the other server would add work to the measured CPU. */
+  for (Server *s = next_server (NULL); s; s = next_server (s)) {
+    g_autoptr (GPtrArray) idle = NULL;
+    guint64 rss0, rss1;
     gint64 elapsed;
     guint opened;
 
-    g_print ("\n== opening %d idle clients ==\n", B.idle);
+    use_server (s);
+    rss0 = server_rss_kib ();
+    g_print ("\n== opening %d idle clients on %s ==\n", B.idle, s->label);
     idle = make_clients (2 * max_pairs, B.idle, ROLE_IDLE);
     opened = open_clients (idle, OPEN_CONCURRENCY, &elapsed);
     run_for (NS_PER_S / 2);
     rss1 = server_rss_kib ();
     print_row ("idle clients connected", "%u of %d in %.2f s", opened, B.idle, elapsed / 1e9);
     print_row ("server RSS growth", "%.2f KiB per idle client",
-               opened ? (double) (rss1 - rss0) / opened : 0.0);
+               opened ? ((double) rss1 - (double) rss0) / opened : 0.0);
     print_failures ();
-  }
 
-  for (guint i = 0; i < pair_counts->len; i++) {
-    guint pairs = g_array_index (pair_counts, guint, i);
-    g_autofree char *name = with_idle ? g_strdup_printf ("relay+idle P=%u", pairs)
-                                      : g_strdup_printf ("relay P=%u", pairs);
-    Result *r;
-
-    r = run_traffic (ROLE_RELAY, pairs, 0, name);
-    if (r == NULL) {
-      add_result (failed_result (name, "<= 6 us/msg"));
-      continue;
-    }
-    r->target = g_strdup ("<= 6 us/msg");
-    r->met = r->us_per_msg <= 6.0;
-    if (pairs == 50 && !with_idle && B.inflight == 8) {
-      g_free (r->target);
-      r->target = g_strdup ("<= 6 us/msg, p99 <= 4 ms");
-      r->met = r->met && r->p99_us <= 4000;
-    }
-    if (with_idle) {
-      /* Compare with the same P without idle clients, when it ran. */
-      for (guint j = 0; j < B.results->len; j++) {
-        Result *base = g_ptr_array_index (B.results, j);
-        g_autofree char *base_name = g_strdup_printf ("relay P=%u", pairs);
-
-        if (g_str_equal (base->name, base_name) && base->us_per_msg > 0)
-          r->extra = g_strdup_printf ("%+.0f %% us/msg vs. no idle clients",
-                                      (r->us_per_msg / base->us_per_msg - 1) * 100);
-      }
-      if (idle) {
-        guint still = 0;
-
-        for (guint j = 0; j < idle->len; j++)
-          still += ((Client *) g_ptr_array_index (idle, j))->state == STATE_OPEN;
-        print_row ("idle clients still open", "%u (%" G_GUINT64_FORMAT " pings answered in the run)",
-                   still, B.c.pings);
-      }
-    }
-    add_result (r);
-  }
-
-  if (idle)
+    for (guint i = 0; i < pair_counts->len; i++)
+      relay_run (g_array_index (pair_counts, guint, i), idle);
     close_clients (idle);
+    run_for (NS_PER_S / 2);
+  }
+  use_server (&B.servers[SERVER_PARLEY]);
 }
 
 static void
@@ -1723,9 +2006,12 @@ scenario_chat (GArray *pair_counts)
 }
 
 static void
-scenario_idle_memory (void)
+idle_memory_run (void)
 {
   g_autoptr (GPtrArray) clients = make_clients (0, B.idle_mem, ROLE_IDLE);
+  g_autofree char *key = g_strdup_printf ("idle memory N=%d", B.idle_mem);
+  gboolean parley = B.srv->kind == SERVER_PARLEY;
+  const char *target = parley ? "<= 8 KiB/conn" : "(compared)";
   guint64 rss0, rss1;
   g_autoptr (GError) error = NULL;
   gint64 elapsed;
@@ -1733,17 +2019,18 @@ scenario_idle_memory (void)
   double per_conn;
   Result *r;
 
-  g_print ("\n== idle memory: %d authenticated idle clients ==\n", B.idle_mem);
-  /* Memory that the set-up's thousands of logins freed would be reused by
-   * the connections and hide their cost: restart the server on the same
-   * database (the access tokens stay valid). */
-  server_terminate ();
-  if (!server_start (&error)) {
-    g_printerr ("parley-bench: cannot restart the server: %s\n", error->message);
-    add_result (failed_result ("idle memory", "<= 8 KiB/conn"));
+  g_print ("\n== idle memory: %d %s idle clients on %s ==\n", B.idle_mem,
+           parley ? "authenticated" : "registered", B.srv->label);
+  /* Memory that earlier work freed would be reused by the connections and
+   * hide their cost: restart the server (Parley on the same database, where
+   * the access tokens stay valid). */
+  server_terminate (B.srv);
+  if (!server_start (B.srv, &error)) {
+    g_printerr ("parley-bench: cannot restart %s: %s\n", B.srv->label, error->message);
+    add_result (failed_result (key, target));
     return;
   }
-  print_row ("server restarted", "pid %d, port %u", B.pid, B.port);
+  print_row ("server restarted", "pid %d, port %u", B.srv->pid, B.srv->port);
   run_for (NS_PER_S / 2);
   rss0 = server_rss_kib ();
   opened = open_clients (clients, OPEN_CONCURRENCY, &elapsed);
@@ -1758,14 +2045,27 @@ scenario_idle_memory (void)
   print_row ("server VmRSS after", "%" G_GUINT64_FORMAT " KiB", rss1);
   print_row ("per idle connection", "%.2f KiB", per_conn);
 
-  r->name = g_strdup_printf ("idle memory N=%d", B.idle_mem);
+  r->name = result_name (key);
+  r->key = g_strdup (key);
+  r->server = B.srv->kind;
   r->rate = opened;
+  r->kib_per_conn = per_conn;
   r->extra = g_strdup_printf ("%.2f KiB per idle connection (%u connected)", per_conn, opened);
-  r->target = g_strdup ("<= 8 KiB/conn");
-  r->met = opened == (guint) B.idle_mem && per_conn <= 8.0;
+  r->target = g_strdup (target);
+  r->met = opened == (guint) B.idle_mem && (!parley || per_conn <= 8.0);
   add_result (r);
   close_clients (clients);
   run_for (NS_PER_S / 2);
+}
+
+static void
+scenario_idle_memory (void)
+{
+  for (Server *s = next_server (NULL); s; s = next_server (s)) {
+    use_server (s);
+    idle_memory_run ();
+  }
+  use_server (&B.servers[SERVER_PARLEY]);
 }
 
 static void
@@ -1803,19 +2103,25 @@ scenario_burst (void)
   run_for (NS_PER_S / 2);
 }
 
+static gboolean
+is_traffic (const Result *r)
+{
+  return g_str_has_prefix (r->key, "relay") || g_str_has_prefix (r->key, "chat");
+}
+
 static void
 print_summary (void)
 {
   g_print ("\n== summary ==\n");
-  g_print ("%-20s %9s %9s %9s %9s %9s %7s %5s %5s %5s %5s  %-26s %s\n", "scenario", "msg/s",
+  g_print ("%-24s %9s %9s %9s %9s %9s %7s %5s %5s %5s %5s  %-26s %s\n", "scenario", "msg/s",
            "p50 us", "p99 us", "ack p50", "ack p99", "us/msg", "srv%", "cpu0%", "gen%", "cpu1%",
            "target", "");
   for (guint i = 0; i < B.results->len; i++) {
     Result *r = g_ptr_array_index (B.results, i);
 
-    if (g_str_has_prefix (r->name, "relay") || g_str_has_prefix (r->name, "chat")) {
-      g_print ("%-20s %9.0f %9.1f %9.1f ", r->name, r->rate, r->p50_us, r->p99_us);
-      if (g_str_has_prefix (r->name, "chat"))
+    if (is_traffic (r)) {
+      g_print ("%-24s %9.0f %9.1f %9.1f ", r->name, r->rate, r->p50_us, r->p99_us);
+      if (g_str_has_prefix (r->key, "chat"))
         g_print ("%9.1f %9.1f ", r->ack_p50_us, r->ack_p99_us);
       else
         g_print ("%9s %9s ", "-", "-");
@@ -1823,10 +2129,96 @@ print_summary (void)
                r->cpu0_pct, r->gen_pct, r->cpu1_pct, r->target, r->met ? "met" : "MISSED", r->extra ? "; " : "",
                r->extra ? r->extra : "");
     } else {
-      g_print ("%-20s %-93s %-26s %s\n", r->name, r->extra ? r->extra : "", r->target,
+      g_print ("%-24s %-93s %-26s %s\n", r->name, r->extra ? r->extra : "", r->target,
                r->met ? "met" : "MISSED");
     }
   }
+}
+
+/* The result of scenario @key on server @kind, or NULL. */
+static Result *
+find_result (const char *key,
+             ServerKind  kind)
+{
+  for (guint i = 0; i < B.results->len; i++) {
+    Result *r = g_ptr_array_index (B.results, i);
+
+    if (r->server == kind && g_str_equal (r->key, key))
+      return r;
+  }
+  return NULL;
+}
+
+/* Formats @num / @den into @buf, or "-" when either is missing. */
+static const char *
+format_ratio (char   *buf,
+              gsize   size,
+              double  num,
+              double  den)
+{
+  if (num <= 0 || den <= 0)
+    g_strlcpy (buf, "-", size);
+  else
+    g_snprintf (buf, size, "%.2fx", num / den);
+  return buf;
+}
+
+/* Prints Parley against PeerJS, scenario by scenario. Every ratio is
+ * oriented so that above 1 means Parley does better. */
+static void
+print_comparison (void)
+{
+  gboolean noisy = FALSE, gen_bound = FALSE, any_memory = FALSE;
+  char r1[16], r2[16], r3[16];
+
+  if (!B.servers[SERVER_PEERJS].enabled)
+    return;
+  g_print ("\n== Parley vs PeerJS (the same load, alternately in the same run) ==\n");
+  g_print ("Ratios: PeerJS/Parley for us/msg, p99 and KiB per connection; Parley/PeerJS for "
+           "msg/s. Above 1, Parley does better.\n");
+  g_print ("%-19s %-26s %-28s %-28s %-11s %s\n", "", "server CPU us/msg", "relayed msg/s",
+           "one-way p99 us", "CPU0 busy %", "CPU1 busy %");
+  g_print ("%-19s %7s %7s %10s %9s %9s %8s %9s %9s %8s %5s %5s %5s %5s\n", "scenario", "Parley",
+           "PeerJS", "ratio", "Parley", "PeerJS", "ratio", "Parley", "PeerJS", "ratio", "P", "J",
+           "P", "J");
+  for (guint i = 0; i < B.results->len; i++) {
+    Result *p = g_ptr_array_index (B.results, i);
+    Result *j;
+
+    if (p->server != SERVER_PARLEY || !is_traffic (p) ||
+        (j = find_result (p->key, SERVER_PEERJS)) == NULL)
+      continue;
+    g_print ("%-19s %7.2f %7.2f %10s %9.0f %9.0f %8s %9.0f %9.0f %8s %5.0f %5.0f %5.0f %5.0f\n",
+             p->key, p->us_per_msg, j->us_per_msg,
+             format_ratio (r1, sizeof r1, j->us_per_msg, p->us_per_msg),
+             p->rate, j->rate, format_ratio (r2, sizeof r2, p->rate, j->rate),
+             p->p99_us, j->p99_us, format_ratio (r3, sizeof r3, j->p99_us, p->p99_us),
+             p->cpu0_pct, j->cpu0_pct, p->cpu1_pct, j->cpu1_pct);
+    for (Result *r = p; r; r = r == p ? j : NULL) {
+      noisy |= r->cpu0_pct - r->server_pct > 10 || r->cpu1_pct - r->gen_pct > 10;
+      gen_bound |= r->cpu1_pct >= 90;
+    }
+  }
+  for (guint i = 0; i < B.results->len; i++) {
+    Result *p = g_ptr_array_index (B.results, i);
+    Result *j;
+
+    if (p->server != SERVER_PARLEY || !g_str_has_prefix (p->key, "idle memory") ||
+        (j = find_result (p->key, SERVER_PEERJS)) == NULL)
+      continue;
+    if (!any_memory)
+      g_print ("%-19s %-26s\n%-19s %7s %7s %10s\n", "", "KiB per idle connection", "scenario",
+               "Parley", "PeerJS", "ratio");
+    any_memory = TRUE;
+    g_print ("%-19s %7.2f %7.2f %10s\n", p->key, p->kib_per_conn, j->kib_per_conn,
+             format_ratio (r1, sizeof r1, j->kib_per_conn, p->kib_per_conn));
+  }
+  if (noisy)
+    g_print ("WARNING: other processes used more than 10 %% of a CPU in some runs: the machine "
+             "was not quiet.\n");
+  if (gen_bound)
+    g_print ("NOTE: the generator's CPU was saturated in some runs: those msg/s and latencies "
+             "are lower bounds for the server.\n");
 }
 
 /* Set-up. */
@@ -1879,7 +2271,42 @@ pin_self (void)
 static gboolean
 mode_has (const char *what)
 {
-  return g_str_equal (B.mode, "all") || g_str_equal (B.mode, what);
+  g_auto (GStrv) modes = g_strsplit (B.mode, ",", -1);
+
+  return g_strv_contains ((const char * const *) modes, "all") ||
+         g_strv_contains ((const char * const *) modes, what);
+}
+
+/* Checks that --peerjs names an installed PeerJS server and finds node.
+ * Returns FALSE, having said why, when it does not. */
+static gboolean
+find_peerjs (void)
+{
+  g_autofree char *package = g_build_filename (B.peerjs_dir, "node_modules", "peer",
+                                               "package.json", NULL);
+
+  if (!g_file_test (package, G_FILE_TEST_IS_REGULAR)) {
+    g_print ("parley-bench: SKIP: no PeerJS server is installed in %s (%s is missing); run "
+             "scripts/setup-peerjs.sh %s (or ninja setup-peerjs in the build directory) first.\n",
+             B.peerjs_dir, package, B.peerjs_dir);
+    return FALSE;
+  }
+  B.peerjs_script = g_build_filename (B.peerjs_dir, "node_modules", "peer", "dist", "bin",
+                                      "peerjs.js", NULL);
+  if (!g_file_test (B.peerjs_script, G_FILE_TEST_IS_REGULAR)) {
+    g_print ("parley-bench: SKIP: %s is missing: not the PeerJS version that "
+             "scripts/setup-peerjs.sh installs.\n", B.peerjs_script);
+    return FALSE;
+  }
+  B.node = g_find_program_in_path ("node");
+  if (B.node == NULL)
+    B.node = g_find_program_in_path ("nodejs");
+  if (B.node == NULL) {
+    g_print ("parley-bench: SKIP: node is not installed; run scripts/setup-peerjs.sh %s.\n",
+             B.peerjs_dir);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 int
@@ -1887,6 +2314,7 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr (GOptionContext) context = g_option_context_new ("- load generator for parley-server");
+  gboolean relayish, all_alive = TRUE;
   g_autoptr (GError) error = NULL;
   g_autoptr (GArray) pair_counts = g_array_new (FALSE, FALSE, sizeof (guint));
   guint max_pairs = 0, n_users, needed_fds;
@@ -1908,7 +2336,15 @@ main (int   argc,
       "Idle clients of the memory scenario (2000)", "N" },
     { "burst", 0, 0, G_OPTION_ARG_INT, &B.burst, "Clients of the burst scenario (2000)", "N" },
     { "mode", 0, 0, G_OPTION_ARG_STRING, &B.mode,
-      "relay, relay-idle, chat, idle, burst or all (default)", "MODE" },
+      "relay, relay-idle, chat, idle, burst or all (default), or several separated by commas",
+      "MODE" },
+    { "peerjs", 0, 0, G_OPTION_ARG_FILENAME, &B.peerjs_dir,
+      "Also measure the PeerJS server installed in DIR by scripts/setup-peerjs.sh DIR, "
+      "alternately with parley-server, in the relay, relay-idle and idle scenarios, and print "
+      "the ratios (exits 77 when DIR has no PeerJS server)", "DIR" },
+    { "heartbeat", 0, 0, G_OPTION_ARG_INT, &B.heartbeat,
+      "Seconds between the heartbeats that every PeerJS client sends (5, as in the PeerJS "
+      "client)", "S" },
     { "strict", 0, 0, G_OPTION_ARG_NONE, &B.strict, "Fail when a target is missed", NULL },
     { "ping-interval", 0, 0, G_OPTION_ARG_INT, &B.ping_interval,
       "Make the server ping after S s of silence and drop clients silent for 2S+1 s "
@@ -1925,7 +2361,15 @@ main (int   argc,
   B.idle = 4000;
   B.idle_mem = 2000;
   B.burst = 2000;
+  B.heartbeat = 5;
   g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_set_description (context,
+    "With --peerjs, the PeerJS server (the npm package peer, at the version that\n"
+    "tests/bench/peerjs/package-lock.json pins) must first be installed:\n"
+    "  scripts/setup-peerjs.sh DIR\n"
+    "  parley-bench --server-binary build/src/server/parley-server --mode relay --peerjs DIR\n"
+    "Both servers run pinned to CPU 0, the generator on CPU 1, with the same pairs,\n"
+    "in-flight window, 300-byte candidate frames and duration.\n");
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("parley-bench: %s\n", error->message);
     return 2;
@@ -1938,13 +2382,19 @@ main (int   argc,
     g_printerr ("parley-bench: --server-binary is required\n");
     return 2;
   }
-  if (!g_strv_contains ((const char *[]) { "relay", "relay-idle", "chat", "idle", "burst", "all",
-                                           NULL }, B.mode)) {
-    g_printerr ("parley-bench: unknown --mode %s\n", B.mode);
-    return 2;
+  {
+    g_auto (GStrv) modes = g_strsplit (B.mode, ",", -1);
+
+    for (guint i = 0; modes[i] != NULL; i++) {
+      if (!g_strv_contains ((const char *[]) { "relay", "relay-idle", "chat", "idle", "burst",
+                                               "all", NULL }, modes[i])) {
+        g_printerr ("parley-bench: unknown --mode %s\n", modes[i]);
+        return 2;
+      }
+    }
   }
   if (B.inflight < 1 || B.chat_inflight < 1 || B.duration < 1 || B.warmup < 0 || B.idle < 0 || B.idle_mem < 1 ||
-      B.burst < 1 || B.pairs < 0) {
+      B.burst < 1 || B.pairs < 0 || B.heartbeat < 0) {
     g_printerr ("parley-bench: invalid numbers\n");
     return 2;
   }
@@ -1982,25 +2432,60 @@ main (int   argc,
     B.chat_tail = g_string_free (tail, FALSE);
   }
 
-  n_users = 2 * max_pairs + MAX ((guint) B.idle, MAX ((guint) B.idle_mem, (guint) B.burst));
+  /* Register only the users that the chosen scenarios use. */
+  relayish = mode_has ("relay") || mode_has ("relay-idle") || mode_has ("chat");
+  n_users = relayish ? 2 * max_pairs : 0;
+  if (mode_has ("relay-idle"))
+    n_users = 2 * max_pairs + B.idle;
+  if (mode_has ("idle"))
+    n_users = MAX (n_users, (guint) B.idle_mem);
+  if (mode_has ("burst"))
+    n_users = MAX (n_users, (guint) B.burst);
   needed_fds = 2 * max_pairs + MAX ((guint) B.idle, MAX ((guint) B.idle_mem, (guint) B.burst)) + 64;
   raise_fd_limit (needed_fds);
   pin_cpus ();
 
+  B.servers[SERVER_PARLEY] = (Server) { .kind = SERVER_PARLEY, .label = "Parley", .enabled = TRUE };
+  B.servers[SERVER_PEERJS] = (Server) { .kind = SERVER_PEERJS, .label = "PeerJS" };
+  B.live = g_hash_table_new (NULL, NULL);
+  B.concurrent_limit = needed_fds;
+  g_snprintf (B.peerjs_token, sizeof B.peerjs_token, "%08x%08x", g_random_int (), g_random_int ());
+  if (B.peerjs_dir != NULL) {
+    if (!find_peerjs ())
+      return 77;
+    B.servers[SERVER_PEERJS].enabled = TRUE;
+  }
+  use_server (&B.servers[SERVER_PARLEY]);
+
   B.epfd = epoll_create1 (EPOLL_CLOEXEC);
-  if (!server_start (&error)) {
-    g_printerr ("parley-bench: cannot start %s: %s\n", B.server_binary, error->message);
-    server_stop ();
-    return 1;
+  for (Server *s = next_server (NULL); s; s = next_server (s)) {
+    if (!server_start (s, &error)) {
+      g_printerr ("parley-bench: cannot start %s: %s\n",
+                  s->kind == SERVER_PARLEY ? B.server_binary : B.peerjs_script, error->message);
+      server_stop ();
+      return 1;
+    }
   }
   pin_self ();
   g_print ("parley-server (pid %d) listens on 127.0.0.1:%u; server on CPU 0, generator on CPU 1%s.\n",
-           B.pid, B.port, B.pinned ? "" : " (NOT pinned)");
+           B.srv->pid, B.srv->port, B.pinned ? "" : " (NOT pinned)");
+  if (B.servers[SERVER_PEERJS].enabled) {
+    g_autofree char *version = NULL;
+    g_autofree char *package = g_build_filename (B.peerjs_dir, "node_modules", "peer",
+                                                 "package.json", NULL);
+    g_autofree char *text = NULL;
+
+    if (g_file_get_contents (package, &text, NULL, NULL))
+      version = parley_bench_json_get_string (text, strlen (text), "version");
+    g_print ("PeerJS server %s (pid %d, %s) listens on 127.0.0.1:%u, also on CPU 0.\n",
+             version ? version : "(unknown version)", B.servers[SERVER_PEERJS].pid, B.node,
+             B.servers[SERVER_PEERJS].port);
+  }
   g_print ("Database in %s (%s).\n", B.tmpdir, filesystem_name (B.tmpdir));
 
   if (!setup_users (n_users, &error)) {
     g_printerr ("parley-bench: set-up failed: %s\n", error->message);
-    print_server_log_tail ();
+    print_server_log_tail (B.srv);
     server_stop ();
     return 1;
   }
@@ -2017,13 +2502,19 @@ main (int   argc,
     scenario_burst ();
 
   print_summary ();
+  print_comparison ();
   for (guint i = 0; i < B.results->len; i++)
     all_met &= ((Result *) g_ptr_array_index (B.results, i))->met;
   g_print ("Total run time %.0f s. %s\n", (now_ns () - start) / 1e9,
            all_met ? "Every target met." : "Some targets MISSED (see above).");
 
-  if (!server_alive ()) {
-    print_server_log_tail ();
+  for (Server *s = next_server (NULL); s; s = next_server (s)) {
+    if (!server_alive (s)) {
+      print_server_log_tail (s);
+      all_alive = FALSE;
+    }
+  }
+  if (!all_alive) {
     server_stop ();
     return 1;
   }
