@@ -507,9 +507,11 @@ peerjs_start (Server  *s,
 {
   g_autofree char *port_arg = NULL;
   g_autofree char *limit_arg = NULL;
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_auto (GStrv) node_args = NULL;
+  const char *extra = g_getenv ("PARLEY_BENCH_NODE_ARGS");
   gint64 deadline;
   int log_fd;
-  char *argv[12];
 
   if (!make_tmpdir (error))
     return FALSE;
@@ -528,21 +530,28 @@ peerjs_start (Server  *s,
   }
   port_arg = g_strdup_printf ("%u", s->port);
   limit_arg = g_strdup_printf ("%u", B.concurrent_limit);
-  argv[0] = B.node;
-  argv[1] = B.peerjs_script;
-  argv[2] = "--host";
-  argv[3] = "127.0.0.1";
-  argv[4] = "--port";
-  argv[5] = port_arg;
-  argv[6] = "--path";
-  argv[7] = "/";
-  argv[8] = "--concurrent_limit";
-  argv[9] = limit_arg;
-  argv[10] = NULL;
+  g_ptr_array_add (argv, B.node);
+  /* Options for node itself, such as --cpu-prof (which NODE_OPTIONS refuses). */
+  if (extra != NULL && *extra != '\0') {
+    node_args = g_strsplit_set (extra, " ", -1);
+    for (guint i = 0; node_args[i] != NULL; i++)
+      if (*node_args[i] != '\0')
+        g_ptr_array_add (argv, node_args[i]);
+  }
+  g_ptr_array_add (argv, B.peerjs_script);
+  g_ptr_array_add (argv, "--host");
+  g_ptr_array_add (argv, "127.0.0.1");
+  g_ptr_array_add (argv, "--port");
+  g_ptr_array_add (argv, port_arg);
+  g_ptr_array_add (argv, "--path");
+  g_ptr_array_add (argv, "/");
+  g_ptr_array_add (argv, "--concurrent_limit");
+  g_ptr_array_add (argv, limit_arg);
+  g_ptr_array_add (argv, NULL);
 
   /* The server logs every connection and disconnection to its standard
    * output; a file takes that at little cost. */
-  s->pid = spawn_pinned (argv, log_fd, log_fd, error);
+  s->pid = spawn_pinned ((char **) argv->pdata, log_fd, log_fd, error);
   close (log_fd);
   if (s->pid <= 0)
     return FALSE;
@@ -2369,7 +2378,8 @@ main (int   argc,
     "  scripts/setup-peerjs.sh DIR\n"
     "  parley-bench --server-binary build/src/server/parley-server --mode relay --peerjs DIR\n"
     "Both servers run pinned to CPU 0, the generator on CPU 1, with the same pairs,\n"
-    "in-flight window, 300-byte candidate frames and duration.\n");
+    "in-flight window, 300-byte candidate frames and duration.\n"
+    "PARLEY_BENCH_NODE_ARGS passes options to node (e.g. \"--cpu-prof --cpu-prof-dir=/tmp\").\n");
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("parley-bench: %s\n", error->message);
     return 2;
