@@ -2377,6 +2377,9 @@ main (int   argc,
     "tests/bench/peerjs/package-lock.json pins) must first be installed:\n"
     "  scripts/setup-peerjs.sh DIR\n"
     "  parley-bench --server-binary build/src/server/parley-server --mode relay --peerjs DIR\n"
+    "In a build directory, `ninja setup-peerjs` installs it into <build>/peerjs and\n"
+    "`meson test --benchmark relay-vs-peerjs` runs the idle, relay and relay-idle comparison.\n"
+    "PeerJS figures have no targets: they never fail --strict unless a run breaks.\n"
     "Both servers run pinned to CPU 0, the generator on CPU 1, with the same pairs,\n"
     "in-flight window, 300-byte candidate frames and duration.\n"
     "PARLEY_BENCH_NODE_ARGS passes options to node (e.g. \"--cpu-prof --cpu-prof-dir=/tmp\").\n");
