@@ -2101,6 +2101,8 @@ scenario_burst (void)
   print_row ("generator CPU", "%.3f s", gen_us / 1e6);
 
   r->name = g_strdup_printf ("burst N=%d", B.burst);
+  r->key = g_strdup (r->name);
+  r->server = B.srv->kind;
   r->rate = opened;
   r->server_pct = server_us / wall_us * 100;
   r->gen_pct = gen_us / wall_us * 100;
