@@ -1228,17 +1228,22 @@ parse_users (ParleyClient  *self,
   return g_steal_pointer (&users);
 }
 
+/* Answers a user search (`{"users":[…]}`) or the contact list
+ * (`{"contacts":[…]}`, task data set): a GPtrArray of ParleyContact. */
 static void
-search_cb (GObject      *object,
-           GAsyncResult *result,
-           gpointer      user_data)
+users_cb (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
 {
   g_autoptr(GTask) task = user_data;
   ParleyClient *self = g_task_get_source_object (task);
+  gboolean are_contacts = g_task_get_task_data (task) != NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) node = parley_account_request_finish (PARLEY_ACCOUNT (object), result,
                                                             &error);
-  GPtrArray *users = node ? parse_users (self, node, "users", FALSE, &error) : NULL;
+  GPtrArray *users = node ? parse_users (self, node, are_contacts ? "contacts" : "users",
+                                         are_contacts, &error)
+                          : NULL;
 
   if (users == NULL)
     g_task_return_error (task, g_steal_pointer (&error));
@@ -1267,7 +1272,7 @@ parley_client_search_users_async (ParleyClient        *self,
   g_autofree char *escaped = g_uri_escape_string (query, NULL, FALSE);
   g_autofree char *path = g_strconcat ("/api/users?query=", escaped, NULL);
 
-  parley_account_request_async (self->account, "GET", path, NULL, TRUE, cancellable, search_cb,
+  parley_account_request_async (self->account, "GET", path, NULL, TRUE, cancellable, users_cb,
                                 task);
 }
 
@@ -1429,24 +1434,6 @@ parley_client_add_contact_finish (ParleyClient  *self,
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
-static void
-contacts_cb (GObject      *object,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  ParleyClient *self = g_task_get_source_object (task);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) node = parley_account_request_finish (PARLEY_ACCOUNT (object), result,
-                                                            &error);
-  GPtrArray *contacts = node ? parse_users (self, node, "contacts", TRUE, &error) : NULL;
-
-  if (contacts == NULL)
-    g_task_return_error (task, g_steal_pointer (&error));
-  else
-    g_task_return_pointer (task, contacts, (GDestroyNotify) g_ptr_array_unref);
-}
-
 /**
  * parley_client_list_contacts_async:
  * @self: a client
@@ -1464,8 +1451,9 @@ parley_client_list_contacts_async (ParleyClient        *self,
 {
   GTask *task = g_task_new (self, cancellable, callback, user_data);
 
+  g_task_set_task_data (task, GINT_TO_POINTER (TRUE), NULL);
   parley_account_request_async (self->account, "GET", "/api/contacts", NULL, TRUE, cancellable,
-                                contacts_cb, task);
+                                users_cb, task);
 }
 
 /**
