@@ -4,28 +4,68 @@
 #include "parley-store.h"
 #include "parley-password.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-/* The most ops committed in one transaction. Every commit rewrites the
- * pages its inserts touched (the end of each active user's range in the
- * history indexes, at least), so the more ops share a commit the fewer
- * pages each costs; a bigger transaction also keeps up with a backlog in
- * fewer fsyncs. Ops queued while a transaction runs wait for the next. */
+/* The durable message path is split in two.
+ *
+ * The log (the database file itself) is what an ack waits for. The
+ * writer's transaction per batch only appends: a row to messages (whose
+ * seq is the rowid) per message and a row to receipts per acknowledgement.
+ * Appending dirties only the last page or two of each table, so a commit
+ * writes a handful of WAL pages whatever the number of users involved.
+ *
+ * The index (a second SQLite file beside it, DB-index) holds everything
+ * derived from the log: the deduplication keys, the sent and received
+ * history indexes and the pending set. An indexer thread fills it some
+ * milliseconds later in large transactions that amortise its random page
+ * writes, off the ack path. Its meta row says how far it got (indexed_seq,
+ * indexed_receipt); it is committed with synchronous=NORMAL since it can
+ * always be rebuilt from the log.
+ *
+ * In between, the tail keeps in memory what the log has and the index has
+ * not yet: every message with seq > indexed_seq and every receipt with
+ * id > indexed_receipt. Each query combines the index with the tail; the
+ * content of a message is always read from the log by rowid. On start-up
+ * the tail is reloaded from the log, so kill -9 at any point loses nothing
+ * that was committed to the log. */
+
+/* The most ops committed in one transaction. Ops queued while a transaction
+ * runs wait for the next. */
 #define MAX_BATCH 4096
 
-/* Checkpoints run in two phases so that commits never wait for one. Once
- * the WAL holds CHECKPOINT_FRAMES frames, a background thread copies them
- * into the database (a passive checkpoint, concurrent with the writer). As
- * the writer keeps appending meanwhile, the WAL would never be completely
- * checkpointed and so never restart; so the writer then finishes the job
- * between two batches, which only copies the few frames written during the
- * background phase, and its next transaction starts the WAL afresh. If the
- * WAL still grows to CHECKPOINT_FRAMES_HARD, the writer checkpoints it all
- * itself. */
+/* The indexer waits up to INDEX_DELAY_MS after the first un-indexed commit
+ * for more to gather, unless INDEX_MIN_ROWS are waiting already, so that
+ * each index transaction covers thousands of rows. */
+#define INDEX_DELAY_MS 100
+#define INDEX_MIN_ROWS 20000
+
+/* After a failed index transaction, the indexer tries again this much later
+ * (meanwhile the tail answers for everything not indexed). */
+#define INDEX_RETRY_MS 1000
+
+/* The indexer thread's nice value (see indexer_thread()). */
+#define INDEXER_NICE 10
+
+/* Checkpoints of the log run in two phases so that commits never wait for
+ * one. Once the WAL holds CHECKPOINT_FRAMES frames, a background thread
+ * copies them into the database (a passive checkpoint, concurrent with the
+ * writer). As the writer keeps appending meanwhile, the WAL would never be
+ * completely checkpointed and so never restart; so the writer then finishes
+ * the job between two batches, which only copies the few frames written
+ * during the background phase, and its next transaction starts the WAL
+ * afresh. If the WAL still grows to CHECKPOINT_FRAMES_HARD, the writer
+ * checkpoints it all itself. The index is checkpointed by the indexer after
+ * its commits (wal_autocheckpoint). */
 #define CHECKPOINT_FRAMES 16000
 #define CHECKPOINT_FRAMES_HARD (CHECKPOINT_FRAMES * 4)
+#define INDEX_AUTOCHECKPOINT_PAGES 8000
 
 enum {
   CHECKPOINT_IDLE,
@@ -45,9 +85,13 @@ G_DEFINE_QUARK (parley-store-error-quark, parley_store_error)
 
 /* The schema version in PRAGMA user_version. A database of another version
  * is refused rather than misread. */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
-/* Notes on the schema:
+/* The version of the index file's schema. An index of another version is
+ * simply rebuilt from the log. */
+#define INDEX_VERSION 1
+
+/* Notes on the schema of the log:
  * - Users are referred to by users.key, an integer rowid, everywhere but in
  *   the API, which speaks of the random 32-character ids. The store keeps
  *   both directions in memory. Short integer keys keep index entries small
@@ -55,11 +99,10 @@ G_DEFINE_QUARK (parley-store-error-quark, parley_store_error)
  * - messages.seq is the rowid. Messages are never deleted, so rowids keep
  *   rising without AUTOINCREMENT and its extra write to sqlite_sequence on
  *   every insert. (Deleting old messages would need AUTOINCREMENT back.)
- * - A message row is never updated. Messages no device has acknowledged are
- *   listed in the small pending table instead: a receipt deletes its entry
- *   there rather than rewriting the message and its index entries.
- * - Each message costs three index entries: the deduplication key and the
- *   sent and received history indexes. */
+ * - messages and receipts have no secondary index and are never updated:
+ *   the hot transaction only appends to them. A receipt row is appended
+ *   only when it delivers a message that was still pending, so there is at
+ *   most one per message. */
 static const char schema_sql[] =
   "CREATE TABLE users ("
   "  key INTEGER PRIMARY KEY,"
@@ -88,22 +131,54 @@ static const char schema_sql[] =
   "  recipient INTEGER NOT NULL,"
   "  client_id TEXT NOT NULL,"
   "  content TEXT NOT NULL,"
-  "  timestamp INTEGER NOT NULL,"
-  "  UNIQUE (sender, client_id)"
+  "  timestamp INTEGER NOT NULL"
   ");"
-  "CREATE INDEX messages_sent ON messages (sender, seq);"
-  "CREATE INDEX messages_received ON messages (recipient, seq);"
-  "CREATE TABLE pending ("
-  "  recipient INTEGER NOT NULL,"
-  "  seq INTEGER NOT NULL,"
-  "  PRIMARY KEY (recipient, seq)"
-  ") WITHOUT ROWID;"
+  "CREATE TABLE receipts ("
+  "  id INTEGER PRIMARY KEY,"
+  "  seq INTEGER NOT NULL"
+  ");"
   "CREATE TABLE read_markers ("
   "  user INTEGER NOT NULL,"
   "  peer INTEGER NOT NULL,"
   "  message_id TEXT NOT NULL,"
   "  timestamp INTEGER NOT NULL,"
   "  PRIMARY KEY (user, peer)"
+  ") WITHOUT ROWID;";
+
+/* The index: derived from the log, rebuilt from it when missing, damaged or
+ * of another version. dedup finds a message by its sender and a 64-bit hash
+ * of its client id (integer keys are compact and cheap to compare; a match
+ * is confirmed against the log); it carries the recipient so that a resend
+ * can be told whether its original is still pending. */
+static const char index_schema_sql[] =
+  "CREATE TABLE meta ("
+  "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+  "  indexed_seq INTEGER NOT NULL,"
+  "  indexed_receipt INTEGER NOT NULL"
+  ");"
+  "INSERT INTO meta VALUES (1, 0, 0);"
+  "CREATE TABLE dedup ("
+  "  sender INTEGER NOT NULL,"
+  "  id_hash INTEGER NOT NULL,"
+  "  seq INTEGER NOT NULL,"
+  "  timestamp INTEGER NOT NULL,"
+  "  recipient INTEGER NOT NULL,"
+  "  PRIMARY KEY (sender, id_hash, seq)"
+  ") WITHOUT ROWID;"
+  "CREATE TABLE sent ("
+  "  sender INTEGER NOT NULL,"
+  "  seq INTEGER NOT NULL,"
+  "  PRIMARY KEY (sender, seq)"
+  ") WITHOUT ROWID;"
+  "CREATE TABLE received ("
+  "  recipient INTEGER NOT NULL,"
+  "  seq INTEGER NOT NULL,"
+  "  PRIMARY KEY (recipient, seq)"
+  ") WITHOUT ROWID;"
+  "CREATE TABLE pending ("
+  "  recipient INTEGER NOT NULL,"
+  "  seq INTEGER NOT NULL,"
+  "  PRIMARY KEY (recipient, seq)"
   ") WITHOUT ROWID;";
 
 /* A registered user as kept in memory. */
@@ -113,27 +188,69 @@ typedef struct {
   char *username;
 } UserEntry;
 
+/* What deduplication looks messages up by. */
+typedef struct {
+  gint64 sender;
+  gint64 id_hash;         /* client_id_hash (client_id) */
+  char *client_id;
+} DedupKey;
+
+/* A message of the tail: committed to the log (or being committed by the
+ * writer's open transaction, if seq > committed_seq), not yet indexed.
+ * Everything but receipt_id is immutable. */
+typedef struct {
+  DedupKey key;           /* first, so that the struct is its own hash key */
+  gint64 seq;
+  gint64 recipient;
+  gint64 timestamp;
+  gint64 receipt_id;      /* the receipt that delivered it, or 0 */
+} TailMessage;
+
+/* A receipt of the tail: a message was delivered to its recipient. */
+typedef struct {
+  gint64 id;
+  gint64 seq;
+  gint64 recipient;
+} TailReceipt;
+
 typedef struct {
   sqlite3_stmt *begin;
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
   sqlite3_stmt *insert_message;
   sqlite3_stmt *find_message;
+  sqlite3_stmt *insert_receipt;
   sqlite3_stmt *insert_contact;
-  sqlite3_stmt *insert_pending;
-  sqlite3_stmt *find_received;
-  sqlite3_stmt *delete_pending;
   sqlite3_stmt *upsert_read;
+  /* On widx, the writer's read connection to the index. */
+  sqlite3_stmt *find_dedup;
+  sqlite3_stmt *find_pending;
 } WriterStatements;
+
+typedef struct {
+  sqlite3_stmt *begin;
+  sqlite3_stmt *commit;
+  sqlite3_stmt *rollback;
+  sqlite3_stmt *insert_dedup;
+  sqlite3_stmt *insert_sent;
+  sqlite3_stmt *insert_received;
+  sqlite3_stmt *insert_pending;
+  sqlite3_stmt *delete_pending;
+  sqlite3_stmt *update_meta;
+} IndexerStatements;
 
 struct _ParleyStore {
   char *path;
+  char *index_path;
 
-  /* The writer thread and its connection. */
+  /* The writer thread and its connections to the log and the index. */
   sqlite3 *wdb;
+  sqlite3 *widx;
   WriterStatements ws;
   GThread *writer;
   GHashTable *known_contacts;
+  GPtrArray *staged_messages;   /* TailMessage *, added by the open transaction */
+  GPtrArray *staged_receipts;   /* TailReceipt * */
 
   /* The queue between parley_store_submit() and the writer. */
   GMutex queue_lock;
@@ -144,9 +261,11 @@ struct _ParleyStore {
   ParleyStoreBatchFunc batch_done;
   gpointer user_data;
 
-  /* The connection for reads and the HTTP side's writes. */
+  /* The connections for reads and the HTTP side's writes, to the log and
+   * to the index. */
   GMutex read_lock;
   sqlite3 *rdb;
+  sqlite3 *ridx;
 
   /* The background checkpointer and its own connection. */
   sqlite3 *cdb;
@@ -156,6 +275,32 @@ struct _ParleyStore {
   gboolean checkpoint_quit;
   gint checkpoint_state;  /* atomic, CHECKPOINT_* */
   gint wal_frames;        /* atomic */
+
+  /* The indexer thread and its connection to the index. */
+  sqlite3 *idx;
+  IndexerStatements is;
+  GThread *indexer;
+
+  /* The tail, guarded by tail_lock. The writer appends (and removes what a
+   * failed transaction added); the indexer removes from the front what it
+   * indexed. Readers only see messages with seq <= committed_seq and
+   * receipts with id <= committed_receipt. */
+  GMutex tail_lock;
+  GCond index_cond;       /* wakes the indexer */
+  GCond indexed_cond;     /* signalled when the indexer advanced */
+  GPtrArray *tail_messages;       /* TailMessage *, in seq order, owned */
+  GHashTable *tail_by_seq;        /* &seq → TailMessage */
+  GHashTable *tail_by_key;        /* DedupKey → TailMessage */
+  GPtrArray *tail_receipts;       /* TailReceipt *, in id order, owned */
+  GHashTable *tail_receipt_by_seq;  /* &seq → TailReceipt */
+  gint64 committed_seq;
+  gint64 committed_receipt;
+  gint64 indexed_seq;
+  gint64 indexed_receipt;
+  gboolean index_quit;
+  gboolean index_paused;
+  gboolean index_idle;    /* the indexer waits for a first un-indexed commit */
+  guint index_flushers;   /* threads waiting in parley_store_flush_index() */
 
   /* Every user, by id (for parley_store_user_exists()) and by key. */
   GRWLock users_lock;
@@ -269,9 +414,16 @@ new_user_id (void)
   return g_strdup (hex);
 }
 
+
+/* Opens a connection in WAL mode. @durable: every COMMIT fsyncs the WAL
+ * (synchronous=FULL), as the log needs; otherwise only checkpoints fsync
+ * (synchronous=NORMAL: a power loss may lose the newest commits but never
+ * corrupts the file), which is enough for the derived index. Checkpoints
+ * are run by the store itself, not inside commits. */
 static sqlite3 *
 open_connection (const char  *path,
                  gboolean     create,
+                 gboolean     durable,
                  GError     **error)
 {
   sqlite3 *db = NULL;
@@ -287,11 +439,11 @@ open_connection (const char  *path,
   sqlite3_extended_result_codes (db, 1);
   sqlite3_busy_timeout (db, BUSY_TIMEOUT_MS);
 
-  /* synchronous is per connection; FULL makes every COMMIT fsync the WAL.
-   * Checkpoints are run by the store itself, not inside commits. */
   if (sqlite3_exec (db,
-                    "PRAGMA journal_mode=WAL;"
-                    "PRAGMA synchronous=FULL;"
+                    durable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                            : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                    NULL, NULL, &errmsg) != SQLITE_OK ||
+      sqlite3_exec (db,
                     "PRAGMA wal_autocheckpoint=0;"
                     "PRAGMA foreign_keys=OFF;"
                     "PRAGMA temp_store=MEMORY;"
@@ -423,6 +575,319 @@ writer_add_contacts (ParleyStore *self,
   return TRUE;
 }
 
+
+/* The 64-bit FNV-1a hash of a client id, as dedup stores it. It must never
+ * change: the index keeps it. */
+static gint64
+client_id_hash (const char *client_id)
+{
+  guint64 hash = G_GUINT64_CONSTANT (0xcbf29ce484222325);
+
+  for (const guchar *p = (const guchar *) client_id; *p; p++) {
+    hash ^= *p;
+    hash *= G_GUINT64_CONSTANT (0x100000001b3);
+  }
+  return (gint64) hash;
+}
+
+/* The tail. Every function named *_locked runs under tail_lock. */
+
+/* The number of committed rows not yet indexed. Seqs and receipt ids are
+ * dense, as nothing is ever deleted from the log. */
+static gint64
+unindexed_locked (ParleyStore *self)
+{
+  return (self->committed_seq - self->indexed_seq) +
+         (self->committed_receipt - self->indexed_receipt);
+}
+
+
+static guint
+dedup_key_hash (gconstpointer data)
+{
+  const DedupKey *key = data;
+
+  return (guint) (key->id_hash ^ (key->id_hash >> 32)) ^ (guint) key->sender * 1000003u;
+}
+
+static gboolean
+dedup_key_equal (gconstpointer x,
+                 gconstpointer y)
+{
+  const DedupKey *a = x, *b = y;
+
+  return a->sender == b->sender && a->id_hash == b->id_hash &&
+         strcmp (a->client_id, b->client_id) == 0;
+}
+
+static void
+tail_message_free (TailMessage *msg)
+{
+  g_free (msg->key.client_id);
+  g_free (msg);
+}
+
+static void
+tail_add_message_locked (ParleyStore *self,
+                         TailMessage *msg)
+{
+  g_ptr_array_add (self->tail_messages, msg);
+  g_hash_table_insert (self->tail_by_seq, &msg->seq, msg);
+  g_hash_table_insert (self->tail_by_key, &msg->key, msg);
+}
+
+static void
+tail_add_receipt_locked (ParleyStore *self,
+                         TailReceipt *receipt)
+{
+  TailMessage *msg = g_hash_table_lookup (self->tail_by_seq, &receipt->seq);
+
+  g_ptr_array_add (self->tail_receipts, receipt);
+  g_hash_table_insert (self->tail_receipt_by_seq, &receipt->seq, receipt);
+  if (msg != NULL)
+    msg->receipt_id = receipt->id;
+}
+
+/* Is the committed message @seq, which is not in the tail, already
+ * delivered? Only the writer may ask, since only it adds receipts. The tail
+ * is asked first: the indexer removes a receipt from the tail only after
+ * committing it to the index, so a receipt is always found in one or the
+ * other. Returns -1 on a database error. */
+static int
+writer_indexed_delivered (ParleyStore *self,
+                          gint64       recipient,
+                          gint64       seq)
+{
+  sqlite3_stmt *stmt = self->ws.find_pending;
+  gboolean in_tail;
+  int rc;
+
+  g_mutex_lock (&self->tail_lock);
+  in_tail = g_hash_table_contains (self->tail_receipt_by_seq, &seq);
+  g_mutex_unlock (&self->tail_lock);
+  if (in_tail)
+    return 1;
+
+  sqlite3_bind_int64 (stmt, 1, recipient);
+  sqlite3_bind_int64 (stmt, 2, seq);
+  rc = sqlite3_step (stmt);
+  sqlite3_reset (stmt);
+  if (rc == SQLITE_ROW)
+    return 0;
+  return rc == SQLITE_DONE ? 1 : -1;
+}
+
+/* Looks a resend up in the index (the caller looked in the tail before).
+ * Returns 1 and fills in @op if found, 0 if not, -1 on a database error. */
+static int
+writer_find_indexed_duplicate (ParleyStore   *self,
+                               gint64         sender,
+                               gint64         id_hash,
+                               ParleyStoreOp *op)
+{
+  sqlite3_stmt *stmt = self->ws.find_dedup;
+  gint64 seq = 0, timestamp = 0, recipient = 0;
+  gboolean found = FALSE;
+  int rc, delivered;
+
+  sqlite3_bind_int64 (stmt, 1, sender);
+  sqlite3_bind_int64 (stmt, 2, id_hash);
+  while (!found && (rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    sqlite3_stmt *check = self->ws.find_message;
+    int check_rc;
+
+    /* Confirm the hash match against the log. */
+    seq = sqlite3_column_int64 (stmt, 0);
+    timestamp = sqlite3_column_int64 (stmt, 1);
+    recipient = sqlite3_column_int64 (stmt, 2);
+    sqlite3_bind_int64 (check, 1, seq);
+    check_rc = sqlite3_step (check);
+    found = check_rc == SQLITE_ROW &&
+            g_strcmp0 ((const char *) sqlite3_column_text (check, 2), op->message_id) == 0;
+    sqlite3_reset (check);
+    if (check_rc != SQLITE_ROW && check_rc != SQLITE_DONE) {
+      rc = check_rc;
+      break;
+    }
+  }
+  sqlite3_reset (stmt);
+  if (!found)
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+
+  delivered = writer_indexed_delivered (self, recipient, seq);
+  if (delivered < 0)
+    return -1;
+  op->seq = seq;
+  op->timestamp = timestamp;
+  op->delivered = delivered == 1;
+  op->duplicate = TRUE;
+  return 1;
+}
+
+static gboolean
+writer_apply_message (ParleyStore   *self,
+                      ParleyStoreOp *op,
+                      GPtrArray     *new_contacts)
+{
+  WriterStatements *ws = &self->ws;
+  sqlite3_stmt *stmt = ws->insert_message;
+  DedupKey key;
+  TailMessage *msg;
+  gint64 sender, recipient;
+  gboolean found;
+  int rc;
+
+  if (op->user_id == NULL || op->peer_id == NULL || op->message_id == NULL ||
+      op->content == NULL || op->content_len > G_MAXINT) {
+    g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
+                         "Incomplete message");
+    return TRUE;
+  }
+  sender = user_key (self, op->user_id);
+  recipient = user_key (self, op->peer_id);
+  if (sender == 0 || recipient == 0) {
+    g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
+                         "No such user");
+    return TRUE;
+  }
+
+  /* A resend is answered with the original: look in the tail (which
+   * includes this transaction's messages), then in the index. The indexer
+   * drops a message from the tail only after committing it to the index,
+   * so it is always found in one or the other. */
+  key.sender = sender;
+  key.id_hash = client_id_hash (op->message_id);
+  key.client_id = op->message_id;
+  g_mutex_lock (&self->tail_lock);
+  msg = g_hash_table_lookup (self->tail_by_key, &key);
+  found = msg != NULL;
+  if (found) {
+    op->seq = msg->seq;
+    op->timestamp = msg->timestamp;
+    op->delivered = msg->receipt_id != 0;
+    op->duplicate = TRUE;
+  }
+  g_mutex_unlock (&self->tail_lock);
+  if (found)
+    return TRUE;
+
+  rc = writer_find_indexed_duplicate (self, sender, key.id_hash, op);
+  if (rc != 0)
+    return rc > 0;
+
+  sqlite3_bind_int64 (stmt, 1, sender);
+  sqlite3_bind_int64 (stmt, 2, recipient);
+  sqlite3_bind_text (stmt, 3, op->message_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 4, op->content, (int) op->content_len, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 5, op->timestamp);
+  if (!step_done (stmt))
+    return FALSE;
+
+  op->seq = sqlite3_last_insert_rowid (self->wdb);
+  op->duplicate = FALSE;
+  op->delivered = FALSE;
+
+  msg = g_new0 (TailMessage, 1);
+  msg->key.sender = sender;
+  msg->key.client_id = g_strdup (op->message_id);
+  msg->seq = op->seq;
+  msg->recipient = recipient;
+  msg->timestamp = op->timestamp;
+  msg->key.id_hash = key.id_hash;
+  g_mutex_lock (&self->tail_lock);
+  tail_add_message_locked (self, msg);
+  g_mutex_unlock (&self->tail_lock);
+  g_ptr_array_add (self->staged_messages, msg);
+
+  return writer_add_contacts (self, sender, recipient, new_contacts);
+}
+
+static gboolean
+writer_apply_received (ParleyStore   *self,
+                       ParleyStoreOp *op)
+{
+  WriterStatements *ws = &self->ws;
+  TailMessage *msg;
+  TailReceipt *receipt;
+  g_autofree char *client_id = NULL;
+  const char *sender_id = NULL;
+  gint64 recipient, sender = 0;
+  gboolean in_tail, found = FALSE, pending = FALSE;
+
+  if (op->user_id == NULL) {
+    g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
+                         "Incomplete receipt");
+    return TRUE;
+  }
+  recipient = user_key (self, op->user_id);
+
+  if (recipient != 0) {
+    /* The tail (this transaction included) first, then the log. */
+    g_mutex_lock (&self->tail_lock);
+    msg = g_hash_table_lookup (self->tail_by_seq, &op->seq);
+    in_tail = msg != NULL;
+    if (in_tail && msg->recipient == recipient) {
+      found = TRUE;
+      sender = msg->key.sender;
+      client_id = g_strdup (msg->key.client_id);
+      pending = msg->receipt_id == 0;
+    }
+    g_mutex_unlock (&self->tail_lock);
+
+    if (!in_tail) {
+      sqlite3_stmt *stmt = ws->find_message;
+      int rc, delivered;
+
+      sqlite3_bind_int64 (stmt, 1, op->seq);
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW && sqlite3_column_int64 (stmt, 1) == recipient) {
+        found = TRUE;
+        sender = sqlite3_column_int64 (stmt, 0);
+        client_id = column_strdup (stmt, 2);
+      }
+      sqlite3_reset (stmt);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return FALSE;
+
+      if (found) {
+        delivered = writer_indexed_delivered (self, recipient, op->seq);
+        if (delivered < 0)
+          return FALSE;
+        pending = delivered == 0;
+      }
+    }
+  }
+
+  if (found)
+    sender_id = user_id_for_key (self, sender);
+  if (sender_id == NULL) {
+    g_set_error (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
+                 "No message %" G_GINT64_FORMAT " for this user", op->seq);
+    return TRUE;
+  }
+  g_free (op->orig_sender);
+  g_free (op->orig_id);
+  op->orig_sender = g_strdup (sender_id);
+  op->orig_id = g_steal_pointer (&client_id);
+  op->delivered = pending;
+  if (!pending)
+    return TRUE;
+
+  sqlite3_bind_int64 (ws->insert_receipt, 1, op->seq);
+  if (!step_done (ws->insert_receipt))
+    return FALSE;
+
+  receipt = g_new (TailReceipt, 1);
+  receipt->id = sqlite3_last_insert_rowid (self->wdb);
+  receipt->seq = op->seq;
+  receipt->recipient = recipient;
+  g_mutex_lock (&self->tail_lock);
+  tail_add_receipt_locked (self, receipt);
+  g_mutex_unlock (&self->tail_lock);
+  g_ptr_array_add (self->staged_receipts, receipt);
+  return TRUE;
+}
+
 /* Applies one op inside the open transaction. Returns FALSE on a database
  * failure that must abort the whole transaction; an op that is merely
  * invalid gets its own error and TRUE. */
@@ -431,108 +896,15 @@ writer_apply (ParleyStore   *self,
               ParleyStoreOp *op,
               GPtrArray     *new_contacts)
 {
-  WriterStatements *ws = &self->ws;
-
   switch (op->kind) {
-  case PARLEY_STORE_OP_MESSAGE: {
-    sqlite3_stmt *stmt = ws->insert_message;
-    gint64 sender, recipient;
-    int rc;
+  case PARLEY_STORE_OP_MESSAGE:
+    return writer_apply_message (self, op, new_contacts);
 
-    if (op->user_id == NULL || op->peer_id == NULL || op->message_id == NULL ||
-        op->content == NULL || op->content_len > G_MAXINT) {
-      g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
-                           "Incomplete message");
-      return TRUE;
-    }
-    sender = user_key (self, op->user_id);
-    recipient = user_key (self, op->peer_id);
-    if (sender == 0 || recipient == 0) {
-      g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
-                           "No such user");
-      return TRUE;
-    }
-
-    sqlite3_bind_int64 (stmt, 1, sender);
-    sqlite3_bind_int64 (stmt, 2, recipient);
-    sqlite3_bind_text (stmt, 3, op->message_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text (stmt, 4, op->content, (int) op->content_len, SQLITE_STATIC);
-    sqlite3_bind_int64 (stmt, 5, op->timestamp);
-    rc = sqlite3_step (stmt);
-    sqlite3_reset (stmt);
-    if (rc != SQLITE_DONE)
-      return FALSE;
-
-    if (sqlite3_changes (self->wdb) == 1) {
-      op->seq = sqlite3_last_insert_rowid (self->wdb);
-      op->duplicate = FALSE;
-      op->delivered = FALSE;
-
-      sqlite3_bind_int64 (ws->insert_pending, 1, recipient);
-      sqlite3_bind_int64 (ws->insert_pending, 2, op->seq);
-      if (!step_done (ws->insert_pending))
-        return FALSE;
-      return writer_add_contacts (self, sender, recipient, new_contacts);
-    }
-
-    /* A resend: answer with the original. */
-    stmt = ws->find_message;
-    sqlite3_bind_int64 (stmt, 1, sender);
-    sqlite3_bind_text (stmt, 2, op->message_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step (stmt);
-    if (rc == SQLITE_ROW) {
-      op->seq = sqlite3_column_int64 (stmt, 0);
-      op->timestamp = sqlite3_column_int64 (stmt, 1);
-      op->delivered = sqlite3_column_int (stmt, 2) == 0;
-      op->duplicate = TRUE;
-    }
-    sqlite3_reset (stmt);
-    return rc == SQLITE_ROW;
-  }
-
-  case PARLEY_STORE_OP_RECEIVED: {
-    sqlite3_stmt *stmt = ws->find_received;
-    gint64 recipient;
-    const char *sender;
-    int rc;
-
-    if (op->user_id == NULL) {
-      g_set_error_literal (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
-                           "Incomplete receipt");
-      return TRUE;
-    }
-
-    recipient = user_key (self, op->user_id);
-    sqlite3_bind_int64 (stmt, 1, op->seq);
-    sqlite3_bind_int64 (stmt, 2, recipient);
-    rc = recipient != 0 ? sqlite3_step (stmt) : SQLITE_DONE;
-    sender = rc == SQLITE_ROW ? user_id_for_key (self, sqlite3_column_int64 (stmt, 0)) : NULL;
-    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sender == NULL)) {
-      sqlite3_reset (stmt);
-      g_set_error (&op->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND,
-                   "No message %" G_GINT64_FORMAT " for this user", op->seq);
-      return TRUE;
-    }
-    if (rc != SQLITE_ROW) {
-      sqlite3_reset (stmt);
-      return FALSE;
-    }
-    g_free (op->orig_sender);
-    g_free (op->orig_id);
-    op->orig_sender = g_strdup (sender);
-    op->orig_id = column_strdup (stmt, 1);
-    sqlite3_reset (stmt);
-
-    sqlite3_bind_int64 (ws->delete_pending, 1, recipient);
-    sqlite3_bind_int64 (ws->delete_pending, 2, op->seq);
-    if (!step_done (ws->delete_pending))
-      return FALSE;
-    op->delivered = sqlite3_changes (self->wdb) > 0;
-    return TRUE;
-  }
+  case PARLEY_STORE_OP_RECEIVED:
+    return writer_apply_received (self, op);
 
   case PARLEY_STORE_OP_READ: {
-    sqlite3_stmt *stmt = ws->upsert_read;
+    sqlite3_stmt *stmt = self->ws.upsert_read;
     gint64 user, peer;
 
     if (op->user_id == NULL || op->peer_id == NULL || op->message_id == NULL) {
@@ -582,6 +954,65 @@ fail_batch (ParleyStoreOp **ops,
   }
 }
 
+/* Takes what a rolled back transaction added out of the tail again. It is
+ * the end of both arrays: the indexer only removes committed entries. */
+static void
+writer_unstage (ParleyStore *self)
+{
+  g_mutex_lock (&self->tail_lock);
+  for (guint i = self->staged_receipts->len; i > 0; i--) {
+    TailReceipt *receipt = g_ptr_array_index (self->staged_receipts, i - 1);
+    TailMessage *msg = g_hash_table_lookup (self->tail_by_seq, &receipt->seq);
+
+    g_assert (g_ptr_array_index (self->tail_receipts, self->tail_receipts->len - 1) == receipt);
+    g_ptr_array_set_size (self->tail_receipts, self->tail_receipts->len - 1);
+    g_hash_table_remove (self->tail_receipt_by_seq, &receipt->seq);
+    if (msg != NULL && msg->receipt_id == receipt->id)
+      msg->receipt_id = 0;
+    g_free (receipt);
+  }
+  for (guint i = self->staged_messages->len; i > 0; i--) {
+    TailMessage *msg = g_ptr_array_index (self->staged_messages, i - 1);
+
+    g_assert (g_ptr_array_index (self->tail_messages, self->tail_messages->len - 1) == msg);
+    g_ptr_array_set_size (self->tail_messages, self->tail_messages->len - 1);
+    g_hash_table_remove (self->tail_by_seq, &msg->seq);
+    g_hash_table_remove (self->tail_by_key, &msg->key);
+    tail_message_free (msg);
+  }
+  g_mutex_unlock (&self->tail_lock);
+  g_ptr_array_set_size (self->staged_receipts, 0);
+  g_ptr_array_set_size (self->staged_messages, 0);
+}
+
+/* Makes what a committed transaction added visible to readers and wakes
+ * the indexer. */
+static void
+writer_publish (ParleyStore *self)
+{
+  g_mutex_lock (&self->tail_lock);
+  if (self->staged_messages->len > 0) {
+    TailMessage *last = g_ptr_array_index (self->staged_messages,
+                                           self->staged_messages->len - 1);
+
+    self->committed_seq = last->seq;
+  }
+  if (self->staged_receipts->len > 0) {
+    TailReceipt *last = g_ptr_array_index (self->staged_receipts,
+                                           self->staged_receipts->len - 1);
+
+    self->committed_receipt = last->id;
+  }
+  /* The indexer only needs waking from its idle wait, or early from
+   * gathering when enough is waiting. */
+  if ((self->staged_messages->len > 0 || self->staged_receipts->len > 0) &&
+      (self->index_idle || unindexed_locked (self) >= INDEX_MIN_ROWS))
+    g_cond_signal (&self->index_cond);
+  g_mutex_unlock (&self->tail_lock);
+  g_ptr_array_set_size (self->staged_receipts, 0);
+  g_ptr_array_set_size (self->staged_messages, 0);
+}
+
 /* Runs @n_ops ops in one transaction and commits it. */
 static void
 writer_run_batch (ParleyStore    *self,
@@ -603,9 +1034,11 @@ writer_run_batch (ParleyStore    *self,
     g_warning ("Batch of %u operations failed: %s", n_ops, message);
     if (!sqlite3_get_autocommit (self->wdb))
       step_done (self->ws.rollback);
+    writer_unstage (self);
     fail_batch (ops, n_ops, message);
     return;
   }
+  writer_publish (self);
 
   if (g_hash_table_size (self->known_contacts) > MAX_KNOWN_CONTACTS)
     g_hash_table_remove_all (self->known_contacts);
@@ -671,41 +1104,319 @@ writer_statements_clear (WriterStatements *ws)
   g_clear_pointer (&ws->rollback, sqlite3_finalize);
   g_clear_pointer (&ws->insert_message, sqlite3_finalize);
   g_clear_pointer (&ws->find_message, sqlite3_finalize);
+  g_clear_pointer (&ws->insert_receipt, sqlite3_finalize);
   g_clear_pointer (&ws->insert_contact, sqlite3_finalize);
-  g_clear_pointer (&ws->insert_pending, sqlite3_finalize);
-  g_clear_pointer (&ws->find_received, sqlite3_finalize);
-  g_clear_pointer (&ws->delete_pending, sqlite3_finalize);
   g_clear_pointer (&ws->upsert_read, sqlite3_finalize);
+  g_clear_pointer (&ws->find_dedup, sqlite3_finalize);
+  g_clear_pointer (&ws->find_pending, sqlite3_finalize);
 }
 
 static gboolean
 writer_statements_init (WriterStatements *ws,
-                        sqlite3          *db)
+                        sqlite3          *db,
+                        sqlite3          *idx)
 {
   ws->begin = prepare (db, "BEGIN IMMEDIATE", TRUE);
   ws->commit = prepare (db, "COMMIT", TRUE);
   ws->rollback = prepare (db, "ROLLBACK", TRUE);
   ws->insert_message = prepare (db,
     "INSERT INTO messages (sender, recipient, client_id, content, timestamp)"
-    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sender, client_id) DO NOTHING", TRUE);
+    " VALUES (?1, ?2, ?3, ?4, ?5)", TRUE);
   ws->find_message = prepare (db,
-    "SELECT seq, timestamp, EXISTS (SELECT 1 FROM pending p"
-    "  WHERE p.recipient = m.recipient AND p.seq = m.seq)"
-    " FROM messages m WHERE sender = ?1 AND client_id = ?2", TRUE);
+    "SELECT sender, recipient, client_id FROM messages WHERE seq = ?1", TRUE);
+  ws->insert_receipt = prepare (db, "INSERT INTO receipts (seq) VALUES (?1)", TRUE);
   ws->insert_contact = prepare (db,
     "INSERT OR IGNORE INTO contacts (user, contact) VALUES (?1, ?2)", TRUE);
-  ws->insert_pending = prepare (db, "INSERT INTO pending (recipient, seq) VALUES (?1, ?2)", TRUE);
-  ws->find_received = prepare (db,
-    "SELECT sender, client_id FROM messages WHERE seq = ?1 AND recipient = ?2", TRUE);
-  ws->delete_pending = prepare (db, "DELETE FROM pending WHERE recipient = ?1 AND seq = ?2", TRUE);
   ws->upsert_read = prepare (db,
     "INSERT INTO read_markers (user, peer, message_id, timestamp)"
     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user, peer) DO UPDATE"
     " SET message_id = excluded.message_id, timestamp = excluded.timestamp", TRUE);
+  ws->find_dedup = prepare (idx,
+    "SELECT seq, timestamp, recipient FROM dedup WHERE sender = ?1 AND id_hash = ?2", TRUE);
+  ws->find_pending = prepare (idx,
+    "SELECT 1 FROM pending WHERE recipient = ?1 AND seq = ?2", TRUE);
 
   return ws->begin && ws->commit && ws->rollback && ws->insert_message && ws->find_message &&
-         ws->insert_contact && ws->insert_pending && ws->find_received && ws->delete_pending &&
-         ws->upsert_read;
+         ws->insert_receipt && ws->insert_contact && ws->upsert_read && ws->find_dedup &&
+         ws->find_pending;
+}
+
+/* Indexer thread. */
+
+static int
+compare_int64 (gint64 a,
+               gint64 b)
+{
+  return (a > b) - (a < b);
+}
+
+static int
+compare_by_sender_hash (gconstpointer x,
+                        gconstpointer y,
+                        gpointer      data)
+{
+  const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  if (a->key.sender != b->key.sender)
+    return compare_int64 (a->key.sender, b->key.sender);
+  if (a->key.id_hash != b->key.id_hash)
+    return compare_int64 (a->key.id_hash, b->key.id_hash);
+  return compare_int64 (a->seq, b->seq);
+}
+
+static int
+compare_by_sender_seq (gconstpointer x,
+                       gconstpointer y,
+                       gpointer      data)
+{
+  const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  if (a->key.sender != b->key.sender)
+    return compare_int64 (a->key.sender, b->key.sender);
+  return compare_int64 (a->seq, b->seq);
+}
+
+static int
+compare_by_recipient_seq (gconstpointer x,
+                          gconstpointer y,
+                          gpointer      data)
+{
+  const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  if (a->recipient != b->recipient)
+    return compare_int64 (a->recipient, b->recipient);
+  return compare_int64 (a->seq, b->seq);
+}
+
+/* Writes @n_msgs messages and @n_receipts receipts of the tail to the index
+ * in one transaction and advances meta to @to_seq and @to_receipt. */
+static gboolean
+indexer_apply (ParleyStore  *self,
+               TailMessage **msgs,
+               guint         n_msgs,
+               TailReceipt **receipts,
+               guint         n_receipts,
+               gint64        from_seq,
+               gint64        to_seq,
+               gint64        to_receipt)
+{
+  IndexerStatements *is = &self->is;
+  g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
+  TailMessage **sorted;
+  gboolean ok;
+
+  /* A message delivered before it was indexed never gets a pending row. A
+   * receipt always refers to a message committed before it (or with it), so
+   * one with seq > from_seq refers to a message of this batch. */
+  for (guint i = 0; i < n_receipts; i++)
+    if (receipts[i]->seq > from_seq)
+      g_hash_table_add (delivered, &receipts[i]->seq);
+
+  /* Each table's rows go in in key order, which walks its B-tree from page
+   * to page instead of jumping around. */
+  sorted = g_new (TailMessage *, n_msgs);
+  memcpy (sorted, msgs, n_msgs * sizeof (TailMessage *));
+
+  ok = step_done (is->begin);
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_hash, NULL);
+  for (guint i = 0; ok && i < n_msgs; i++) {
+    sqlite3_bind_int64 (is->insert_dedup, 1, sorted[i]->key.sender);
+    sqlite3_bind_int64 (is->insert_dedup, 2, sorted[i]->key.id_hash);
+    sqlite3_bind_int64 (is->insert_dedup, 3, sorted[i]->seq);
+    sqlite3_bind_int64 (is->insert_dedup, 4, sorted[i]->timestamp);
+    sqlite3_bind_int64 (is->insert_dedup, 5, sorted[i]->recipient);
+    ok = step_done (is->insert_dedup);
+  }
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_seq, NULL);
+  for (guint i = 0; ok && i < n_msgs; i++) {
+    sqlite3_bind_int64 (is->insert_sent, 1, sorted[i]->key.sender);
+    sqlite3_bind_int64 (is->insert_sent, 2, sorted[i]->seq);
+    ok = step_done (is->insert_sent);
+  }
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_recipient_seq, NULL);
+  for (guint i = 0; ok && i < n_msgs; i++) {
+    sqlite3_bind_int64 (is->insert_received, 1, sorted[i]->recipient);
+    sqlite3_bind_int64 (is->insert_received, 2, sorted[i]->seq);
+    ok = step_done (is->insert_received);
+  }
+  for (guint i = 0; ok && i < n_msgs; i++) {
+    if (g_hash_table_contains (delivered, &sorted[i]->seq))
+      continue;
+    sqlite3_bind_int64 (is->insert_pending, 1, sorted[i]->recipient);
+    sqlite3_bind_int64 (is->insert_pending, 2, sorted[i]->seq);
+    ok = step_done (is->insert_pending);
+  }
+  g_free (sorted);
+  for (guint i = 0; ok && i < n_receipts; i++) {
+    if (receipts[i]->seq > from_seq)
+      continue;
+    sqlite3_bind_int64 (is->delete_pending, 1, receipts[i]->recipient);
+    sqlite3_bind_int64 (is->delete_pending, 2, receipts[i]->seq);
+    ok = step_done (is->delete_pending);
+  }
+  if (ok) {
+    sqlite3_bind_int64 (is->update_meta, 1, to_seq);
+    sqlite3_bind_int64 (is->update_meta, 2, to_receipt);
+    ok = step_done (is->update_meta);
+  }
+  if (ok)
+    ok = step_done (is->commit);
+
+  if (!ok) {
+    g_warning ("Cannot update the message index: %s", sqlite3_errmsg (self->idx));
+    if (!sqlite3_get_autocommit (self->idx))
+      step_done (is->rollback);
+  }
+  return ok;
+}
+
+/* Removes the first @n_msgs messages and @n_receipts receipts from the
+ * tail, which the index has now. */
+static void
+tail_drop_indexed_locked (ParleyStore *self,
+                          guint        n_msgs,
+                          guint        n_receipts)
+{
+  for (guint i = 0; i < n_msgs; i++) {
+    TailMessage *msg = g_ptr_array_index (self->tail_messages, i);
+
+    g_hash_table_remove (self->tail_by_seq, &msg->seq);
+    g_hash_table_remove (self->tail_by_key, &msg->key);
+    tail_message_free (msg);
+  }
+  g_ptr_array_remove_range (self->tail_messages, 0, n_msgs);
+
+  for (guint i = 0; i < n_receipts; i++) {
+    TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, i);
+
+    g_hash_table_remove (self->tail_receipt_by_seq, &receipt->seq);
+    g_free (receipt);
+  }
+  g_ptr_array_remove_range (self->tail_receipts, 0, n_receipts);
+}
+
+static gpointer
+indexer_thread (gpointer data)
+{
+  ParleyStore *self = data;
+  g_autoptr(GPtrArray) msgs = g_ptr_array_new ();
+  g_autoptr(GPtrArray) receipts = g_ptr_array_new ();
+
+  /* Indexing is deferrable work: when it competes for a CPU with the
+   * threads on the ack path, they should win, and it should run in their
+   * idle time (waiting for fsync, for the network). */
+  if (setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), INDEXER_NICE) != 0)
+    g_debug ("Cannot lower the indexer's priority: %s", g_strerror (errno));
+
+  g_mutex_lock (&self->tail_lock);
+  for (;;) {
+    gint64 deadline, from_seq, to_seq, to_receipt;
+    guint n_msgs = 0, n_receipts = 0;
+    gboolean ok;
+
+    if (self->index_paused || unindexed_locked (self) == 0) {
+      if (self->index_quit)
+        break;
+      self->index_idle = TRUE;
+      g_cond_wait (&self->index_cond, &self->tail_lock);
+      self->index_idle = FALSE;
+      continue;
+    }
+
+    /* Let more gather, so that the transaction is large. */
+    deadline = g_get_monotonic_time () + INDEX_DELAY_MS * G_TIME_SPAN_MILLISECOND;
+    while (!self->index_quit && !self->index_paused && self->index_flushers == 0 &&
+           unindexed_locked (self) < INDEX_MIN_ROWS) {
+      if (!g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline))
+        break;
+    }
+    if (self->index_paused)
+      continue;
+
+    /* The committed part of the tail: a prefix of each array. */
+    from_seq = self->indexed_seq;
+    to_seq = self->committed_seq;
+    to_receipt = self->committed_receipt;
+    while (n_msgs < self->tail_messages->len &&
+           ((TailMessage *) g_ptr_array_index (self->tail_messages, n_msgs))->seq <= to_seq)
+      n_msgs++;
+    while (n_receipts < self->tail_receipts->len &&
+           ((TailReceipt *) g_ptr_array_index (self->tail_receipts, n_receipts))->id <= to_receipt)
+      n_receipts++;
+    g_ptr_array_set_size (msgs, 0);
+    g_ptr_array_set_size (receipts, 0);
+    for (guint i = 0; i < n_msgs; i++)
+      g_ptr_array_add (msgs, g_ptr_array_index (self->tail_messages, i));
+    for (guint i = 0; i < n_receipts; i++)
+      g_ptr_array_add (receipts, g_ptr_array_index (self->tail_receipts, i));
+    g_mutex_unlock (&self->tail_lock);
+
+    /* Entries of the committed prefix are only ever removed by this thread,
+     * so they stay valid without the lock. */
+    ok = indexer_apply (self, (TailMessage **) msgs->pdata, n_msgs,
+                        (TailReceipt **) receipts->pdata, n_receipts,
+                        from_seq, to_seq, to_receipt);
+
+    g_mutex_lock (&self->tail_lock);
+    if (ok) {
+      tail_drop_indexed_locked (self, n_msgs, n_receipts);
+      self->indexed_seq = to_seq;
+      self->indexed_receipt = to_receipt;
+      g_cond_broadcast (&self->indexed_cond);
+    } else {
+      /* The tail still answers for everything; try again later. */
+      deadline = g_get_monotonic_time () + INDEX_RETRY_MS * G_TIME_SPAN_MILLISECOND;
+      while (!self->index_quit &&
+             g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline))
+        ;
+      if (self->index_quit)
+        break;
+    }
+  }
+  g_cond_broadcast (&self->indexed_cond);
+  g_mutex_unlock (&self->tail_lock);
+
+  return NULL;
+}
+
+static void
+indexer_statements_clear (IndexerStatements *is)
+{
+  g_clear_pointer (&is->begin, sqlite3_finalize);
+  g_clear_pointer (&is->commit, sqlite3_finalize);
+  g_clear_pointer (&is->rollback, sqlite3_finalize);
+  g_clear_pointer (&is->insert_dedup, sqlite3_finalize);
+  g_clear_pointer (&is->insert_sent, sqlite3_finalize);
+  g_clear_pointer (&is->insert_received, sqlite3_finalize);
+  g_clear_pointer (&is->insert_pending, sqlite3_finalize);
+  g_clear_pointer (&is->delete_pending, sqlite3_finalize);
+  g_clear_pointer (&is->update_meta, sqlite3_finalize);
+}
+
+static gboolean
+indexer_statements_init (IndexerStatements *is,
+                         sqlite3           *db)
+{
+  is->begin = prepare (db, "BEGIN IMMEDIATE", TRUE);
+  is->commit = prepare (db, "COMMIT", TRUE);
+  is->rollback = prepare (db, "ROLLBACK", TRUE);
+  /* OR IGNORE: a key indexed before is harmless (the meta row and the rows
+   * it covers are always committed together, so it should never happen). */
+  is->insert_dedup = prepare (db,
+    "INSERT OR IGNORE INTO dedup (sender, id_hash, seq, timestamp, recipient)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)", TRUE);
+  is->insert_sent = prepare (db, "INSERT OR IGNORE INTO sent (sender, seq) VALUES (?1, ?2)", TRUE);
+  is->insert_received = prepare (db,
+    "INSERT OR IGNORE INTO received (recipient, seq) VALUES (?1, ?2)", TRUE);
+  is->insert_pending = prepare (db,
+    "INSERT OR IGNORE INTO pending (recipient, seq) VALUES (?1, ?2)", TRUE);
+  is->delete_pending = prepare (db, "DELETE FROM pending WHERE recipient = ?1 AND seq = ?2",
+                                TRUE);
+  is->update_meta = prepare (db,
+    "UPDATE meta SET indexed_seq = ?1, indexed_receipt = ?2 WHERE id = 1", TRUE);
+
+  return is->begin && is->commit && is->rollback && is->insert_dedup && is->insert_sent &&
+         is->insert_received && is->insert_pending && is->delete_pending && is->update_meta;
 }
 
 static gint64
@@ -719,45 +1430,47 @@ query_int (sqlite3    *db,
   return sqlite3_step (stmt) == SQLITE_ROW ? sqlite3_column_int64 (stmt, 0) : -1;
 }
 
-/* Creates the schema in an empty database, or checks that the database has
- * the schema of this version. */
+
+/* Creates the schema @sql in an empty database, or checks that the database
+ * has the schema @version. */
 static gboolean
 ensure_schema (sqlite3     *db,
                const char  *path,
+               const char  *sql,
+               int          version,
                GError     **error)
 {
   char *errmsg = NULL;
-  gint64 version, n_objects;
+  gint64 found, n_objects;
 
   if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
     set_sqlite_error (error, db, "Cannot read the schema");
     return FALSE;
   }
 
-  version = query_int (db, "PRAGMA user_version");
+  found = query_int (db, "PRAGMA user_version");
   n_objects = query_int (db, "SELECT count(*) FROM sqlite_schema");
-  if (version < 0 || n_objects < 0) {
+  if (found < 0 || n_objects < 0) {
     set_sqlite_error (error, db, "Cannot read the schema");
     sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
   }
 
-  if (version == 0 && n_objects == 0) {
-    g_autofree char *sql = g_strdup_printf ("%s PRAGMA user_version = %d;", schema_sql,
-                                            SCHEMA_VERSION);
+  if (found == 0 && n_objects == 0) {
+    g_autofree char *script = g_strdup_printf ("%s PRAGMA user_version = %d;", sql, version);
 
-    if (sqlite3_exec (db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
+    if (sqlite3_exec (db, script, NULL, NULL, &errmsg) != SQLITE_OK) {
       g_set_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
                    "Cannot create the schema: %s", errmsg);
       sqlite3_free (errmsg);
       sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
       return FALSE;
     }
-  } else if (version != SCHEMA_VERSION) {
+  } else if (found != version) {
     g_set_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
                  "The database %s has schema version %" G_GINT64_FORMAT ", but this version "
-                 "of Parley needs version %d; it cannot use that database", path, version,
-                 SCHEMA_VERSION);
+                 "of Parley needs version %d; it cannot use that database", path, found,
+                 version);
     sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
   }
@@ -768,6 +1481,156 @@ ensure_schema (sqlite3     *db,
     return FALSE;
   }
   return TRUE;
+}
+
+static void
+index_close (ParleyStore *self)
+{
+  writer_statements_clear (&self->ws);
+  indexer_statements_clear (&self->is);
+  g_clear_pointer (&self->widx, sqlite3_close);
+  g_clear_pointer (&self->ridx, sqlite3_close);
+  g_clear_pointer (&self->idx, sqlite3_close);
+}
+
+/* Opens (or creates) the index and checks that it fits the log, whose
+ * newest message is @max_seq and newest receipt @max_receipt. */
+static gboolean
+index_open (ParleyStore  *self,
+            gint64        max_seq,
+            gint64        max_receipt,
+            GError      **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  self->idx = open_connection (self->index_path, TRUE, FALSE, error);
+  if (self->idx == NULL)
+    return FALSE;
+  if (!ensure_schema (self->idx, self->index_path, index_schema_sql, INDEX_VERSION, error))
+    return FALSE;
+
+  stmt = prepare (self->idx, "SELECT indexed_seq, indexed_receipt FROM meta WHERE id = 1", FALSE);
+  if (stmt == NULL || sqlite3_step (stmt) != SQLITE_ROW) {
+    g_set_error_literal (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
+                         "It has no progress record");
+    return FALSE;
+  }
+  self->indexed_seq = sqlite3_column_int64 (stmt, 0);
+  self->indexed_receipt = sqlite3_column_int64 (stmt, 1);
+  if (self->indexed_seq < 0 || self->indexed_seq > max_seq ||
+      self->indexed_receipt < 0 || self->indexed_receipt > max_receipt) {
+    g_set_error_literal (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
+                         "It covers messages the database does not have");
+    return FALSE;
+  }
+
+  sqlite3_exec (self->idx, "PRAGMA wal_autocheckpoint=" G_STRINGIFY (INDEX_AUTOCHECKPOINT_PAGES),
+                NULL, NULL, NULL);
+  if (!indexer_statements_init (&self->is, self->idx)) {
+    set_sqlite_error (error, self->idx, "Cannot prepare statements");
+    return FALSE;
+  }
+
+  self->widx = open_connection (self->index_path, FALSE, FALSE, error);
+  if (self->widx == NULL)
+    return FALSE;
+  self->ridx = open_connection (self->index_path, FALSE, FALSE, error);
+  if (self->ridx == NULL)
+    return FALSE;
+
+  if (!writer_statements_init (&self->ws, self->wdb, self->widx)) {
+    set_sqlite_error (error, self->wdb, "Cannot prepare statements");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Opens the index; one that cannot be used is deleted and rebuilt from the
+ * log (everything in it is derived from the log). */
+static gboolean
+index_open_or_rebuild (ParleyStore  *self,
+                       gint64        max_seq,
+                       gint64        max_receipt,
+                       GError      **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  const char *suffixes[] = { "", "-wal", "-shm" };
+
+  if (index_open (self, max_seq, max_receipt, &local_error))
+    return TRUE;
+
+  g_message ("The message index %s cannot be used (%s); rebuilding it from the database",
+             self->index_path, local_error->message);
+  index_close (self);
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *file = g_strconcat (self->index_path, suffixes[i], NULL);
+
+    if (g_unlink (file) != 0 && errno != ENOENT) {
+      g_set_error (error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_FAILED,
+                   "Cannot delete the damaged message index %s: %s", file, g_strerror (errno));
+      return FALSE;
+    }
+  }
+  self->indexed_seq = 0;
+  self->indexed_receipt = 0;
+  return index_open (self, max_seq, max_receipt, error);
+}
+
+/* Loads what the log has beyond the index into the tail. */
+static gboolean
+load_tail (ParleyStore  *self,
+           GError      **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  int rc;
+
+  stmt = prepare (self->rdb,
+                  "SELECT seq, sender, recipient, client_id, timestamp FROM messages"
+                  " WHERE seq > ?1 ORDER BY seq", FALSE);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, self->indexed_seq);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    TailMessage *msg = g_new0 (TailMessage, 1);
+
+    msg->seq = sqlite3_column_int64 (stmt, 0);
+    msg->key.sender = sqlite3_column_int64 (stmt, 1);
+    msg->recipient = sqlite3_column_int64 (stmt, 2);
+    msg->key.client_id = column_strdup (stmt, 3);
+    msg->timestamp = sqlite3_column_int64 (stmt, 4);
+    if (msg->key.client_id == NULL)
+      msg->key.client_id = g_strdup ("");
+    msg->key.id_hash = client_id_hash (msg->key.client_id);
+    tail_add_message_locked (self, msg);
+  }
+  if (rc != SQLITE_DONE)
+    goto fail;
+  g_clear_pointer (&stmt, sqlite3_finalize);
+
+  stmt = prepare (self->rdb,
+                  "SELECT r.id, r.seq, m.recipient FROM receipts r JOIN messages m ON m.seq = r.seq"
+                  " WHERE r.id > ?1 ORDER BY r.id", FALSE);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, self->indexed_receipt);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    TailReceipt *receipt = g_new (TailReceipt, 1);
+
+    receipt->id = sqlite3_column_int64 (stmt, 0);
+    receipt->seq = sqlite3_column_int64 (stmt, 1);
+    receipt->recipient = sqlite3_column_int64 (stmt, 2);
+    tail_add_receipt_locked (self, receipt);
+  }
+  if (rc != SQLITE_DONE)
+    goto fail;
+
+  g_debug ("%u messages and %u receipts were not indexed yet", self->tail_messages->len,
+           self->tail_receipts->len);
+  return TRUE;
+
+fail:
+  set_sqlite_error (error, self->rdb, "Cannot read the message log");
+  return FALSE;
 }
 
 static gboolean
@@ -792,10 +1655,11 @@ load_users (ParleyStore  *self,
   return TRUE;
 }
 
+
 static void
 store_free (ParleyStore *self)
 {
-  writer_statements_clear (&self->ws);
+  index_close (self);
   g_clear_pointer (&self->wdb, sqlite3_close);
   g_clear_pointer (&self->rdb, sqlite3_close);
   g_clear_pointer (&self->cdb, sqlite3_close);
@@ -803,13 +1667,28 @@ store_free (ParleyStore *self)
   g_clear_pointer (&self->known_contacts, g_hash_table_unref);
   g_clear_pointer (&self->users, g_hash_table_unref);
   g_clear_pointer (&self->user_keys, g_hash_table_unref);
+  g_clear_pointer (&self->tail_by_seq, g_hash_table_unref);
+  g_clear_pointer (&self->tail_by_key, g_hash_table_unref);
+  g_clear_pointer (&self->tail_receipt_by_seq, g_hash_table_unref);
+  for (guint i = 0; self->tail_messages != NULL && i < self->tail_messages->len; i++)
+    tail_message_free (g_ptr_array_index (self->tail_messages, i));
+  for (guint i = 0; self->tail_receipts != NULL && i < self->tail_receipts->len; i++)
+    g_free (g_ptr_array_index (self->tail_receipts, i));
+  g_clear_pointer (&self->tail_messages, g_ptr_array_unref);
+  g_clear_pointer (&self->tail_receipts, g_ptr_array_unref);
+  g_clear_pointer (&self->staged_messages, g_ptr_array_unref);
+  g_clear_pointer (&self->staged_receipts, g_ptr_array_unref);
   g_mutex_clear (&self->queue_lock);
   g_cond_clear (&self->queue_cond);
   g_mutex_clear (&self->read_lock);
   g_mutex_clear (&self->checkpoint_lock);
   g_cond_clear (&self->checkpoint_cond);
+  g_mutex_clear (&self->tail_lock);
+  g_cond_clear (&self->index_cond);
+  g_cond_clear (&self->indexed_cond);
   g_rw_lock_clear (&self->users_lock);
   g_free (self->path);
+  g_free (self->index_path);
   g_free (self);
 }
 
@@ -888,6 +1767,7 @@ parley_stored_message_free (ParleyStoredMessage *msg)
   g_free (msg);
 }
 
+
 /**
  * parley_store_open:
  * @path: the database file, created if missing
@@ -896,7 +1776,9 @@ parley_stored_message_free (ParleyStoredMessage *msg)
  * @user_data: data for @batch_done
  * @error: return location for a #GError
  *
- * Opens (and if needed creates) the database and starts the writer thread.
+ * Opens (and if needed creates) the database and its message index (the
+ * file @path with `-index` appended, rebuilt from the database if it is
+ * missing or damaged) and starts the writer and indexer threads.
  *
  * Returns: (transfer full): the store, or %NULL with @error set
  */
@@ -907,11 +1789,13 @@ parley_store_open (const char            *path,
                    GError               **error)
 {
   ParleyStore *self;
+  gint64 max_seq, max_receipt;
 
   g_return_val_if_fail (path != NULL, NULL);
 
   self = g_new0 (ParleyStore, 1);
   self->path = g_strdup (path);
+  self->index_path = g_strconcat (path, "-index", NULL);
   self->batch_done = batch_done;
   self->user_data = user_data;
   self->queue = g_ptr_array_sized_new (MAX_BATCH);
@@ -920,33 +1804,52 @@ parley_store_open (const char            *path,
   self->users = g_hash_table_new (g_str_hash, g_str_equal);
   self->user_keys = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
                                            (GDestroyNotify) user_entry_free);
+  self->staged_messages = g_ptr_array_new ();
+  self->staged_receipts = g_ptr_array_new ();
+  self->tail_messages = g_ptr_array_new ();
+  self->tail_receipts = g_ptr_array_new ();
+  self->tail_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
+  self->tail_by_key = g_hash_table_new (dedup_key_hash, dedup_key_equal);
+  self->tail_receipt_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
   g_mutex_init (&self->queue_lock);
   g_cond_init (&self->queue_cond);
   g_mutex_init (&self->read_lock);
   g_mutex_init (&self->checkpoint_lock);
   g_cond_init (&self->checkpoint_cond);
+  g_mutex_init (&self->tail_lock);
+  g_cond_init (&self->index_cond);
+  g_cond_init (&self->indexed_cond);
   g_rw_lock_init (&self->users_lock);
 
-  self->wdb = open_connection (path, TRUE, error);
+  self->wdb = open_connection (path, TRUE, TRUE, error);
   if (self->wdb == NULL)
     goto fail;
 
-  if (!ensure_schema (self->wdb, path, error))
+  if (!ensure_schema (self->wdb, path, schema_sql, SCHEMA_VERSION, error))
     goto fail;
 
-  if (!writer_statements_init (&self->ws, self->wdb)) {
-    set_sqlite_error (error, self->wdb, "Cannot prepare statements");
-    goto fail;
-  }
-
-  self->rdb = open_connection (path, FALSE, error);
+  self->rdb = open_connection (path, FALSE, TRUE, error);
   if (self->rdb == NULL)
     goto fail;
-  self->cdb = open_connection (path, FALSE, error);
+  self->cdb = open_connection (path, FALSE, TRUE, error);
   if (self->cdb == NULL)
     goto fail;
 
   if (!load_users (self, error))
+    goto fail;
+
+  max_seq = query_int (self->rdb, "SELECT coalesce (max (seq), 0) FROM messages");
+  max_receipt = query_int (self->rdb, "SELECT coalesce (max (id), 0) FROM receipts");
+  if (max_seq < 0 || max_receipt < 0) {
+    set_sqlite_error (error, self->rdb, "Cannot read the message log");
+    goto fail;
+  }
+  self->committed_seq = max_seq;
+  self->committed_receipt = max_receipt;
+
+  if (!index_open_or_rebuild (self, max_seq, max_receipt, error))
+    goto fail;
+  if (!load_tail (self, error))
     goto fail;
 
   /* Writes on either connection may grow the WAL. */
@@ -954,6 +1857,7 @@ parley_store_open (const char            *path,
   sqlite3_wal_hook (self->rdb, wal_hook_cb, self);
 
   self->checkpointer = g_thread_new ("parley-ckpt", checkpointer_thread, self);
+  self->indexer = g_thread_new ("parley-index", indexer_thread, self);
   self->writer = g_thread_new ("parley-store", writer_thread, self);
 
   g_debug ("Opened store with %u users", g_hash_table_size (self->users));
@@ -969,8 +1873,10 @@ fail:
  * @self: (transfer full): a store
  *
  * Commits everything submitted so far (calling the batch callback as
- * usual), stops the threads, checkpoints and closes the database. Nothing
- * may be submitted once this was called.
+ * usual), lets the indexer catch up (unless it was paused with
+ * parley_store_pause_indexer()), stops the threads, checkpoints and closes
+ * the database and the index. Nothing may be submitted once this was
+ * called.
  */
 void
 parley_store_close (ParleyStore *self)
@@ -984,6 +1890,12 @@ parley_store_close (ParleyStore *self)
   g_mutex_unlock (&self->queue_lock);
   g_thread_join (self->writer);
 
+  g_mutex_lock (&self->tail_lock);
+  self->index_quit = TRUE;
+  g_cond_broadcast (&self->index_cond);
+  g_mutex_unlock (&self->tail_lock);
+  g_thread_join (self->indexer);
+
   g_mutex_lock (&self->checkpoint_lock);
   self->checkpoint_quit = TRUE;
   g_cond_signal (&self->checkpoint_cond);
@@ -993,8 +1905,63 @@ parley_store_close (ParleyStore *self)
   sqlite3_wal_hook (self->wdb, NULL, NULL);
   sqlite3_wal_hook (self->rdb, NULL, NULL);
   sqlite3_wal_checkpoint_v2 (self->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  sqlite3_wal_checkpoint_v2 (self->idx, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 
   store_free (self);
+}
+
+/**
+ * parley_store_pause_indexer:
+ * @self: a store
+ * @paused: whether the indexer should stop indexing
+ *
+ * For tests: while paused, the indexer leaves everything committed in the
+ * in-memory tail, and parley_store_close() does not wait for it to catch
+ * up, as after a crash. Queries answer the same either way.
+ */
+void
+parley_store_pause_indexer (ParleyStore *self,
+                            gboolean     paused)
+{
+  g_return_if_fail (self != NULL);
+
+  g_mutex_lock (&self->tail_lock);
+  self->index_paused = paused;
+  g_cond_broadcast (&self->index_cond);
+  g_cond_broadcast (&self->indexed_cond);
+  g_mutex_unlock (&self->tail_lock);
+}
+
+/**
+ * parley_store_flush_index:
+ * @self: a store
+ *
+ * For tests and benchmarks: waits until everything committed so far is
+ * indexed. Returns at once if the indexer is paused.
+ *
+ * Returns: %TRUE if everything committed so far is indexed
+ */
+gboolean
+parley_store_flush_index (ParleyStore *self)
+{
+  gint64 seq, receipt;
+  gboolean done;
+
+  g_return_val_if_fail (self != NULL, FALSE);
+
+  g_mutex_lock (&self->tail_lock);
+  seq = self->committed_seq;
+  receipt = self->committed_receipt;
+  self->index_flushers++;
+  g_cond_broadcast (&self->index_cond);
+  while (!self->index_paused && !self->index_quit &&
+         (self->indexed_seq < seq || self->indexed_receipt < receipt))
+    g_cond_wait (&self->indexed_cond, &self->tail_lock);
+  self->index_flushers--;
+  done = self->indexed_seq >= seq && self->indexed_receipt >= receipt;
+  g_mutex_unlock (&self->tail_lock);
+
+  return done;
 }
 
 /**
@@ -1542,24 +2509,154 @@ parley_store_revoke_refresh_family (ParleyStore *self,
   g_mutex_unlock (&self->read_lock);
 }
 
-static GPtrArray *
-collect_messages (ParleyStore  *self,
-                  sqlite3_stmt *stmt)
+
+/* Queries combine the index with the tail. The tail is read first, then the
+ * index: the indexer drops entries from the tail only after committing them
+ * to the index, so whatever left the tail in between is in the index by the
+ * time it is read. An entry in both is taken once. */
+
+/* The position of the first message of the tail with seq > @after. */
+static guint
+tail_search_locked (ParleyStore *self,
+                    gint64       after)
 {
+  guint lo = 0, hi = self->tail_messages->len;
+
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+
+    if (((TailMessage *) g_ptr_array_index (self->tail_messages, mid))->seq <= after)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Collects up to @limit committed messages of the tail with seq > @after:
+ * with @pending, those to @key not yet delivered, and in @delivered the
+ * seqs of the committed receipts of the tail for @key (whose messages may
+ * already be in the index); otherwise those sent or received by @key. */
+static void
+tail_collect (ParleyStore *self,
+              gint64       key,
+              gboolean     pending,
+              gint64       after,
+              guint        limit,
+              GArray      *seqs,
+              GArray      *delivered)
+{
+  g_mutex_lock (&self->tail_lock);
+  for (guint i = tail_search_locked (self, after);
+       i < self->tail_messages->len && seqs->len < limit; i++) {
+    TailMessage *msg = g_ptr_array_index (self->tail_messages, i);
+
+    if (msg->seq > self->committed_seq)
+      break;
+    if (pending) {
+      if (msg->recipient != key ||
+          (msg->receipt_id != 0 && msg->receipt_id <= self->committed_receipt))
+        continue;
+    } else if (msg->key.sender != key && msg->recipient != key) {
+      continue;
+    }
+    g_array_append_val (seqs, msg->seq);
+  }
+  for (guint i = 0; delivered != NULL && i < self->tail_receipts->len; i++) {
+    TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, i);
+
+    if (receipt->id > self->committed_receipt)
+      break;
+    if (receipt->recipient == key && receipt->seq > after)
+      g_array_append_val (delivered, receipt->seq);
+  }
+  g_mutex_unlock (&self->tail_lock);
+}
+
+/* Runs @stmt, which yields seqs in rising order, into @seqs. Only under
+ * read_lock. */
+static void
+collect_seqs (sqlite3_stmt *stmt,
+              GArray       *seqs)
+{
+  while (sqlite3_step (stmt) == SQLITE_ROW) {
+    gint64 seq = sqlite3_column_int64 (stmt, 0);
+
+    g_array_append_val (seqs, seq);
+  }
+}
+
+/* Merges the rising seqs of @tail and @indexed into at most @limit rising
+ * seqs, each once, leaving out those of @indexed found in @skip. */
+static GArray *
+merge_seqs (GArray *tail,
+            GArray *indexed,
+            GArray *skip,
+            guint   limit)
+{
+  g_autoptr(GHashTable) skipped = g_hash_table_new (g_int64_hash, g_int64_equal);
+  GArray *out = g_array_new (FALSE, FALSE, sizeof (gint64));
+  guint i = 0, j = 0;
+
+  for (guint k = 0; skip != NULL && k < skip->len; k++)
+    g_hash_table_add (skipped, &g_array_index (skip, gint64, k));
+
+  while (out->len < limit && (i < tail->len || j < indexed->len)) {
+    gint64 seq;
+
+    if (j < indexed->len &&
+        g_hash_table_contains (skipped, &g_array_index (indexed, gint64, j))) {
+      j++;
+      continue;
+    }
+    if (j >= indexed->len ||
+        (i < tail->len && g_array_index (tail, gint64, i) < g_array_index (indexed, gint64, j))) {
+      seq = g_array_index (tail, gint64, i++);
+    } else {
+      seq = g_array_index (indexed, gint64, j++);
+      if (i < tail->len && g_array_index (tail, gint64, i) == seq)
+        i++;
+    }
+    g_array_append_val (out, seq);
+  }
+  return out;
+}
+
+/* Reads the messages @seqs from the log by rowid. Only under read_lock. */
+static GPtrArray *
+fetch_messages_locked (ParleyStore *self,
+                       GArray      *seqs)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
   GPtrArray *messages =
     g_ptr_array_new_with_free_func ((GDestroyNotify) parley_stored_message_free);
 
-  while (sqlite3_step (stmt) == SQLITE_ROW) {
-    ParleyStoredMessage *msg = g_new0 (ParleyStoredMessage, 1);
+  if (seqs->len == 0)
+    return messages;
 
-    msg->seq = sqlite3_column_int64 (stmt, 0);
-    msg->id = column_strdup (stmt, 1);
-    msg->sender_id = g_strdup (user_id_for_key (self, sqlite3_column_int64 (stmt, 2)));
-    msg->recipient_id = g_strdup (user_id_for_key (self, sqlite3_column_int64 (stmt, 3)));
-    msg->content = column_strdup (stmt, 4);
-    msg->timestamp = sqlite3_column_int64 (stmt, 5);
-    g_ptr_array_add (messages, msg);
+  stmt = prepare (self->rdb,
+                  "SELECT seq, client_id, sender, recipient, content, timestamp"
+                  " FROM messages WHERE seq = ?1", FALSE);
+  if (stmt == NULL)
+    return messages;
+  /* One read transaction for all the lookups. */
+  exec_locked (self, "BEGIN");
+  for (guint i = 0; i < seqs->len; i++) {
+    sqlite3_bind_int64 (stmt, 1, g_array_index (seqs, gint64, i));
+    if (sqlite3_step (stmt) == SQLITE_ROW) {
+      ParleyStoredMessage *msg = g_new0 (ParleyStoredMessage, 1);
+
+      msg->seq = sqlite3_column_int64 (stmt, 0);
+      msg->id = column_strdup (stmt, 1);
+      msg->sender_id = g_strdup (user_id_for_key (self, sqlite3_column_int64 (stmt, 2)));
+      msg->recipient_id = g_strdup (user_id_for_key (self, sqlite3_column_int64 (stmt, 3)));
+      msg->content = column_strdup (stmt, 4);
+      msg->timestamp = sqlite3_column_int64 (stmt, 5);
+      g_ptr_array_add (messages, msg);
+    }
+    sqlite3_reset (stmt);
   }
+  exec_locked (self, "COMMIT");
   return messages;
 }
 
@@ -1583,21 +2680,36 @@ parley_store_pending_for (ParleyStore *self,
                           guint        limit)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autoptr(GArray) tail = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GArray) delivered = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GArray) indexed = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GArray) seqs = NULL;
   GPtrArray *messages;
+  gint64 key;
 
   g_return_val_if_fail (self != NULL, NULL);
   g_return_val_if_fail (user_id != NULL, NULL);
 
+  key = user_key (self, user_id);
+  if (key == 0 || limit == 0)
+    return g_ptr_array_new_with_free_func ((GDestroyNotify) parley_stored_message_free);
+
+  tail_collect (self, key, TRUE, after_seq, limit, tail, delivered);
+
   g_mutex_lock (&self->read_lock);
-  stmt = prepare (self->rdb,
-                  "SELECT m.seq, m.client_id, m.sender, m.recipient, m.content, m.timestamp"
-                  " FROM pending p JOIN messages m ON m.seq = p.seq"
-                  " WHERE p.recipient = ?1 AND p.seq > ?2 ORDER BY p.seq LIMIT ?3", FALSE);
-  sqlite3_bind_int64 (stmt, 1, user_key (self, user_id));
+  /* Receipts of the tail may still have their pending rows in the index:
+   * ask for that many more rows. */
+  stmt = prepare (self->ridx,
+                  "SELECT seq FROM pending WHERE recipient = ?1 AND seq > ?2"
+                  " ORDER BY seq LIMIT ?3", FALSE);
+  sqlite3_bind_int64 (stmt, 1, key);
   sqlite3_bind_int64 (stmt, 2, after_seq);
-  sqlite3_bind_int64 (stmt, 3, limit);
-  messages = collect_messages (self, stmt);
+  sqlite3_bind_int64 (stmt, 3, (gint64) limit + delivered->len);
+  collect_seqs (stmt, indexed);
   g_clear_pointer (&stmt, sqlite3_finalize);
+
+  seqs = merge_seqs (tail, indexed, delivered, limit);
+  messages = fetch_messages_locked (self, seqs);
   g_mutex_unlock (&self->read_lock);
 
   return messages;
@@ -1622,28 +2734,39 @@ parley_store_history_since (ParleyStore *self,
                             guint        limit)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autoptr(GArray) tail = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GArray) indexed = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GArray) seqs = NULL;
   GPtrArray *messages;
+  gint64 key;
 
   g_return_val_if_fail (self != NULL, NULL);
   g_return_val_if_fail (user_id != NULL, NULL);
 
-  /* Two index range scans, each already limited, merged: sent messages and
-   * received ones; a message to oneself is only taken from the first. */
+  key = user_key (self, user_id);
+  if (key == 0 || limit == 0)
+    return g_ptr_array_new_with_free_func ((GDestroyNotify) parley_stored_message_free);
+
+  tail_collect (self, key, FALSE, since, limit, tail, NULL);
+
+  /* Two index range scans, each already limited, merged; UNION takes a
+   * message to oneself once. */
   g_mutex_lock (&self->read_lock);
-  stmt = prepare (self->rdb,
-                  "SELECT * FROM ("
-                  "  SELECT seq, client_id, sender, recipient, content, timestamp"
-                  "  FROM messages WHERE sender = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)"
-                  " UNION ALL SELECT * FROM ("
-                  "  SELECT seq, client_id, sender, recipient, content, timestamp"
-                  "  FROM messages WHERE recipient = ?1 AND seq > ?2 AND sender != ?1"
+  stmt = prepare (self->ridx,
+                  "SELECT seq FROM ("
+                  "  SELECT seq FROM sent WHERE sender = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3)"
+                  " UNION SELECT seq FROM ("
+                  "  SELECT seq FROM received WHERE recipient = ?1 AND seq > ?2"
                   "  ORDER BY seq LIMIT ?3)"
                   " ORDER BY seq LIMIT ?3", FALSE);
-  sqlite3_bind_int64 (stmt, 1, user_key (self, user_id));
+  sqlite3_bind_int64 (stmt, 1, key);
   sqlite3_bind_int64 (stmt, 2, since);
   sqlite3_bind_int64 (stmt, 3, limit);
-  messages = collect_messages (self, stmt);
+  collect_seqs (stmt, indexed);
   g_clear_pointer (&stmt, sqlite3_finalize);
+
+  seqs = merge_seqs (tail, indexed, NULL, limit);
+  messages = fetch_messages_locked (self, seqs);
   g_mutex_unlock (&self->read_lock);
 
   return messages;
@@ -1662,17 +2785,36 @@ parley_store_latest_seq_for (ParleyStore *self,
                              const char  *user_id)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
-  gint64 seq = 0;
+  gint64 key, seq = 0;
 
   g_return_val_if_fail (self != NULL, 0);
   g_return_val_if_fail (user_id != NULL, 0);
 
+  key = user_key (self, user_id);
+  if (key == 0)
+    return 0;
+
+  g_mutex_lock (&self->tail_lock);
+  for (guint i = self->tail_messages->len; i > 0; i--) {
+    TailMessage *msg = g_ptr_array_index (self->tail_messages, i - 1);
+
+    if (msg->seq <= self->committed_seq && (msg->key.sender == key || msg->recipient == key)) {
+      seq = msg->seq;
+      break;
+    }
+  }
+  g_mutex_unlock (&self->tail_lock);
+  /* The newest message of a user in the tail is newer than any in the
+   * index. */
+  if (seq != 0)
+    return seq;
+
   g_mutex_lock (&self->read_lock);
-  stmt = prepare (self->rdb,
-                  "SELECT max (coalesce ((SELECT max (seq) FROM messages WHERE sender = ?1), 0),"
-                  " coalesce ((SELECT max (seq) FROM messages WHERE recipient = ?1), 0))",
+  stmt = prepare (self->ridx,
+                  "SELECT max (coalesce ((SELECT max (seq) FROM sent WHERE sender = ?1), 0),"
+                  " coalesce ((SELECT max (seq) FROM received WHERE recipient = ?1), 0))",
                   FALSE);
-  sqlite3_bind_int64 (stmt, 1, user_key (self, user_id));
+  sqlite3_bind_int64 (stmt, 1, key);
   if (sqlite3_step (stmt) == SQLITE_ROW)
     seq = sqlite3_column_int64 (stmt, 0);
   g_clear_pointer (&stmt, sqlite3_finalize);

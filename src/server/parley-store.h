@@ -10,9 +10,12 @@ G_BEGIN_DECLS
  *
  * The server's SQLite database. Chat traffic (messages, receipts and read
  * markers) goes through parley_store_submit() to a single writer thread that
- * commits everything queued in one transaction (group commit) and then hands
- * the whole batch to a callback. Everything else runs synchronously on a
- * second connection guarded by a mutex. All functions are thread-safe.
+ * appends everything queued to the message log in one transaction (group
+ * commit) and then hands the whole batch to a callback. An indexer thread
+ * maintains the message indexes in a second file a little later; queries
+ * combine them with what is not indexed yet, so they always answer for
+ * every committed op. Everything else runs synchronously on a second
+ * connection guarded by a mutex. All functions are thread-safe.
  */
 typedef struct _ParleyStore ParleyStore;
 
@@ -227,6 +230,10 @@ GPtrArray     *parley_store_history_since (ParleyStore         *self,
                                            guint                limit);
 gint64         parley_store_latest_seq_for (ParleyStore        *self,
                                             const char         *user_id);
+
+void           parley_store_pause_indexer (ParleyStore         *self,
+                                           gboolean             paused);
+gboolean       parley_store_flush_index   (ParleyStore         *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ParleyStoreOp, parley_store_op_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ParleyUserInfo, parley_user_info_free)

@@ -131,18 +131,25 @@ fixture_setup (Fixture       *f,
   open_store (f);
 }
 
+/* Deletes a database and its index, with their WAL and shared memory. */
+static void
+remove_database (const char *path)
+{
+  const char *suffixes[] = { "", "-wal", "-shm", "-index", "-index-wal", "-index-shm" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *p = g_strconcat (path, suffixes[i], NULL);
+    g_unlink (p);
+  }
+}
+
 static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  const char *suffixes[] = { "", "-wal", "-shm" };
-
   if (f->store != NULL)
     close_store (f);
-  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
-    g_autofree char *p = g_strconcat (f->path, suffixes[i], NULL);
-    g_unlink (p);
-  }
+  remove_database (f->path);
   g_rmdir (f->dir);
   g_ptr_array_unref (f->c.ops);
   g_array_unref (f->c.batch_sizes);
@@ -799,15 +806,292 @@ test_schema_version (void)
   g_assert_no_error (error);
   parley_store_close (store);
 
-  for (const char * const *p = (const char *[]) { old_path, new_path, junk_path, NULL }; *p; p++) {
-    const char *suffixes[] = { "", "-wal", "-shm" };
-
-    for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
-      g_autofree char *file = g_strconcat (*p, suffixes[i], NULL);
-      g_unlink (file);
-    }
-  }
+  for (const char * const *p = (const char *[]) { old_path, new_path, junk_path, NULL }; *p; p++)
+    remove_database (*p);
   g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
+/* What the crash test expects the store to hold, kept independently of it. */
+#define MODEL_USERS 4
+
+typedef struct {
+  gint64 seq;
+  guint from;
+  guint to;
+  char *id;
+  char *content;
+  gint64 timestamp;
+  gboolean delivered;
+} ModelMessage;
+
+typedef struct {
+  Fixture *f;
+  char *users[MODEL_USERS];
+  GPtrArray *messages;    /* ModelMessage *, in seq order */
+  guint next_id;
+  guint checked_ops;      /* ops of the collector already looked at */
+} Model;
+
+static void
+model_message_free (ModelMessage *m)
+{
+  g_free (m->id);
+  g_free (m->content);
+  g_free (m);
+}
+
+/* Submits @n new messages between pseudo-random users, and waits for them. */
+static void
+model_send (Model *model,
+            guint  n)
+{
+  Collector *c = &model->f->c;
+  guint first = model->checked_ops;
+
+  for (guint i = 0; i < n; i++) {
+    ModelMessage *m = g_new0 (ModelMessage, 1);
+    guint k = model->next_id++;
+
+    m->from = k % MODEL_USERS;
+    m->to = (k * 7 + k / MODEL_USERS) % MODEL_USERS;
+    m->id = g_strdup_printf ("%08x-m%u", g_str_hash (model->users[m->from]) ^ k, k);
+    m->content = g_strdup_printf ("text %u", k);
+    m->timestamp = 1700000000000 + k;
+    parley_store_submit (model->f->store, message_op (model->users[m->from],
+                                                      model->users[m->to], m->id,
+                                                      m->content, m->timestamp));
+    g_ptr_array_add (model->messages, m);
+  }
+  collector_wait (c, first + n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoreOp *op = collector_get (c, first + i);
+    ModelMessage *m = g_ptr_array_index (model->messages, model->messages->len - n + i);
+
+    g_assert_no_error (op->error);
+    g_assert_false (op->duplicate);
+    m->seq = op->seq;
+  }
+  model->checked_ops = first + n;
+}
+
+/* Acknowledges every @stride-th message (twice, as two devices would) and
+ * checks which receipt delivered. */
+static void
+model_receive (Model *model,
+               guint  stride,
+               guint  offset)
+{
+  Collector *c = &model->f->c;
+  g_autoptr(GPtrArray) targets = g_ptr_array_new ();
+  guint first = model->checked_ops;
+
+  for (guint i = offset; i < model->messages->len; i += stride) {
+    ModelMessage *m = g_ptr_array_index (model->messages, i);
+
+    parley_store_submit (model->f->store, received_op (model->users[m->to], m->seq));
+    parley_store_submit (model->f->store, received_op (model->users[m->to], m->seq));
+    g_ptr_array_add (targets, m);
+  }
+  collector_wait (c, first + 2 * targets->len);
+  for (guint i = 0; i < targets->len; i++) {
+    ModelMessage *m = g_ptr_array_index (targets, i);
+    ParleyStoreOp *op1 = collector_get (c, first + 2 * i);
+    ParleyStoreOp *op2 = collector_get (c, first + 2 * i + 1);
+
+    g_assert_no_error (op1->error);
+    g_assert_no_error (op2->error);
+    g_assert_cmpint (op1->delivered, ==, !m->delivered);
+    g_assert_false (op2->delivered);
+    g_assert_cmpstr (op1->orig_sender, ==, model->users[m->from]);
+    g_assert_cmpstr (op1->orig_id, ==, m->id);
+    g_assert_cmpstr (op2->orig_id, ==, m->id);
+    m->delivered = TRUE;
+  }
+  model->checked_ops = first + 2 * targets->len;
+}
+
+/* Resends every message and checks the answers; a receipt from a user other
+ * than the recipient must fail. */
+static void
+model_check_resends (Model *model)
+{
+  Collector *c = &model->f->c;
+  guint first = model->checked_ops;
+  guint n = model->messages->len;
+
+  for (guint i = 0; i < n; i++) {
+    ModelMessage *m = g_ptr_array_index (model->messages, i);
+
+    parley_store_submit (model->f->store, message_op (model->users[m->from],
+                                                      model->users[m->to], m->id,
+                                                      "changed", 1));
+    parley_store_submit (model->f->store,
+                         received_op (model->users[(m->to + 1) % MODEL_USERS], m->seq));
+  }
+  collector_wait (c, first + 2 * n);
+  for (guint i = 0; i < n; i++) {
+    ModelMessage *m = g_ptr_array_index (model->messages, i);
+    ParleyStoreOp *op = collector_get (c, first + 2 * i);
+    ParleyStoreOp *stranger = collector_get (c, first + 2 * i + 1);
+
+    g_assert_no_error (op->error);
+    g_assert_true (op->duplicate);
+    g_assert_cmpint (op->seq, ==, m->seq);
+    g_assert_cmpint (op->timestamp, ==, m->timestamp);
+    g_assert_cmpint (op->delivered, ==, m->delivered);
+    g_assert_error (stranger->error, PARLEY_STORE_ERROR, PARLEY_STORE_ERROR_NOT_FOUND);
+  }
+  model->checked_ops = first + 2 * n;
+}
+
+static void
+assert_message_is (ParleyStoredMessage *got,
+                   Model               *model,
+                   ModelMessage        *m)
+{
+  g_assert_cmpint (got->seq, ==, m->seq);
+  g_assert_cmpstr (got->id, ==, m->id);
+  g_assert_cmpstr (got->sender_id, ==, model->users[m->from]);
+  g_assert_cmpstr (got->recipient_id, ==, model->users[m->to]);
+  g_assert_cmpint (got->timestamp, ==, m->timestamp);
+  g_assert_cmpint (strlen (got->content), ==, strlen (m->content) + 2);
+  g_assert_cmpint (strncmp (got->content + 1, m->content, strlen (m->content)), ==, 0);
+}
+
+/* Checks every query for every user against the model, whole and paged. */
+static void
+model_check_queries (Model *model)
+{
+  ParleyStore *store = model->f->store;
+
+  for (guint u = 0; u < MODEL_USERS; u++) {
+    g_autoptr(GPtrArray) expect_pending = g_ptr_array_new ();
+    g_autoptr(GPtrArray) expect_history = g_ptr_array_new ();
+    g_autoptr(GPtrArray) got = NULL;
+    gint64 latest = 0;
+
+    for (guint i = 0; i < model->messages->len; i++) {
+      ModelMessage *m = g_ptr_array_index (model->messages, i);
+
+      if (m->to == u && !m->delivered)
+        g_ptr_array_add (expect_pending, m);
+      if (m->to == u || m->from == u) {
+        g_ptr_array_add (expect_history, m);
+        latest = m->seq;
+      }
+    }
+
+    got = parley_store_pending_for (store, model->users[u], 0, 10000);
+    g_assert_cmpuint (got->len, ==, expect_pending->len);
+    for (guint i = 0; i < got->len; i++)
+      assert_message_is (got->pdata[i], model, expect_pending->pdata[i]);
+    g_clear_pointer (&got, g_ptr_array_unref);
+
+    /* Pages of three, from every starting point. */
+    for (guint start = 0; start < expect_pending->len; start++) {
+      gint64 after = start ? ((ModelMessage *) expect_pending->pdata[start - 1])->seq : 0;
+
+      got = parley_store_pending_for (store, model->users[u], after, 3);
+      g_assert_cmpuint (got->len, ==, MIN (3, expect_pending->len - start));
+      for (guint i = 0; i < got->len; i++)
+        assert_message_is (got->pdata[i], model, expect_pending->pdata[start + i]);
+      g_clear_pointer (&got, g_ptr_array_unref);
+    }
+
+    got = parley_store_history_since (store, model->users[u], 0, 10000);
+    g_assert_cmpuint (got->len, ==, expect_history->len);
+    for (guint i = 0; i < got->len; i++)
+      assert_message_is (got->pdata[i], model, expect_history->pdata[i]);
+    g_clear_pointer (&got, g_ptr_array_unref);
+
+    for (guint start = 0; start < expect_history->len; start += 2) {
+      gint64 since = start ? ((ModelMessage *) expect_history->pdata[start - 1])->seq : 0;
+
+      got = parley_store_history_since (store, model->users[u], since, 4);
+      g_assert_cmpuint (got->len, ==, MIN (4, expect_history->len - start));
+      for (guint i = 0; i < got->len; i++)
+        assert_message_is (got->pdata[i], model, expect_history->pdata[start + i]);
+      g_clear_pointer (&got, g_ptr_array_unref);
+    }
+
+    g_assert_cmpint (parley_store_latest_seq_for (store, model->users[u]), ==, latest);
+  }
+}
+
+static void
+model_check_all (Model *model)
+{
+  model_check_queries (model);
+  model_check_resends (model);
+  model_check_queries (model);
+}
+
+/* The store is closed while the indexer is paused, as if the process died
+ * before indexing: whatever part of the log the index lacks is read back
+ * into the tail on reopening, and every query, resend and receipt answers as
+ * before, whether the data is indexed, in the tail or split between them. */
+static void
+test_unindexed_survive_reopen (Fixture       *f,
+                               gconstpointer  data)
+{
+  Model model = { f, { NULL }, g_ptr_array_new_with_free_func ((GDestroyNotify) model_message_free),
+                  0, 0 };
+  g_autofree char *index_path = g_strconcat (f->path, "-index", NULL);
+
+  for (guint u = 0; u < MODEL_USERS; u++) {
+    g_autofree char *name = g_strdup_printf ("user%u", u);
+
+    model.users[u] = create_user (f, name);
+  }
+
+  /* Some messages and receipts indexed... */
+  model_send (&model, 40);
+  model_receive (&model, 3, 0);
+  g_assert_true (parley_store_flush_index (f->store));
+  model_check_queries (&model);
+
+  /* ...and more that are not: new messages, receipts for indexed ones and
+   * for new ones. */
+  parley_store_pause_indexer (f->store, TRUE);
+  model_send (&model, 40);
+  model_receive (&model, 5, 1);
+  model_check_all (&model);
+
+  close_store (f);
+  open_store (f);
+  parley_store_pause_indexer (f->store, TRUE);
+  model_check_all (&model);
+  model_send (&model, 10);
+  model_receive (&model, 7, 2);
+  model_check_all (&model);
+
+  /* Indexing everything changes no answer. */
+  parley_store_pause_indexer (f->store, FALSE);
+  g_assert_true (parley_store_flush_index (f->store));
+  model_check_all (&model);
+  close_store (f);
+
+  /* A missing index is rebuilt from the log. */
+  for (const char * const *s = (const char *[]) { "", "-wal", "-shm", NULL }; *s; s++) {
+    g_autofree char *file = g_strconcat (index_path, *s, NULL);
+
+    g_unlink (file);
+  }
+  open_store (f);
+  model_check_all (&model);
+  close_store (f);
+
+  /* So is a damaged one. */
+  g_assert_true (g_file_set_contents (index_path, "This is not an index at all, not at all.",
+                                      -1, NULL));
+  open_store (f);
+  model_check_all (&model);
+  g_assert_true (parley_store_flush_index (f->store));
+  model_check_queries (&model);
+
+  for (guint u = 0; u < MODEL_USERS; u++)
+    g_free (model.users[u]);
+  g_ptr_array_unref (model.messages);
 }
 
 int
@@ -826,6 +1110,7 @@ main (int argc, char **argv)
   ADD ("/store/concurrent-submitters", test_concurrent_submitters);
   ADD ("/store/unknown-users", test_unknown_users);
   ADD ("/store/pending-survives-reopen", test_pending_survives_reopen);
+  ADD ("/store/unindexed-survive-reopen", test_unindexed_survive_reopen);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
   g_test_add_func ("/store/schema-version", test_schema_version);
