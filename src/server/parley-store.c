@@ -50,6 +50,10 @@
  * (meanwhile the tail answers for everything not indexed). */
 #define INDEX_RETRY_MS 1000
 
+/* The indexer inserts this many rows per statement: stepping one statement
+ * costs much more than one row. */
+#define INDEX_BULK_ROWS 64
+
 /* The indexer thread's nice value (see indexer_thread()). */
 #define INDEXER_NICE 10
 
@@ -231,10 +235,11 @@ typedef struct {
   sqlite3_stmt *begin;
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
-  sqlite3_stmt *insert_dedup;
-  sqlite3_stmt *insert_sent;
-  sqlite3_stmt *insert_received;
-  sqlite3_stmt *insert_pending;
+  /* [0] inserts one row, [1] INDEX_BULK_ROWS rows. */
+  sqlite3_stmt *insert_dedup[2];
+  sqlite3_stmt *insert_sent[2];
+  sqlite3_stmt *insert_received[2];
+  sqlite3_stmt *insert_pending[2];
   sqlite3_stmt *delete_pending;
   sqlite3_stmt *update_meta;
 } IndexerStatements;
@@ -1188,6 +1193,30 @@ compare_by_recipient_seq (gconstpointer x,
   return compare_int64 (a->seq, b->seq);
 }
 
+/* Inserts the rows of @n_cols integers in @values with @insert (see
+ * IndexerStatements), then empties @values. */
+static gboolean
+bulk_insert (sqlite3_stmt **insert,
+             guint          n_cols,
+             GArray        *values)
+{
+  guint n_rows = values->len / n_cols;
+  const gint64 *v = (const gint64 *) values->data;
+  gboolean ok = TRUE;
+
+  for (guint row = 0; ok && row < n_rows;) {
+    guint n = n_rows - row >= INDEX_BULK_ROWS ? INDEX_BULK_ROWS : 1;
+    sqlite3_stmt *stmt = insert[n > 1];
+
+    for (guint i = 0; i < n * n_cols; i++)
+      sqlite3_bind_int64 (stmt, (int) i + 1, v[row * n_cols + i]);
+    ok = step_done (stmt);
+    row += n;
+  }
+  g_array_set_size (values, 0);
+  return ok;
+}
+
 /* Writes @n_msgs messages and @n_receipts receipts of the tail to the index
  * in one transaction and advances meta to @to_seq and @to_receipt. */
 static gboolean
@@ -1202,6 +1231,7 @@ indexer_apply (ParleyStore  *self,
 {
   IndexerStatements *is = &self->is;
   g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GArray) values = g_array_new (FALSE, FALSE, sizeof (gint64));
   TailMessage **sorted;
   gboolean ok;
 
@@ -1219,33 +1249,34 @@ indexer_apply (ParleyStore  *self,
 
   ok = step_done (is->begin);
   g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_hash, NULL);
-  for (guint i = 0; ok && i < n_msgs; i++) {
-    sqlite3_bind_int64 (is->insert_dedup, 1, sorted[i]->key.sender);
-    sqlite3_bind_int64 (is->insert_dedup, 2, sorted[i]->key.id_hash);
-    sqlite3_bind_int64 (is->insert_dedup, 3, sorted[i]->seq);
-    sqlite3_bind_int64 (is->insert_dedup, 4, sorted[i]->timestamp);
-    sqlite3_bind_int64 (is->insert_dedup, 5, sorted[i]->recipient);
-    ok = step_done (is->insert_dedup);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->key.sender, sorted[i]->key.id_hash, sorted[i]->seq,
+                     sorted[i]->timestamp, sorted[i]->recipient };
+
+    g_array_append_vals (values, row, G_N_ELEMENTS (row));
   }
+  ok = ok && bulk_insert (is->insert_dedup, 5, values);
   g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_seq, NULL);
-  for (guint i = 0; ok && i < n_msgs; i++) {
-    sqlite3_bind_int64 (is->insert_sent, 1, sorted[i]->key.sender);
-    sqlite3_bind_int64 (is->insert_sent, 2, sorted[i]->seq);
-    ok = step_done (is->insert_sent);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->key.sender, sorted[i]->seq };
+
+    g_array_append_vals (values, row, G_N_ELEMENTS (row));
   }
+  ok = ok && bulk_insert (is->insert_sent, 2, values);
   g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_recipient_seq, NULL);
-  for (guint i = 0; ok && i < n_msgs; i++) {
-    sqlite3_bind_int64 (is->insert_received, 1, sorted[i]->recipient);
-    sqlite3_bind_int64 (is->insert_received, 2, sorted[i]->seq);
-    ok = step_done (is->insert_received);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->recipient, sorted[i]->seq };
+
+    g_array_append_vals (values, row, G_N_ELEMENTS (row));
   }
-  for (guint i = 0; ok && i < n_msgs; i++) {
-    if (g_hash_table_contains (delivered, &sorted[i]->seq))
-      continue;
-    sqlite3_bind_int64 (is->insert_pending, 1, sorted[i]->recipient);
-    sqlite3_bind_int64 (is->insert_pending, 2, sorted[i]->seq);
-    ok = step_done (is->insert_pending);
+  ok = ok && bulk_insert (is->insert_received, 2, values);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->recipient, sorted[i]->seq };
+
+    if (!g_hash_table_contains (delivered, &sorted[i]->seq))
+      g_array_append_vals (values, row, G_N_ELEMENTS (row));
   }
+  ok = ok && bulk_insert (is->insert_pending, 2, values);
   g_free (sorted);
   for (guint i = 0; ok && i < n_receipts; i++) {
     if (receipts[i]->seq > from_seq)
@@ -1385,12 +1416,35 @@ indexer_statements_clear (IndexerStatements *is)
   g_clear_pointer (&is->begin, sqlite3_finalize);
   g_clear_pointer (&is->commit, sqlite3_finalize);
   g_clear_pointer (&is->rollback, sqlite3_finalize);
-  g_clear_pointer (&is->insert_dedup, sqlite3_finalize);
-  g_clear_pointer (&is->insert_sent, sqlite3_finalize);
-  g_clear_pointer (&is->insert_received, sqlite3_finalize);
-  g_clear_pointer (&is->insert_pending, sqlite3_finalize);
+  for (guint i = 0; i < 2; i++) {
+    g_clear_pointer (&is->insert_dedup[i], sqlite3_finalize);
+    g_clear_pointer (&is->insert_sent[i], sqlite3_finalize);
+    g_clear_pointer (&is->insert_received[i], sqlite3_finalize);
+    g_clear_pointer (&is->insert_pending[i], sqlite3_finalize);
+  }
   g_clear_pointer (&is->delete_pending, sqlite3_finalize);
   g_clear_pointer (&is->update_meta, sqlite3_finalize);
+}
+
+/* Prepares INSERT OR IGNORE INTO @table_columns of @n_rows rows of @n_cols
+ * parameters each. */
+static sqlite3_stmt *
+prepare_bulk_insert (sqlite3    *db,
+                     const char *table_columns,
+                     guint       n_cols,
+                     guint       n_rows)
+{
+  g_autoptr(GString) sql = g_string_new ("INSERT OR IGNORE INTO ");
+
+  g_string_append (sql, table_columns);
+  g_string_append (sql, " VALUES ");
+  for (guint row = 0; row < n_rows; row++) {
+    g_string_append (sql, row ? ", (" : "(");
+    for (guint col = 0; col < n_cols; col++)
+      g_string_append (sql, col ? ", ?" : "?");
+    g_string_append_c (sql, ')');
+  }
+  return prepare (db, sql->str, TRUE);
 }
 
 static gboolean
@@ -1402,21 +1456,24 @@ indexer_statements_init (IndexerStatements *is,
   is->rollback = prepare (db, "ROLLBACK", TRUE);
   /* OR IGNORE: a key indexed before is harmless (the meta row and the rows
    * it covers are always committed together, so it should never happen). */
-  is->insert_dedup = prepare (db,
-    "INSERT OR IGNORE INTO dedup (sender, id_hash, seq, timestamp, recipient)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)", TRUE);
-  is->insert_sent = prepare (db, "INSERT OR IGNORE INTO sent (sender, seq) VALUES (?1, ?2)", TRUE);
-  is->insert_received = prepare (db,
-    "INSERT OR IGNORE INTO received (recipient, seq) VALUES (?1, ?2)", TRUE);
-  is->insert_pending = prepare (db,
-    "INSERT OR IGNORE INTO pending (recipient, seq) VALUES (?1, ?2)", TRUE);
+  for (guint i = 0; i < 2; i++) {
+    guint n_rows = i ? INDEX_BULK_ROWS : 1;
+
+    is->insert_dedup[i] = prepare_bulk_insert (db, "dedup (sender, id_hash, seq, timestamp,"
+                                                   " recipient)", 5, n_rows);
+    is->insert_sent[i] = prepare_bulk_insert (db, "sent (sender, seq)", 2, n_rows);
+    is->insert_received[i] = prepare_bulk_insert (db, "received (recipient, seq)", 2, n_rows);
+    is->insert_pending[i] = prepare_bulk_insert (db, "pending (recipient, seq)", 2, n_rows);
+    if (!is->insert_dedup[i] || !is->insert_sent[i] || !is->insert_received[i] ||
+        !is->insert_pending[i])
+      return FALSE;
+  }
   is->delete_pending = prepare (db, "DELETE FROM pending WHERE recipient = ?1 AND seq = ?2",
                                 TRUE);
   is->update_meta = prepare (db,
     "UPDATE meta SET indexed_seq = ?1, indexed_receipt = ?2 WHERE id = 1", TRUE);
 
-  return is->begin && is->commit && is->rollback && is->insert_dedup && is->insert_sent &&
-         is->insert_received && is->insert_pending && is->delete_pending && is->update_meta;
+  return is->begin && is->commit && is->rollback && is->delete_pending && is->update_meta;
 }
 
 static gint64
