@@ -42,9 +42,13 @@
 
 /* The indexer waits up to INDEX_DELAY_MS after the first un-indexed commit
  * for more to gather, unless INDEX_MIN_ROWS are waiting already, so that
- * each index transaction covers thousands of rows. */
+ * each index transaction covers thousands of rows: the larger it is, the
+ * fewer index pages each row costs. Should the indexer fall behind by
+ * INDEX_MAX_ROWS (when it cannot get enough CPU time), the writer waits for
+ * it before its next transaction, which bounds the tail. */
 #define INDEX_DELAY_MS 100
 #define INDEX_MIN_ROWS 20000
+#define INDEX_MAX_ROWS (INDEX_MIN_ROWS * 25)
 
 /* After a failed index transaction, the indexer tries again this much later
  * (meanwhile the tail answers for everything not indexed). */
@@ -1072,6 +1076,14 @@ writer_thread (gpointer data)
     self->queue = batch;
     batch = tmp;
     g_mutex_unlock (&self->queue_lock);
+
+    g_mutex_lock (&self->tail_lock);
+    while (unindexed_locked (self) >= INDEX_MAX_ROWS && !self->index_paused &&
+           !self->index_quit) {
+      g_cond_signal (&self->index_cond);
+      g_cond_wait (&self->indexed_cond, &self->tail_lock);
+    }
+    g_mutex_unlock (&self->tail_lock);
 
     for (guint start = 0; start < batch->len; start += MAX_BATCH) {
       guint n = MIN (MAX_BATCH, batch->len - start);
