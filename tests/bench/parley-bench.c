@@ -172,6 +172,7 @@ typedef struct {
   int burst;
   char *mode;
   gboolean strict;
+  gboolean no_pin;
   gboolean keep_tmp;
   int ping_interval;
 
@@ -2259,7 +2260,10 @@ pin_cpus (void)
   cpu_set_t set;
 
   CPU_ZERO (&set);
-  if (sched_getaffinity (0, sizeof set, &set) == 0 && CPU_ISSET (0, &set) && CPU_ISSET (1, &set)) {
+  if (B.no_pin) {
+    g_print ("Nothing is pinned (--no-pin).\n");
+  } else if (sched_getaffinity (0, sizeof set, &set) == 0 && CPU_ISSET (0, &set) &&
+             CPU_ISSET (1, &set)) {
     B.pinned = TRUE;
   } else {
     g_print ("WARNING: CPUs 0 and 1 are not both available; nothing is pinned.\n");
@@ -2357,6 +2361,8 @@ main (int   argc,
       "Seconds between the heartbeats that every PeerJS client sends (5, as in the PeerJS "
       "client)", "S" },
     { "strict", 0, 0, G_OPTION_ARG_NONE, &B.strict, "Fail when a target is missed", NULL },
+    { "no-pin", 0, 0, G_OPTION_ARG_NONE, &B.no_pin,
+      "Let the server and the generator run on any CPU", NULL },
     { "ping-interval", 0, 0, G_OPTION_ARG_INT, &B.ping_interval,
       "Make the server ping after S s of silence and drop clients silent for 2S+1 s "
       "(checks that idle clients answer pings; default: the server's 30 s)", "S" },
