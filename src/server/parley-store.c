@@ -1257,7 +1257,8 @@ indexer_apply (ParleyStore  *self,
   /* Each table's rows go in in key order, which walks its B-tree from page
    * to page instead of jumping around. */
   sorted = g_new (TailMessage *, n_msgs);
-  memcpy (sorted, msgs, n_msgs * sizeof (TailMessage *));
+  if (n_msgs > 0)
+    memcpy (sorted, msgs, n_msgs * sizeof (TailMessage *));
 
   ok = step_done (is->begin);
   g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_hash, NULL);
