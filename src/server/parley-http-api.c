@@ -823,6 +823,40 @@ request_new (ParleyHttpApi     *self,
   return req;
 }
 
+/* Counts an attempt against the client address (shared by login and
+ * registration, both of which cost an Argon2id hash); answers 429 with
+ * Retry-After and returns FALSE once the address reached its limit. */
+static gboolean
+address_allowed (ParleyHttpApi     *self,
+                 SoupServerMessage *msg,
+                 const char        *address,
+                 const char        *what)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 window = (gint64) self->config->login_limit_window * G_USEC_PER_SEC;
+  g_autofree char *key = g_strconcat (what, ":", address, NULL);
+  g_autofree char *value = NULL;
+  g_autofree char *message = NULL;
+  gint64 wait;
+
+  g_mutex_lock (&self->rate_lock);
+  wait = rate_check (self->address_attempts, key, self->config->login_limit_per_address, now,
+                     window);
+  if (wait == 0)
+    rate_record (self->address_attempts, key, now, window);
+  g_mutex_unlock (&self->rate_lock);
+  if (wait == 0)
+    return TRUE;
+
+  g_debug ("%s rate-limited", what);
+  value = g_strdup_printf ("%" G_GINT64_FORMAT, wait);
+  message = g_strdup_printf ("Too many %s attempts; try again later", what);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After",
+                                value);
+  respond_error (msg, STATUS_TOO_MANY_REQUESTS, "rate-limited", message);
+  return FALSE;
+}
+
 /* Handlers, on the server's main context. */
 
 static void
@@ -858,6 +892,9 @@ register_cb (SoupServer        *server,
                    "Passwords have 8 to 1024 bytes");
     return;
   }
+  if (!address_allowed (self, msg, soup_server_message_get_remote_host (msg) ?: "",
+                        "registration"))
+    return;
 
   req = request_new (self, msg, ROUTE_REGISTER);
   req->username = g_steal_pointer (&folded);

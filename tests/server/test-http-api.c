@@ -462,6 +462,29 @@ test_rate_limit_address (Fixture       *f,
 }
 
 static void
+test_rate_limit_register (Fixture       *f,
+                          gconstpointer  data)
+{
+  Response r;
+  guint i;
+
+  /* Registrations cost an Argon2id hash each: the address has a budget of
+   * its own, apart from logins. */
+  for (i = 0; i < f->config->login_limit_per_address; i++) {
+    g_autofree char *name = g_strdup_printf ("user%u", i);
+    g_autofree char *id = register_user (f, name, "correct horse");
+  }
+  r = request (f, "POST", "/api/register",
+               "{\"username\":\"one-too-many\",\"password\":\"correct horse\"}", NULL);
+  assert_error (&r, 429, "rate-limited");
+  g_assert_nonnull (r.retry_after);
+  response_clear (&r);
+
+  /* Logging in is still possible. */
+  login (f, "user0", "correct horse", NULL, NULL);
+}
+
+static void
 test_refresh_rotation (Fixture       *f,
                        gconstpointer  data)
 {
@@ -746,6 +769,7 @@ main (int argc, char **argv)
   ADD ("/http-api/login", test_login);
   ADD ("/http-api/rate-limit-user", test_rate_limit_user);
   ADD ("/http-api/rate-limit-address", test_rate_limit_address);
+  ADD ("/http-api/rate-limit-register", test_rate_limit_register);
   ADD ("/http-api/refresh-rotation", test_refresh_rotation);
   ADD ("/http-api/logout", test_logout);
   ADD ("/http-api/users-and-contacts", test_users_and_contacts);
