@@ -221,6 +221,19 @@ typedef struct {
   gint64 recipient;
 } TailReceipt;
 
+/* The dedup filter: a blocked Bloom filter of the (sender, id_hash) keys in
+ * the index's dedup table. A key it does not contain is certainly not
+ * indexed, so a fresh message id (the common case) needs no probe of the
+ * index; a key it may contain (an actual resend, or a false positive of a
+ * few per cent) is looked up as before. Each key sets DEDUP_FILTER_K bits
+ * of one 64-bit word, so a query touches one cache line. */
+typedef struct {
+  guint64 *words;
+  guint64 mask;           /* the number of words - 1 (a power of two) */
+  guint64 n_keys;         /* keys added (an upper bound of the distinct ones) */
+  guint64 grow_at;        /* rebuild larger once n_keys exceeds this */
+} DedupFilter;
+
 typedef struct {
   sqlite3_stmt *begin;
   sqlite3_stmt *commit;
@@ -302,6 +315,9 @@ struct _ParleyStore {
   GHashTable *tail_by_key;        /* DedupKey → TailMessage */
   GPtrArray *tail_receipts;       /* TailReceipt *, in id order, owned */
   GHashTable *tail_receipt_by_seq;  /* &seq → TailReceipt */
+  /* Every key of the index's dedup table; keys enter it before they leave
+   * the tail, so a key is always in the tail or in the filter. */
+  DedupFilter *dedup_filter;
   gint64 committed_seq;
   gint64 committed_receipt;
   gint64 indexed_seq;
@@ -599,6 +615,120 @@ client_id_hash (const char *client_id)
   return (gint64) hash;
 }
 
+/* The dedup filter (see DedupFilter). It has 32 bits per key when (re)built,
+ * at least DEDUP_FILTER_MIN_BITS and at most DEDUP_FILTER_MAX_BITS, and is
+ * rebuilt four times larger from the index once it holds a key per 8 bits;
+ * at the largest size it simply fills up, which only makes false positives
+ * (probes) more frequent, never a false negative. */
+#define DEDUP_FILTER_K 4
+#define DEDUP_FILTER_MIN_BITS (G_GUINT64_CONSTANT (1) << 16)
+#define DEDUP_FILTER_MAX_BITS (G_GUINT64_CONSTANT (1) << 30)
+
+static DedupFilter *
+dedup_filter_new (guint64 n_keys_hint)
+{
+  DedupFilter *filter = g_new0 (DedupFilter, 1);
+  guint64 bits = DEDUP_FILTER_MIN_BITS;
+
+  while (bits < DEDUP_FILTER_MAX_BITS && bits / 32 < n_keys_hint)
+    bits <<= 1;
+  filter->words = g_new0 (guint64, bits / 64);
+  filter->mask = bits / 64 - 1;
+  filter->grow_at = bits < DEDUP_FILTER_MAX_BITS ? bits / 8 : G_MAXUINT64;
+  return filter;
+}
+
+static void
+dedup_filter_free (DedupFilter *filter)
+{
+  if (filter == NULL)
+    return;
+  g_free (filter->words);
+  g_free (filter);
+}
+
+/* Mixes a dedup key into 64 well-spread bits (the splitmix64 finaliser).
+ * The low bits choose the word (at most 2^24 words), bits 32 and up the
+ * bits within it. */
+static guint64
+dedup_filter_hash (gint64 sender,
+                   gint64 id_hash)
+{
+  guint64 h = (guint64) id_hash ^ ((guint64) sender * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15));
+
+  h ^= h >> 30;
+  h *= G_GUINT64_CONSTANT (0xbf58476d1ce4e5b9);
+  h ^= h >> 27;
+  h *= G_GUINT64_CONSTANT (0x94d049bb133111eb);
+  h ^= h >> 31;
+  return h;
+}
+
+static guint64
+dedup_filter_bits (guint64 h)
+{
+  guint64 bits = 0;
+
+  for (guint i = 0; i < DEDUP_FILTER_K; i++)
+    bits |= G_GUINT64_CONSTANT (1) << ((h >> (32 + 6 * i)) & 63);
+  return bits;
+}
+
+static void
+dedup_filter_add (DedupFilter *filter,
+                  gint64       sender,
+                  gint64       id_hash)
+{
+  guint64 h = dedup_filter_hash (sender, id_hash);
+
+  filter->words[h & filter->mask] |= dedup_filter_bits (h);
+  filter->n_keys++;
+}
+
+static gboolean
+dedup_filter_may_contain (const DedupFilter *filter,
+                          gint64             sender,
+                          gint64             id_hash)
+{
+  guint64 h = dedup_filter_hash (sender, id_hash);
+  guint64 bits = dedup_filter_bits (h);
+
+  return (filter->words[h & filter->mask] & bits) == bits;
+}
+
+/* Builds a filter of every key in the dedup table of @db, sized for
+ * @n_keys_hint keys (or as many as it finds, if more). Returns %NULL on a
+ * database error. */
+static DedupFilter *
+dedup_filter_load (sqlite3 *db,
+                   guint64  n_keys_hint)
+{
+  g_autoptr(sqlite3_stmt) stmt = prepare (db, "SELECT sender, id_hash FROM dedup", FALSE);
+  DedupFilter *filter;
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  filter = dedup_filter_new (n_keys_hint);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    if (filter->n_keys > filter->grow_at) {
+      /* More keys than expected: start again, larger. */
+      guint64 n = filter->n_keys * 4;
+
+      dedup_filter_free (filter);
+      sqlite3_reset (stmt);
+      filter = dedup_filter_new (n);
+      continue;
+    }
+    dedup_filter_add (filter, sqlite3_column_int64 (stmt, 0), sqlite3_column_int64 (stmt, 1));
+  }
+  if (rc != SQLITE_DONE) {
+    dedup_filter_free (filter);
+    return NULL;
+  }
+  return filter;
+}
+
 /* The tail. Every function named *_locked runs under tail_lock. */
 
 /* The number of committed rows not yet indexed. Seqs and receipt ids are
@@ -743,7 +873,7 @@ writer_apply_message (ParleyStore   *self,
   DedupKey key;
   TailMessage *msg;
   gint64 sender, recipient;
-  gboolean found;
+  gboolean found, maybe_indexed = FALSE;
   int rc;
 
   if (op->user_id == NULL || op->peer_id == NULL || op->message_id == NULL ||
@@ -775,14 +905,19 @@ writer_apply_message (ParleyStore   *self,
     op->timestamp = msg->timestamp;
     op->delivered = msg->receipt_id != 0;
     op->duplicate = TRUE;
+  } else {
+    /* A key that left the tail was added to the filter before. */
+    maybe_indexed = dedup_filter_may_contain (self->dedup_filter, sender, key.id_hash);
   }
   g_mutex_unlock (&self->tail_lock);
   if (found)
     return TRUE;
 
-  rc = writer_find_indexed_duplicate (self, sender, key.id_hash, op);
-  if (rc != 0)
-    return rc > 0;
+  if (maybe_indexed) {
+    rc = writer_find_indexed_duplicate (self, sender, key.id_hash, op);
+    if (rc != 0)
+      return rc > 0;
+  }
 
   sqlite3_bind_int64 (stmt, 1, sender);
   sqlite3_bind_int64 (stmt, 2, recipient);
@@ -1324,6 +1459,9 @@ tail_drop_indexed_locked (ParleyStore *self,
   for (guint i = 0; i < n_msgs; i++) {
     TailMessage *msg = g_ptr_array_index (self->tail_messages, i);
 
+    /* Into the filter before out of the tail (under the same lock), so
+     * that the writer finds the key in one or the other. */
+    dedup_filter_add (self->dedup_filter, msg->key.sender, msg->key.id_hash);
     g_hash_table_remove (self->tail_by_seq, &msg->seq);
     g_hash_table_remove (self->tail_by_key, &msg->key);
     tail_message_free (msg);
@@ -1407,6 +1545,22 @@ indexer_thread (gpointer data)
       self->indexed_seq = to_seq;
       self->indexed_receipt = to_receipt;
       g_cond_broadcast (&self->indexed_cond);
+      if (self->dedup_filter->n_keys > self->dedup_filter->grow_at) {
+        DedupFilter *filter;
+
+        /* Only this thread writes to the index, so a scan of it now sees
+         * every indexed key; meanwhile the old filter stays in use. */
+        g_mutex_unlock (&self->tail_lock);
+        filter = dedup_filter_load (self->idx, self->dedup_filter->n_keys * 4);
+        g_mutex_lock (&self->tail_lock);
+        if (filter != NULL) {
+          dedup_filter_free (self->dedup_filter);
+          self->dedup_filter = filter;
+        } else {
+          g_warning ("Cannot read the message index: %s", sqlite3_errmsg (self->idx));
+          self->dedup_filter->grow_at = G_MAXUINT64;
+        }
+      }
     } else {
       /* The tail still answers for everything; try again later. */
       deadline = g_get_monotonic_time () + INDEX_RETRY_MS * G_TIME_SPAN_MILLISECOND;
@@ -1740,6 +1894,7 @@ store_free (ParleyStore *self)
   g_clear_pointer (&self->tail_by_seq, g_hash_table_unref);
   g_clear_pointer (&self->tail_by_key, g_hash_table_unref);
   g_clear_pointer (&self->tail_receipt_by_seq, g_hash_table_unref);
+  g_clear_pointer (&self->dedup_filter, dedup_filter_free);
   for (guint i = 0; self->tail_messages != NULL && i < self->tail_messages->len; i++)
     tail_message_free (g_ptr_array_index (self->tail_messages, i));
   for (guint i = 0; self->tail_receipts != NULL && i < self->tail_receipts->len; i++)
@@ -1919,6 +2074,11 @@ parley_store_open (const char            *path,
 
   if (!index_open_or_rebuild (self, max_seq, max_receipt, error))
     goto fail;
+  self->dedup_filter = dedup_filter_load (self->idx, (guint64) self->indexed_seq);
+  if (self->dedup_filter == NULL) {
+    set_sqlite_error (error, self->idx, "Cannot read the message index");
+    goto fail;
+  }
   if (!load_tail (self, error))
     goto fail;
 

@@ -1094,6 +1094,83 @@ test_unindexed_survive_reopen (Fixture       *f,
   g_ptr_array_unref (model.messages);
 }
 
+/* Submits a resend of each of the @n messages "d<i>" of @from and checks
+ * that every one is answered with its original seq @seqs[i] and
+ * timestamp and never stored again. */
+static void
+check_resends (Fixture    *f,
+               const char *from,
+               const char *to,
+               guint       n,
+               gint64     *seqs)
+{
+  guint base = f->c.ops->len;
+
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("d%u", i);
+
+    parley_store_submit (f->store, message_op (from, to, id, "again", 2));
+  }
+  collector_wait (&f->c, base + n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, base + i);
+
+    g_assert_no_error (op->error);
+    g_assert_true (op->duplicate);
+    g_assert_cmpint (op->seq, ==, seqs[i]);
+    g_assert_cmpint (op->timestamp, ==, 1);
+  }
+}
+
+/* Resends of indexed messages must be found however many there are: the
+ * in-memory filter that spares fresh ids a look-up in the index grows as
+ * the index does and is rebuilt on opening, and it must never lose a key. */
+static void
+test_dedup_many_indexed (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  /* Enough for the filter to grow past its smallest size twice. */
+  const guint n = 40000;
+  g_autofree gint64 *seqs = g_new (gint64, n);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_int64_hash, g_int64_equal);
+
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("d%u", i);
+
+    parley_store_submit (f->store, message_op (u1, u2, id, "first", 1));
+    /* Index in several steps, so that the filter grows while in use. */
+    if (i % 10000 == 9999) {
+      collector_wait (&f->c, i + 1);
+      g_assert_true (parley_store_flush_index (f->store));
+    }
+  }
+  collector_wait (&f->c, n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, i);
+
+    g_assert_no_error (op->error);
+    g_assert_false (op->duplicate);
+    seqs[i] = op->seq;
+    g_assert_false (g_hash_table_contains (seen, &seqs[i]));
+    g_hash_table_add (seen, &seqs[i]);
+  }
+  g_assert_true (parley_store_flush_index (f->store));
+  check_resends (f, u1, u2, n, seqs);
+
+  /* The same ids from another sender are other messages. */
+  parley_store_submit (f->store, message_op (u2, u1, "d0", "other", 3));
+  collector_wait (&f->c, 2 * n + 1);
+  g_assert_false (collector_get (&f->c, 2 * n)->duplicate);
+  g_assert_cmpint (collector_get (&f->c, 2 * n)->seq, >, seqs[n - 1]);
+
+  close_store (f);
+  g_ptr_array_set_size (f->c.ops, 0);
+  open_store (f);
+  check_resends (f, u1, u2, n, seqs);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1111,6 +1188,7 @@ main (int argc, char **argv)
   ADD ("/store/unknown-users", test_unknown_users);
   ADD ("/store/pending-survives-reopen", test_pending_survives_reopen);
   ADD ("/store/unindexed-survive-reopen", test_unindexed_survive_reopen);
+  ADD ("/store/dedup-many-indexed", test_dedup_many_indexed);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
   g_test_add_func ("/store/schema-version", test_schema_version);
