@@ -757,6 +757,23 @@ span_dup (ParleySpan span)
   return g_strndup (span.ptr, span.len);
 }
 
+/* A store operation on behalf of @conn's user; its result finds the
+ * connection again by id (it may be gone by then). @ref: keep the request's
+ * id to answer with. */
+static ParleyStoreOp *
+conn_new_op (Conn              *conn,
+             ParleyStoreOpKind  kind,
+             ParleySpan         ref)
+{
+  ParleyStoreOp *op = parley_store_op_new (kind);
+
+  op->user_id = g_strdup (conn->user_id);
+  op->caller_tag = conn->id;
+  if (ref.ptr)
+    op->caller_data = span_dup (ref);
+  return op;
+}
+
 static void
 handle_message (ParleyWsServer *self,
                 Conn           *conn,
@@ -768,14 +785,13 @@ handle_message (ParleyWsServer *self,
     conn_send_error (self, conn, env->id, "unknown-recipient", "No such user");
     return;
   }
-  op = parley_store_op_new (PARLEY_STORE_OP_MESSAGE);
-  op->user_id = g_strdup (conn->user_id);
+  /* The message's own id is its ref. */
+  op = conn_new_op (conn, PARLEY_STORE_OP_MESSAGE, (ParleySpan) { NULL, 0 });
   op->peer_id = span_dup (env->recipient_id);
   op->message_id = span_dup (env->id);
   op->content = span_dup (env->encrypted_content);
   op->content_len = env->encrypted_content.len;
   op->timestamp = g_get_real_time () / 1000;
-  op->caller_tag = conn->id;
   parley_store_submit (self->store, op);
 }
 
@@ -784,14 +800,10 @@ handle_received (ParleyWsServer *self,
                  Conn           *conn,
                  ParleyEnvelope *env)
 {
-  ParleyStoreOp *op = parley_store_op_new (PARLEY_STORE_OP_RECEIVED);
+  ParleyStoreOp *op = conn_new_op (conn, PARLEY_STORE_OP_RECEIVED, env->id);
   gboolean ok = FALSE;
 
-  op->user_id = g_strdup (conn->user_id);
   op->seq = parley_span_to_int64 (env->seq, &ok);
-  op->caller_tag = conn->id;
-  if (env->id.ptr)
-    op->caller_data = span_dup (env->id);
   parley_store_submit (self->store, op);
 }
 
@@ -806,14 +818,10 @@ handle_read (ParleyWsServer *self,
     conn_send_error (self, conn, env->id, "unknown-recipient", "No such user");
     return;
   }
-  op = parley_store_op_new (PARLEY_STORE_OP_READ);
-  op->user_id = g_strdup (conn->user_id);
+  op = conn_new_op (conn, PARLEY_STORE_OP_READ, env->id);
   op->peer_id = span_dup (env->recipient_id);
   op->message_id = span_dup (env->message_id);
   op->timestamp = g_get_real_time () / 1000;
-  op->caller_tag = conn->id;
-  if (env->id.ptr)
-    op->caller_data = span_dup (env->id);
   parley_store_submit (self->store, op);
 }
 
