@@ -17,6 +17,9 @@ G_BEGIN_DECLS
  * @PARLEY_ERROR_NOT_FOUND: A user or other object does not exist.
  * @PARLEY_ERROR_UNSUPPORTED: Content in a format this client does not know.
  * @PARLEY_ERROR_INVALID: Invalid input or corrupt local data.
+ * @PARLEY_ERROR_BUSY: Another call is running.
+ * @PARLEY_ERROR_MEDIA: A media pipeline or WebRTC operation failed.
+ * @PARLEY_ERROR_STATE: The operation is not possible in the object's current state.
  *
  * Errors of the Parley engine.
  */
@@ -29,6 +32,9 @@ typedef enum {
   PARLEY_ERROR_NOT_FOUND,
   PARLEY_ERROR_UNSUPPORTED,
   PARLEY_ERROR_INVALID,
+  PARLEY_ERROR_BUSY,
+  PARLEY_ERROR_MEDIA,
+  PARLEY_ERROR_STATE,
 } ParleyError;
 
 GQuark parley_error_quark (void);

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/**
+ * ParleyDataChannelState:
+ * @PARLEY_DATA_CHANNEL_STATE_CONNECTING: Waiting for the peer connection (also
+ *   while a #ParleyPeer restarts: the channel is re-created on the new connection).
+ * @PARLEY_DATA_CHANNEL_STATE_OPEN: Messages can be sent.
+ * @PARLEY_DATA_CHANNEL_STATE_CLOSED: Closed for good.
+ */
+typedef enum {
+  PARLEY_DATA_CHANNEL_STATE_CONNECTING,
+  PARLEY_DATA_CHANNEL_STATE_OPEN,
+  PARLEY_DATA_CHANNEL_STATE_CLOSED,
+} ParleyDataChannelState;
+
+#define PARLEY_TYPE_DATA_CHANNEL (parley_data_channel_get_type ())
+
+G_DECLARE_FINAL_TYPE (ParleyDataChannel, parley_data_channel, PARLEY, DATA_CHANNEL, GObject)
+
+/*
+ * A WebRTC data channel of a #ParleyPeer that outlives the peer's
+ * webrtcbin: when the peer restarts, it binds the channel to the new
+ * connection's channel of the same label. All signals are emitted on the
+ * main context the channel was created in, never on a streaming thread.
+ *
+ * Properties: label (string), reliable (gboolean: ordered, retransmitted; FALSE means
+ *   ordered=false, max-retransmits=0), state (ParleyDataChannelState),
+ *   buffered-amount (guint64).
+ * Signals: "message (GBytes *data)", "message-string (const char *text)",
+ *   "state-changed (ParleyDataChannelState new, ParleyDataChannelState old)".
+ */
+
+const char             *parley_data_channel_get_label    (ParleyDataChannel *self);
+gboolean                parley_data_channel_get_reliable (ParleyDataChannel *self);
+ParleyDataChannelState  parley_data_channel_get_state    (ParleyDataChannel *self);
+guint64                 parley_data_channel_get_buffered_amount (ParleyDataChannel *self);
+gboolean                parley_data_channel_send_bytes   (ParleyDataChannel *self,
+                                                          GBytes            *data,
+                                                          GError           **error);
+gboolean                parley_data_channel_send_string  (ParleyDataChannel *self,
+                                                          const char        *text,
+                                                          GError           **error);
+void                    parley_data_channel_close        (ParleyDataChannel *self);
+
+/* For ParleyPeer only. @channel is a GstWebRTCDataChannel (or NULL to unbind while the
+ * peer restarts). */
+ParleyDataChannel      *parley_data_channel_new          (const char        *label,
+                                                          gboolean           reliable);
+void                    parley_data_channel_bind         (ParleyDataChannel *self,
+                                                          GObject           *channel);
+
+G_END_DECLS
