@@ -1,2 +1,885 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Implementation in progress. */
+#define G_LOG_DOMAIN "parley-data-channel"
+
+#define GST_USE_UNSTABLE_API
+#include <gst/webrtc/webrtc.h>
+
+#include "parley-data-channel.h"
+#include "parley-engine-enums.h"
+#include "parley-error.h"
+
+/* The largest message webrtcbin 1.22 sends in one piece (SCTP max-message-size). */
+#define MAX_MESSAGE_SIZE 65536
+
+/**
+ * ParleyDataChannel:
+ *
+ * A data channel of a peer connection that survives a restart of the
+ * connection. webrtcbin emits the events of its channels on streaming
+ * threads; they are queued here and re-emitted in order on the main
+ * context that was the thread default when the channel was created.
+ *
+ * Each bind starts a new generation (a serial): events still queued from a
+ * channel that has been unbound or replaced since are dropped.
+ */
+struct _ParleyDataChannel {
+  GObject                 parent_instance;
+
+  char                   *label;
+  gboolean                reliable;
+  ParleyDataChannelState  state;
+  guint64                 buffered_amount;
+  gboolean                closed_by_us;
+
+  GMainContext           *context;
+  GThread                *owner_thread;
+
+  /* The lock guards the fields below; they are touched by streaming threads. */
+  GMutex                  lock;
+  GstWebRTCDataChannel   *channel;
+  struct _Binding        *binding;
+  guint                   serial;
+  GQueue                  events;
+  GSource                *dispatch_source;
+};
+
+G_DEFINE_FINAL_TYPE (ParleyDataChannel, parley_data_channel, G_TYPE_OBJECT)
+
+enum {
+  PROP_0,
+  PROP_LABEL,
+  PROP_RELIABLE,
+  PROP_STATE,
+  PROP_BUFFERED_AMOUNT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum {
+  SIGNAL_MESSAGE,
+  SIGNAL_MESSAGE_STRING,
+  SIGNAL_STATE_CHANGED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* What the signal handlers of one bind share: the channel (weakly) and the serial. */
+typedef struct _Binding {
+  GWeakRef self;
+  guint    serial;
+} Binding;
+
+typedef enum {
+  EVENT_STATE,
+  EVENT_MESSAGE,
+  EVENT_STRING,
+  EVENT_BUFFERED_AMOUNT,
+  EVENT_ERROR,
+} EventKind;
+
+typedef struct {
+  EventKind               kind;
+  guint                   serial;
+  ParleyDataChannelState  state;
+  GBytes                 *bytes;
+  char                   *text;
+  guint64                 amount;
+} Event;
+
+static void
+event_free (Event *event)
+{
+  g_clear_pointer (&event->bytes, g_bytes_unref);
+  g_free (event->text);
+  g_free (event);
+}
+
+static void
+binding_clear (Binding *binding)
+{
+  g_weak_ref_clear (&binding->self);
+}
+
+static void
+binding_release (gpointer data,
+                 GClosure *closure)
+{
+  g_atomic_rc_box_release_full (data, (GDestroyNotify) binding_clear);
+}
+
+static ParleyDataChannelState
+map_ready_state (GstWebRTCDataChannelState ready_state)
+{
+  switch (ready_state) {
+  case GST_WEBRTC_DATA_CHANNEL_STATE_OPEN:
+    return PARLEY_DATA_CHANNEL_STATE_OPEN;
+  case GST_WEBRTC_DATA_CHANNEL_STATE_CLOSING:
+  case GST_WEBRTC_DATA_CHANNEL_STATE_CLOSED:
+    return PARLEY_DATA_CHANNEL_STATE_CLOSED;
+  case GST_WEBRTC_DATA_CHANNEL_STATE_CONNECTING:
+  default:
+    /* 1.22 starts channels at an invalid 0 before they connect. */
+    return PARLEY_DATA_CHANNEL_STATE_CONNECTING;
+  }
+}
+
+static ParleyDataChannelState
+read_state (GstWebRTCDataChannel *channel)
+{
+  GstWebRTCDataChannelState ready_state = 0;
+
+  g_object_get (channel, "ready-state", &ready_state, NULL);
+  return map_ready_state (ready_state);
+}
+
+static void
+set_state (ParleyDataChannel      *self,
+           ParleyDataChannelState  state)
+{
+  ParleyDataChannelState old = self->state;
+
+  if (old == state)
+    return;
+  g_debug ("Channel %s: state %d -> %d", self->label, old, state);
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  g_signal_emit (self, signals[SIGNAL_STATE_CHANGED], 0, state, old);
+}
+
+static void
+set_buffered_amount (ParleyDataChannel *self,
+                     guint64            amount)
+{
+  if (self->buffered_amount == amount)
+    return;
+  self->buffered_amount = amount;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUFFERED_AMOUNT]);
+}
+
+static void
+handle_event (ParleyDataChannel *self,
+              Event             *event)
+{
+  switch (event->kind) {
+  case EVENT_STATE:
+    if (self->state != PARLEY_DATA_CHANNEL_STATE_CLOSED || !self->closed_by_us)
+      set_state (self, event->state);
+    break;
+  case EVENT_MESSAGE:
+    g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, event->bytes);
+    break;
+  case EVENT_STRING:
+    g_signal_emit (self, signals[SIGNAL_MESSAGE_STRING], 0, event->text);
+    break;
+  case EVENT_BUFFERED_AMOUNT:
+    set_buffered_amount (self, event->amount);
+    break;
+  case EVENT_ERROR:
+    g_debug ("Channel %s: error: %s", self->label, event->text);
+    break;
+  default:
+    g_assert_not_reached ();
+  }
+}
+
+static gboolean
+dispatch_events_cb (gpointer data)
+{
+  ParleyDataChannel *self = data;
+  GQueue events = G_QUEUE_INIT;
+  guint serial;
+  Event *event;
+
+  g_mutex_lock (&self->lock);
+  events = self->events;
+  g_queue_init (&self->events);
+  g_clear_pointer (&self->dispatch_source, g_source_unref);
+  serial = self->serial;
+  g_mutex_unlock (&self->lock);
+
+  /* Each event holds a reference on @self, dropped here on the main context. */
+  while ((event = g_queue_pop_head (&events))) {
+    if (event->serial == serial) {
+      handle_event (self, event);
+      g_mutex_lock (&self->lock);
+      serial = self->serial;
+      g_mutex_unlock (&self->lock);
+    }
+    event_free (event);
+    g_object_unref (self);
+  }
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Queues @event (which owns a reference on @self) for the main context; any thread. */
+static void
+queue_event (ParleyDataChannel *self,
+             Event             *event)
+{
+  g_mutex_lock (&self->lock);
+  g_queue_push_tail (&self->events, event);
+  if (self->dispatch_source == NULL) {
+    GSource *source = g_idle_source_new ();
+
+    g_source_set_priority (source, G_PRIORITY_DEFAULT);
+    g_source_set_callback (source, dispatch_events_cb, g_object_ref (self), g_object_unref);
+    g_source_set_static_name (source, "[parley] data channel events");
+    g_source_attach (source, self->context);
+    self->dispatch_source = source;
+  }
+  g_mutex_unlock (&self->lock);
+}
+
+/* Starts an event for the channel of @binding, or returns %NULL if it is gone. */
+static Event *
+event_new (Binding           *binding,
+           EventKind          kind,
+           ParleyDataChannel **self_out)
+{
+  ParleyDataChannel *self = g_weak_ref_get (&binding->self);
+  Event *event;
+
+  *self_out = self;
+  if (self == NULL)
+    return NULL;
+  event = g_new0 (Event, 1);
+  event->kind = kind;
+  event->serial = binding->serial;
+  return event;
+}
+
+static void
+on_open_cb (GstWebRTCDataChannel *channel,
+            Binding              *binding)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, EVENT_STATE, &self);
+
+  if (event == NULL)
+    return;
+  event->state = PARLEY_DATA_CHANNEL_STATE_OPEN;
+  queue_event (self, event);
+}
+
+static void
+on_close_cb (GstWebRTCDataChannel *channel,
+             Binding              *binding)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, EVENT_STATE, &self);
+
+  if (event == NULL)
+    return;
+  event->state = PARLEY_DATA_CHANNEL_STATE_CLOSED;
+  queue_event (self, event);
+}
+
+static void
+on_error_cb (GstWebRTCDataChannel *channel,
+             GError               *error,
+             Binding              *binding)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, EVENT_ERROR, &self);
+
+  if (event == NULL)
+    return;
+  event->text = g_strdup (error != NULL ? error->message : "unknown error");
+  queue_event (self, event);
+}
+
+static void
+on_message_data_cb (GstWebRTCDataChannel *channel,
+                    GBytes               *data,
+                    Binding              *binding)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, EVENT_MESSAGE, &self);
+
+  if (event == NULL)
+    return;
+  /* An empty binary message may come as NULL. */
+  event->bytes = data != NULL ? g_bytes_ref (data) : g_bytes_new (NULL, 0);
+  queue_event (self, event);
+}
+
+static void
+on_message_string_cb (GstWebRTCDataChannel *channel,
+                      const char           *text,
+                      Binding              *binding)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, EVENT_STRING, &self);
+
+  if (event == NULL)
+    return;
+  event->text = g_strdup (text != NULL ? text : "");
+  queue_event (self, event);
+}
+
+static void
+on_buffered_amount_low_cb (GstWebRTCDataChannel *channel,
+                           Binding              *binding)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, EVENT_BUFFERED_AMOUNT, &self);
+
+  if (event == NULL)
+    return;
+  g_object_get (channel, "buffered-amount", &event->amount, NULL);
+  queue_event (self, event);
+}
+
+static void
+notify_ready_state_cb (GstWebRTCDataChannel *channel,
+                       GParamSpec           *pspec,
+                       Binding              *binding)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, EVENT_STATE, &self);
+
+  if (event == NULL)
+    return;
+  event->state = read_state (channel);
+  queue_event (self, event);
+}
+
+static void
+connect_binding (GstWebRTCDataChannel *channel,
+                 Binding              *binding)
+{
+  static const struct {
+    const char *signal;
+    GCallback   callback;
+  } handlers[] = {
+    { "on-open", G_CALLBACK (on_open_cb) },
+    { "on-close", G_CALLBACK (on_close_cb) },
+    { "on-error", G_CALLBACK (on_error_cb) },
+    { "on-message-data", G_CALLBACK (on_message_data_cb) },
+    { "on-message-string", G_CALLBACK (on_message_string_cb) },
+    { "on-buffered-amount-low", G_CALLBACK (on_buffered_amount_low_cb) },
+    { "notify::ready-state", G_CALLBACK (notify_ready_state_cb) },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (handlers); i++) {
+    g_signal_connect_data (channel, handlers[i].signal, handlers[i].callback,
+                           g_atomic_rc_box_acquire (binding), binding_release, 0);
+  }
+}
+
+/* Replaces the bound channel under the lock; returns the old one and its binding. */
+static guint
+swap_channel (ParleyDataChannel     *self,
+              GstWebRTCDataChannel  *channel,
+              GstWebRTCDataChannel **old_channel,
+              Binding              **old_binding)
+{
+  Binding *binding = NULL;
+  guint serial;
+
+  g_mutex_lock (&self->lock);
+  serial = ++self->serial;
+  *old_channel = g_steal_pointer (&self->channel);
+  *old_binding = g_steal_pointer (&self->binding);
+  if (channel != NULL) {
+    binding = g_atomic_rc_box_new0 (Binding);
+    g_weak_ref_init (&binding->self, self);
+    binding->serial = serial;
+    self->channel = g_object_ref (channel);
+    self->binding = binding;
+    /* Connected under the lock so that no event of the new channel can be
+     * queued before the serial that admits it is current. */
+    connect_binding (channel, binding);
+  }
+  g_mutex_unlock (&self->lock);
+
+  return serial;
+}
+
+static void
+disconnect_old (GstWebRTCDataChannel *old_channel,
+                Binding              *old_binding)
+{
+  if (old_channel != NULL) {
+    g_signal_handlers_disconnect_by_data (old_channel, old_binding);
+    g_object_unref (old_channel);
+  }
+  if (old_binding != NULL)
+    g_atomic_rc_box_release_full (old_binding, (GDestroyNotify) binding_clear);
+}
+
+/* Returns a new reference to the bound channel, or %NULL. */
+static GstWebRTCDataChannel *
+dup_channel (ParleyDataChannel *self)
+{
+  GstWebRTCDataChannel *channel;
+
+  g_mutex_lock (&self->lock);
+  channel = self->channel != NULL ? g_object_ref (self->channel) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  return channel;
+}
+
+static gboolean
+check_sendable (ParleyDataChannel *self,
+                gsize              size,
+                GError           **error)
+{
+  if (size > MAX_MESSAGE_SIZE) {
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
+                 "Message of %" G_GSIZE_FORMAT " bytes is larger than %d bytes",
+                 size, MAX_MESSAGE_SIZE);
+    return FALSE;
+  }
+  if (self->state != PARLEY_DATA_CHANNEL_STATE_OPEN) {
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE,
+                 "Data channel “%s” is not open", self->label);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+translate_send_error (ParleyDataChannel *self,
+                      gboolean           ok,
+                      GError            *gst_error,
+                      GError           **error)
+{
+  g_autoptr(GError) local = gst_error;
+
+  if (ok)
+    return TRUE;
+  if (local != NULL && g_error_matches (local, GST_WEBRTC_ERROR, GST_WEBRTC_ERROR_INVALID_STATE))
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "Data channel “%s”: %s",
+                 self->label, local->message);
+  else
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, "Data channel “%s”: %s",
+                 self->label, local != NULL ? local->message : "sending failed");
+  return FALSE;
+}
+
+static void
+refresh_buffered_amount (ParleyDataChannel    *self,
+                         GstWebRTCDataChannel *channel)
+{
+  guint64 amount = 0;
+
+  g_object_get (channel, "buffered-amount", &amount, NULL);
+  set_buffered_amount (self, amount);
+}
+
+static void
+parley_data_channel_get_property (GObject    *object,
+                                  guint       prop_id,
+                                  GValue     *value,
+                                  GParamSpec *pspec)
+{
+  ParleyDataChannel *self = PARLEY_DATA_CHANNEL (object);
+
+  switch (prop_id) {
+  case PROP_LABEL:
+    g_value_set_string (value, self->label);
+    break;
+  case PROP_RELIABLE:
+    g_value_set_boolean (value, self->reliable);
+    break;
+  case PROP_STATE:
+    g_value_set_enum (value, self->state);
+    break;
+  case PROP_BUFFERED_AMOUNT:
+    g_value_set_uint64 (value, parley_data_channel_get_buffered_amount (self));
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+}
+
+static void
+parley_data_channel_set_property (GObject      *object,
+                                  guint         prop_id,
+                                  const GValue *value,
+                                  GParamSpec   *pspec)
+{
+  ParleyDataChannel *self = PARLEY_DATA_CHANNEL (object);
+
+  switch (prop_id) {
+  case PROP_LABEL:
+    self->label = g_value_dup_string (value);
+    break;
+  case PROP_RELIABLE:
+    self->reliable = g_value_get_boolean (value);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+}
+
+static void
+parley_data_channel_dispose (GObject *object)
+{
+  ParleyDataChannel *self = PARLEY_DATA_CHANNEL (object);
+  GstWebRTCDataChannel *old_channel;
+  Binding *old_binding;
+
+  swap_channel (self, NULL, &old_channel, &old_binding);
+  disconnect_old (old_channel, old_binding);
+
+  G_OBJECT_CLASS (parley_data_channel_parent_class)->dispose (object);
+}
+
+static void
+parley_data_channel_finalize (GObject *object)
+{
+  ParleyDataChannel *self = PARLEY_DATA_CHANNEL (object);
+
+  /* Queued events and the dispatch source hold references: both are gone. */
+  g_assert (g_queue_is_empty (&self->events));
+  g_assert (self->dispatch_source == NULL);
+  g_free (self->label);
+  g_main_context_unref (self->context);
+  g_mutex_clear (&self->lock);
+
+  G_OBJECT_CLASS (parley_data_channel_parent_class)->finalize (object);
+}
+
+static void
+parley_data_channel_class_init (ParleyDataChannelClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = parley_data_channel_get_property;
+  object_class->set_property = parley_data_channel_set_property;
+  object_class->dispose = parley_data_channel_dispose;
+  object_class->finalize = parley_data_channel_finalize;
+
+  /**
+   * ParleyDataChannel:label:
+   *
+   * The label both sides know the channel by.
+   */
+  properties[PROP_LABEL] =
+    g_param_spec_string ("label", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * ParleyDataChannel:reliable:
+   *
+   * Whether messages are ordered and retransmitted; an unreliable channel
+   * is unordered with no retransmissions.
+   */
+  properties[PROP_RELIABLE] =
+    g_param_spec_boolean ("reliable", NULL, NULL, TRUE,
+                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * ParleyDataChannel:state:
+   *
+   * The state of the channel.
+   */
+  properties[PROP_STATE] =
+    g_param_spec_enum ("state", NULL, NULL,
+                       PARLEY_TYPE_DATA_CHANNEL_STATE, PARLEY_DATA_CHANNEL_STATE_CONNECTING,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * ParleyDataChannel:buffered-amount:
+   *
+   * Bytes queued for sending inside webrtcbin (not counting SCTP's own
+   * buffers). Notified when it falls below the low threshold.
+   */
+  properties[PROP_BUFFERED_AMOUNT] =
+    g_param_spec_uint64 ("buffered-amount", NULL, NULL, 0, G_MAXUINT64, 0,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * ParleyDataChannel::message:
+   * @self: the channel
+   * @data: the binary message
+   *
+   * A binary message arrived.
+   */
+  signals[SIGNAL_MESSAGE] =
+    g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
+
+  /**
+   * ParleyDataChannel::message-string:
+   * @self: the channel
+   * @text: the text message
+   *
+   * A text message arrived.
+   */
+  signals[SIGNAL_MESSAGE_STRING] =
+    g_signal_new ("message-string", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * ParleyDataChannel::state-changed:
+   * @self: the channel
+   * @new_state: the new state
+   * @old_state: the previous state
+   *
+   * The state changed.
+   */
+  signals[SIGNAL_STATE_CHANGED] =
+    g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  PARLEY_TYPE_DATA_CHANNEL_STATE, PARLEY_TYPE_DATA_CHANNEL_STATE);
+}
+
+static void
+parley_data_channel_init (ParleyDataChannel *self)
+{
+  self->reliable = TRUE;
+  self->state = PARLEY_DATA_CHANNEL_STATE_CONNECTING;
+  self->context = g_main_context_ref_thread_default ();
+  self->owner_thread = g_thread_self ();
+  g_mutex_init (&self->lock);
+  g_queue_init (&self->events);
+}
+
+/**
+ * parley_data_channel_new:
+ * @label: the channel's label
+ * @reliable: %FALSE for an unordered channel without retransmissions
+ *
+ * Creates an unbound channel in state %PARLEY_DATA_CHANNEL_STATE_CONNECTING.
+ * Its signals are emitted on the thread-default main context of the caller.
+ *
+ * Returns: (transfer full): the new channel
+ */
+ParleyDataChannel *
+parley_data_channel_new (const char *label,
+                         gboolean    reliable)
+{
+  g_return_val_if_fail (label != NULL, NULL);
+
+  return g_object_new (PARLEY_TYPE_DATA_CHANNEL, "label", label, "reliable", reliable, NULL);
+}
+
+/**
+ * parley_data_channel_bind:
+ * @self: a #ParleyDataChannel
+ * @channel: (nullable) (type GstWebRTCDataChannel): the webrtcbin channel, or
+ *   %NULL while the peer connection restarts
+ *
+ * Binds @self to a webrtcbin data channel, replacing the previous one;
+ * events of the previous channel that are still queued are dropped. The
+ * state follows the new channel. Unbinding an open channel moves it back to
+ * %PARLEY_DATA_CHANNEL_STATE_CONNECTING until a new channel opens. A
+ * channel closed with parley_data_channel_close() stays closed; one closed
+ * by the far side or the transport can be bound again.
+ *
+ * May be called from any thread: the state change is then applied on the
+ * channel's main context.
+ */
+void
+parley_data_channel_bind (ParleyDataChannel *self,
+                          GObject           *channel)
+{
+  GstWebRTCDataChannel *old_channel;
+  Binding *old_binding;
+  ParleyDataChannelState state;
+  guint serial;
+
+  g_return_if_fail (PARLEY_IS_DATA_CHANNEL (self));
+  g_return_if_fail (channel == NULL || GST_IS_WEBRTC_DATA_CHANNEL (channel));
+
+  if (self->closed_by_us) {
+    g_debug ("Channel %s: closed, not binding", self->label);
+    return;
+  }
+
+  serial = swap_channel (self, GST_WEBRTC_DATA_CHANNEL (channel), &old_channel, &old_binding);
+  disconnect_old (old_channel, old_binding);
+
+  state = channel != NULL ? read_state (GST_WEBRTC_DATA_CHANNEL (channel))
+                          : PARLEY_DATA_CHANNEL_STATE_CONNECTING;
+
+  if (g_thread_self () == self->owner_thread && g_main_context_acquire (self->context)) {
+    set_state (self, state);
+    g_main_context_release (self->context);
+  } else {
+    Event *event = g_new0 (Event, 1);
+
+    event->kind = EVENT_STATE;
+    event->serial = serial;
+    event->state = state;
+    queue_event (g_object_ref (self), event);
+  }
+}
+
+/**
+ * parley_data_channel_get_label:
+ * @self: a #ParleyDataChannel
+ *
+ * Returns: the channel's label
+ */
+const char *
+parley_data_channel_get_label (ParleyDataChannel *self)
+{
+  g_return_val_if_fail (PARLEY_IS_DATA_CHANNEL (self), NULL);
+
+  return self->label;
+}
+
+/**
+ * parley_data_channel_get_reliable:
+ * @self: a #ParleyDataChannel
+ *
+ * Returns: %TRUE if messages are ordered and retransmitted
+ */
+gboolean
+parley_data_channel_get_reliable (ParleyDataChannel *self)
+{
+  g_return_val_if_fail (PARLEY_IS_DATA_CHANNEL (self), FALSE);
+
+  return self->reliable;
+}
+
+/**
+ * parley_data_channel_get_state:
+ * @self: a #ParleyDataChannel
+ *
+ * Returns: the channel's state
+ */
+ParleyDataChannelState
+parley_data_channel_get_state (ParleyDataChannel *self)
+{
+  g_return_val_if_fail (PARLEY_IS_DATA_CHANNEL (self), PARLEY_DATA_CHANNEL_STATE_CLOSED);
+
+  return self->state;
+}
+
+/**
+ * parley_data_channel_get_buffered_amount:
+ * @self: a #ParleyDataChannel
+ *
+ * Returns: the bytes queued for sending inside webrtcbin
+ */
+guint64
+parley_data_channel_get_buffered_amount (ParleyDataChannel *self)
+{
+  g_autoptr(GstWebRTCDataChannel) channel = NULL;
+  guint64 amount = 0;
+
+  g_return_val_if_fail (PARLEY_IS_DATA_CHANNEL (self), 0);
+
+  channel = dup_channel (self);
+  if (channel == NULL)
+    return self->buffered_amount;
+  g_object_get (channel, "buffered-amount", &amount, NULL);
+  return amount;
+}
+
+/**
+ * parley_data_channel_send_bytes:
+ * @self: a #ParleyDataChannel
+ * @data: the message, at most 65536 bytes
+ * @error: return location for a #GError
+ *
+ * Sends a binary message.
+ *
+ * Returns: %TRUE if the message was queued; %FALSE with %PARLEY_ERROR_STATE
+ *   if the channel is not open, %PARLEY_ERROR_INVALID if it is too large
+ */
+gboolean
+parley_data_channel_send_bytes (ParleyDataChannel *self,
+                                GBytes            *data,
+                                GError           **error)
+{
+  g_autoptr(GstWebRTCDataChannel) channel = NULL;
+  GError *gst_error = NULL;
+  gboolean ok;
+
+  g_return_val_if_fail (PARLEY_IS_DATA_CHANNEL (self), FALSE);
+  g_return_val_if_fail (data != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_sendable (self, g_bytes_get_size (data), error))
+    return FALSE;
+  channel = dup_channel (self);
+  if (channel == NULL)
+    return translate_send_error (self, FALSE, NULL, error);
+
+  ok = gst_webrtc_data_channel_send_data_full (channel, data, &gst_error);
+  refresh_buffered_amount (self, channel);
+  return translate_send_error (self, ok, gst_error, error);
+}
+
+/**
+ * parley_data_channel_send_string:
+ * @self: a #ParleyDataChannel
+ * @text: the message, UTF-8, at most 65536 bytes
+ * @error: return location for a #GError
+ *
+ * Sends a text message.
+ *
+ * Returns: %TRUE if the message was queued; %FALSE with %PARLEY_ERROR_STATE
+ *   if the channel is not open, %PARLEY_ERROR_INVALID if it is too large or
+ *   not UTF-8
+ */
+gboolean
+parley_data_channel_send_string (ParleyDataChannel *self,
+                                 const char        *text,
+                                 GError           **error)
+{
+  g_autoptr(GstWebRTCDataChannel) channel = NULL;
+  GError *gst_error = NULL;
+  gsize size;
+  gboolean ok;
+
+  g_return_val_if_fail (PARLEY_IS_DATA_CHANNEL (self), FALSE);
+  g_return_val_if_fail (text != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  size = strlen (text);
+  if (!check_sendable (self, size, error))
+    return FALSE;
+  if (!g_utf8_validate (text, size, NULL)) {
+    g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "Text is not valid UTF-8");
+    return FALSE;
+  }
+  channel = dup_channel (self);
+  if (channel == NULL)
+    return translate_send_error (self, FALSE, NULL, error);
+
+  ok = gst_webrtc_data_channel_send_string_full (channel, text, &gst_error);
+  refresh_buffered_amount (self, channel);
+  return translate_send_error (self, ok, gst_error, error);
+}
+
+/**
+ * parley_data_channel_close:
+ * @self: a #ParleyDataChannel
+ *
+ * Closes the channel for good: the far side sees it close, later binds are
+ * ignored and the state becomes %PARLEY_DATA_CHANNEL_STATE_CLOSED.
+ */
+void
+parley_data_channel_close (ParleyDataChannel *self)
+{
+  GstWebRTCDataChannel *old_channel;
+  Binding *old_binding;
+
+  g_return_if_fail (PARLEY_IS_DATA_CHANNEL (self));
+
+  if (self->closed_by_us)
+    return;
+  self->closed_by_us = TRUE;
+
+  swap_channel (self, NULL, &old_channel, &old_binding);
+  if (old_channel != NULL)
+    g_signal_handlers_disconnect_by_data (old_channel, old_binding);
+  if (old_channel != NULL && read_state (old_channel) != PARLEY_DATA_CHANNEL_STATE_CLOSED)
+    gst_webrtc_data_channel_close (old_channel);
+  disconnect_old (old_channel, old_binding);
+
+  set_state (self, PARLEY_DATA_CHANNEL_STATE_CLOSED);
+}
