@@ -206,6 +206,8 @@ dispatch_events_cb (gpointer data)
       g_mutex_lock (&self->lock);
       serial = self->serial;
       g_mutex_unlock (&self->lock);
+    } else {
+      g_debug ("Channel %s: dropped an event of an earlier binding", self->label);
     }
     event_free (event);
     g_object_unref (self);
@@ -472,6 +474,26 @@ refresh_buffered_amount (ParleyDataChannel    *self,
   set_buffered_amount (self, amount);
 }
 
+/* Sets the state at once when called on the channel's own thread and main
+ * context, else queues the change for the main context. */
+static void
+apply_state (ParleyDataChannel      *self,
+             guint                   serial,
+             ParleyDataChannelState  state)
+{
+  if (g_thread_self () == self->owner_thread && g_main_context_acquire (self->context)) {
+    set_state (self, state);
+    g_main_context_release (self->context);
+  } else {
+    Event *event = g_new0 (Event, 1);
+
+    event->kind = EVENT_STATE;
+    event->serial = serial;
+    event->state = state;
+    queue_event (g_object_ref (self), event);
+  }
+}
+
 static void
 parley_data_channel_get_property (GObject    *object,
                                   guint       prop_id,
@@ -671,10 +693,11 @@ parley_data_channel_new (const char *label,
  *
  * Binds @self to a webrtcbin data channel, replacing the previous one;
  * events of the previous channel that are still queued are dropped. The
- * state follows the new channel. Unbinding an open channel moves it back to
- * %PARLEY_DATA_CHANNEL_STATE_CONNECTING until a new channel opens. A
- * channel closed with parley_data_channel_close() stays closed; one closed
- * by the far side or the transport can be bound again.
+ * state follows the new channel. Unbinding an open or connecting channel
+ * moves it to %PARLEY_DATA_CHANNEL_STATE_CONNECTING until a new channel
+ * opens; unbinding a closed one leaves it closed. A channel closed with
+ * parley_data_channel_close() stays closed; one closed by the far side or
+ * the transport opens again when bound to a new channel.
  *
  * May be called from any thread: the state change is then applied on the
  * channel's main context.
@@ -699,20 +722,14 @@ parley_data_channel_bind (ParleyDataChannel *self,
   serial = swap_channel (self, GST_WEBRTC_DATA_CHANNEL (channel), &old_channel, &old_binding);
   disconnect_old (old_channel, old_binding);
 
-  state = channel != NULL ? read_state (GST_WEBRTC_DATA_CHANNEL (channel))
-                          : PARLEY_DATA_CHANNEL_STATE_CONNECTING;
+  if (channel != NULL)
+    state = read_state (GST_WEBRTC_DATA_CHANNEL (channel));
+  else if (self->state == PARLEY_DATA_CHANNEL_STATE_CLOSED)
+    state = PARLEY_DATA_CHANNEL_STATE_CLOSED;
+  else
+    state = PARLEY_DATA_CHANNEL_STATE_CONNECTING;
 
-  if (g_thread_self () == self->owner_thread && g_main_context_acquire (self->context)) {
-    set_state (self, state);
-    g_main_context_release (self->context);
-  } else {
-    Event *event = g_new0 (Event, 1);
-
-    event->kind = EVENT_STATE;
-    event->serial = serial;
-    event->state = state;
-    queue_event (g_object_ref (self), event);
-  }
+  apply_state (self, serial, state);
 }
 
 /**
@@ -867,6 +884,7 @@ parley_data_channel_close (ParleyDataChannel *self)
 {
   GstWebRTCDataChannel *old_channel;
   Binding *old_binding;
+  guint serial;
 
   g_return_if_fail (PARLEY_IS_DATA_CHANNEL (self));
 
@@ -874,12 +892,12 @@ parley_data_channel_close (ParleyDataChannel *self)
     return;
   self->closed_by_us = TRUE;
 
-  swap_channel (self, NULL, &old_channel, &old_binding);
+  serial = swap_channel (self, NULL, &old_channel, &old_binding);
   if (old_channel != NULL)
     g_signal_handlers_disconnect_by_data (old_channel, old_binding);
   if (old_channel != NULL && read_state (old_channel) != PARLEY_DATA_CHANNEL_STATE_CLOSED)
     gst_webrtc_data_channel_close (old_channel);
   disconnect_old (old_channel, old_binding);
 
-  set_state (self, PARLEY_DATA_CHANNEL_STATE_CLOSED);
+  apply_state (self, serial, PARLEY_DATA_CHANNEL_STATE_CLOSED);
 }
