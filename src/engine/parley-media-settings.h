@@ -19,6 +19,8 @@ G_DECLARE_FINAL_TYPE (ParleyMediaSettings, parley_media_settings, PARLEY, MEDIA_
  *                                       playback (decoded media goes to analysers + fakesink)
  *   test-tone          gdouble   440.0  sine frequency in Hz of the test audio source
  *   test-pattern       char*     "smpte" videotestsrc pattern nick of the test video source
+ *   test-dsp           gboolean  FALSE  in test-media mode, run webrtcdsp as echo-cancellation
+ *                                       and noise-suppression say (off: the tone stays pure)
  *   microphone         GstDevice* NULL  NULL: the default source
  *   camera             GstDevice* NULL  NULL: the first camera
  *   speaker            GstDevice* NULL  NULL: the default sink
@@ -40,6 +42,9 @@ void                 parley_media_settings_set_test_tone      (ParleyMediaSettin
 const char          *parley_media_settings_get_test_pattern   (ParleyMediaSettings *self);
 void                 parley_media_settings_set_test_pattern   (ParleyMediaSettings *self,
                                                                const char          *pattern);
+gboolean             parley_media_settings_get_test_dsp       (ParleyMediaSettings *self);
+void                 parley_media_settings_set_test_dsp       (ParleyMediaSettings *self,
+                                                               gboolean             test_dsp);
 GstDevice           *parley_media_settings_get_microphone     (ParleyMediaSettings *self);
 void                 parley_media_settings_set_microphone     (ParleyMediaSettings *self,
                                                                GstDevice           *device);

@@ -43,6 +43,14 @@ GstElement *parley_media_create_audio_sink   (ParleyMediaSettings *settings,
 GstElement *parley_media_create_video_sink   (ParleyMediaSettings *settings,
                                               GError             **error);
 
+/* All four return a floating reference (like gst_element_factory_make). With echo
+ * cancellation the audio source owns a webrtcechoprobe that the audio sink of the same
+ * call must host; parley_media_create_audio_sink() hosts the probe of the oldest source
+ * whose probe is not in a sink yet, this one that of @source. */
+GstElement *parley_media_create_audio_sink_for_source (ParleyMediaSettings *settings,
+                                                       GstElement          *source,
+                                                       GError             **error);
+
 /* Muting without renegotiation: audio sends silence, video sends black frames; the
  * stream keeps running. */
 void        parley_media_source_set_muted    (GstElement          *source,
