@@ -47,7 +47,13 @@ static const char schema[] =
   "CREATE TABLE IF NOT EXISTS users ("
   "  user_id TEXT PRIMARY KEY, username TEXT NOT NULL,"
   "  is_contact INTEGER NOT NULL DEFAULT 0, online INTEGER NOT NULL DEFAULT 0);"
-  "CREATE INDEX IF NOT EXISTS users_by_name ON users (username);";
+  "CREATE INDEX IF NOT EXISTS users_by_name ON users (username);"
+  "CREATE TABLE IF NOT EXISTS calls ("
+  "  call_id TEXT PRIMARY KEY, peer_id TEXT NOT NULL, outgoing INTEGER NOT NULL,"
+  "  video INTEGER NOT NULL, created_at INTEGER NOT NULL, answered_at INTEGER NOT NULL,"
+  "  ended_at INTEGER NOT NULL, end_reason TEXT NOT NULL, duration INTEGER NOT NULL);"
+  "CREATE INDEX IF NOT EXISTS calls_by_time ON calls (created_at);"
+  "CREATE INDEX IF NOT EXISTS calls_by_peer ON calls (peer_id, created_at);";
 
 static gboolean
 set_sqlite_error (ParleyCache  *self,
@@ -287,7 +293,7 @@ parley_cache_bind_user (ParleyCache  *self,
   if (self->user_id != NULL) {
     g_debug ("Profile changes from user %s to %s, wiping the cache", self->user_id, user_id);
     if (!exec (self, "BEGIN; DELETE FROM messages; DELETE FROM conversations;"
-                     "DELETE FROM users; DELETE FROM meta; COMMIT;", error)) {
+                     "DELETE FROM users; DELETE FROM calls; DELETE FROM meta; COMMIT;", error)) {
       exec (self, "ROLLBACK", NULL);
       return FALSE;
     }
@@ -853,4 +859,139 @@ parley_cache_lookup_user_id (ParleyCache *self,
   if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
     return dup_column (stmt, 0);
   return NULL;
+}
+
+G_DEFINE_BOXED_TYPE (ParleyCallRecord, parley_call_record, parley_call_record_copy,
+                     parley_call_record_free)
+
+/**
+ * parley_call_record_new:
+ * @call_id: the call's id
+ * @peer_id: the other party's user id
+ *
+ * Returns: (transfer full): a new record with every other field zero
+ */
+ParleyCallRecord *
+parley_call_record_new (const char *call_id,
+                        const char *peer_id)
+{
+  ParleyCallRecord *record = g_new0 (ParleyCallRecord, 1);
+
+  record->call_id = g_strdup (call_id);
+  record->peer_id = g_strdup (peer_id);
+  return record;
+}
+
+/**
+ * parley_call_record_copy:
+ * @record: a record
+ *
+ * Returns: (transfer full): a deep copy of @record
+ */
+ParleyCallRecord *
+parley_call_record_copy (const ParleyCallRecord *record)
+{
+  ParleyCallRecord *copy;
+
+  g_return_val_if_fail (record != NULL, NULL);
+
+  copy = g_memdup2 (record, sizeof *record);
+  copy->call_id = g_strdup (record->call_id);
+  copy->peer_id = g_strdup (record->peer_id);
+  copy->peer_name = g_strdup (record->peer_name);
+  return copy;
+}
+
+/**
+ * parley_call_record_free:
+ * @record: (nullable): a record
+ *
+ * Frees @record.
+ */
+void
+parley_call_record_free (ParleyCallRecord *record)
+{
+  if (record == NULL)
+    return;
+  g_free (record->call_id);
+  g_free (record->peer_id);
+  g_free (record->peer_name);
+  g_free (record);
+}
+
+/**
+ * parley_cache_record_call:
+ * @self: a cache
+ * @record: an ended call
+ * @error: return location for a #GError
+ *
+ * Writes @record to the call log, replacing an entry with the same call id.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+parley_cache_record_call (ParleyCache             *self,
+                          const ParleyCallRecord  *record,
+                          GError                 **error)
+{
+  g_return_val_if_fail (PARLEY_IS_CACHE (self), FALSE);
+  g_return_val_if_fail (record != NULL, FALSE);
+
+  if (record->call_id == NULL || *record->call_id == '\0' ||
+      record->peer_id == NULL || *record->peer_id == '\0') {
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
+                 "A call record needs a call id and a peer id");
+    return FALSE;
+  }
+
+  return run (self, prepare (self,
+    "INSERT OR REPLACE INTO calls (call_id, peer_id, outgoing, video, created_at, answered_at,"
+    " ended_at, end_reason, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "ssiiiiisi", record->call_id, record->peer_id, (gint64) !!record->outgoing,
+    (gint64) !!record->video, record->created_at, record->answered_at, record->ended_at,
+    parley_call_end_reason_to_string (record->end_reason), MAX (record->duration, 0)), error);
+}
+
+/**
+ * parley_cache_list_calls:
+ * @self: a cache
+ * @peer_id: (nullable): only calls with this user, or %NULL for all
+ * @limit: the most calls to return, 0 for all
+ *
+ * Returns: (transfer full) (element-type ParleyCallRecord): the newest @limit
+ *   calls, the most recent first
+ */
+GPtrArray *
+parley_cache_list_calls (ParleyCache *self,
+                         const char  *peer_id,
+                         guint        limit)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  GPtrArray *list = g_ptr_array_new_with_free_func ((GDestroyNotify) parley_call_record_free);
+
+  g_return_val_if_fail (PARLEY_IS_CACHE (self), list);
+
+  stmt = prepare (self,
+    "SELECT c.call_id, c.peer_id, u.username, c.outgoing, c.video, c.created_at,"
+    " c.answered_at, c.ended_at, c.end_reason, c.duration"
+    " FROM calls c LEFT JOIN users u ON u.user_id = c.peer_id"
+    " WHERE ?1 IS NULL OR c.peer_id = ?1"
+    " ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?2",
+    "si", peer_id, limit > 0 ? (gint64) limit : (gint64) -1);
+  while (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW) {
+    ParleyCallRecord *record = parley_call_record_new ((const char *) sqlite3_column_text (stmt, 0),
+                                                       (const char *) sqlite3_column_text (stmt, 1));
+
+    record->peer_name = dup_column (stmt, 2);
+    record->outgoing = sqlite3_column_int (stmt, 3) != 0;
+    record->video = sqlite3_column_int (stmt, 4) != 0;
+    record->created_at = sqlite3_column_int64 (stmt, 5);
+    record->answered_at = sqlite3_column_int64 (stmt, 6);
+    record->ended_at = sqlite3_column_int64 (stmt, 7);
+    record->end_reason =
+      parley_call_end_reason_from_string ((const char *) sqlite3_column_text (stmt, 8));
+    record->duration = sqlite3_column_int64 (stmt, 9);
+    g_ptr_array_add (list, record);
+  }
+  return list;
 }

@@ -3,6 +3,7 @@
 
 #include <glib-object.h>
 
+#include "parley-call-types.h"
 #include "parley-contact.h"
 #include "parley-message.h"
 
@@ -32,6 +33,44 @@ typedef struct {
 
 void parley_conversation_info_free (ParleyConversationInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ParleyConversationInfo, parley_conversation_info_free)
+
+/**
+ * ParleyCallRecord:
+ * @call_id: the call's id
+ * @peer_id: the other party's user id
+ * @peer_name: (nullable): their user name, if known (filled in by
+ *   parley_cache_list_calls(), ignored by parley_cache_record_call())
+ * @outgoing: whether this side called
+ * @video: whether video was sent or received
+ * @created_at: when the call started ringing, in µs since the epoch
+ * @answered_at: when it was answered, in µs since the epoch, or 0
+ * @ended_at: when it ended, in µs since the epoch
+ * @end_reason: why it ended
+ * @duration: the answered part, in seconds
+ *
+ * One entry of the call log.
+ */
+typedef struct {
+  char                *call_id;
+  char                *peer_id;
+  char                *peer_name;
+  gboolean             outgoing;
+  gboolean             video;
+  gint64               created_at;
+  gint64               answered_at;
+  gint64               ended_at;
+  ParleyCallEndReason  end_reason;
+  gint64               duration;
+} ParleyCallRecord;
+
+#define PARLEY_TYPE_CALL_RECORD (parley_call_record_get_type ())
+
+GType             parley_call_record_get_type (void) G_GNUC_CONST;
+ParleyCallRecord *parley_call_record_new      (const char             *call_id,
+                                               const char             *peer_id);
+ParleyCallRecord *parley_call_record_copy     (const ParleyCallRecord *record);
+void              parley_call_record_free     (ParleyCallRecord       *record);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ParleyCallRecord, parley_call_record_free)
 
 ParleyCache   *parley_cache_new                (const char          *path,
                                                 GError             **error);
@@ -87,5 +126,11 @@ char          *parley_cache_lookup_username    (ParleyCache         *self,
                                                 const char          *user_id);
 char          *parley_cache_lookup_user_id     (ParleyCache         *self,
                                                 const char          *username);
+gboolean       parley_cache_record_call        (ParleyCache            *self,
+                                                const ParleyCallRecord *record,
+                                                GError                **error);
+GPtrArray     *parley_cache_list_calls         (ParleyCache         *self,
+                                                const char          *peer_id,
+                                                guint                limit);
 
 G_END_DECLS

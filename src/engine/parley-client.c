@@ -66,6 +66,7 @@ enum {
   SIGNAL_PRESENCE,
   SIGNAL_CALL_SIGNAL,
   SIGNAL_ERROR,
+  SIGNAL_REQUEST_ERROR,
   SIGNAL_SYNCED,
   N_SIGNALS
 };
@@ -407,6 +408,8 @@ handle_error (ParleyClient *self,
     return;
   if (ref != NULL && g_strcmp0 (ref, self->sync_ref) == 0)
     self->syncing = FALSE;
+  if (ref != NULL)
+    g_signal_emit (self, signals[SIGNAL_REQUEST_ERROR], 0, code, message, ref);
   emit_error (self, code, message);
 }
 
@@ -669,6 +672,19 @@ parley_client_class_init (ParleyClientClass *klass)
   signals[SIGNAL_ERROR] =
     g_signal_new ("error", type, G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                   G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * ParleyClient::request-error:
+   * @code: the server's error code
+   * @message: (nullable): a human-readable explanation
+   * @ref: the `id` of the request the server refused
+   *
+   * The server refused a request that carried an `id` (such as the first
+   * `call-offer` of a call). Emitted before #ParleyClient::error, which
+   * follows for the same frame.
+   */
+  signals[SIGNAL_REQUEST_ERROR] =
+    g_signal_new ("request-error", type, G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING);
   /**
    * ParleyClient::synced:
    *
