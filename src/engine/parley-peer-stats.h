@@ -11,7 +11,8 @@ G_BEGIN_DECLS
  *
  * One sample of a peer connection's statistics, read from webrtcbin's
  * `get-stats` (and the ICE agent for candidate types). Rates are computed
- * against the previous sample. Unknown values are -1 (numbers) or %NULL.
+ * against the previous sample. Unknown values are -1 (numbers; for the
+ * unsigned counters `(guint64) -1`, that is %G_MAXUINT64) or %NULL.
  */
 typedef struct {
   gint64  timestamp_us;          /* g_get_monotonic_time () of the sample */
@@ -29,6 +30,7 @@ typedef struct {
   char   *remote_candidate_type;
   char   *local_address;         /* "ip:port" of the selected local candidate */
   char   *remote_address;
+  guint64 packets_received;      /* cumulative inbound RTP packets (for packet_loss) */
 } ParleyPeerStats;
 
 #define PARLEY_TYPE_PEER_STATS (parley_peer_stats_get_type ())
