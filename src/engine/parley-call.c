@@ -211,7 +211,7 @@ set_state (ParleyCall      *self,
 
   if (old == state)
     return;
-  g_debug ("Call %s: %s → %s", self->call_id, parley_call_state_to_string (old),
+  g_debug ("Call %s: %s -> %s", self->call_id, parley_call_state_to_string (old),
            parley_call_state_to_string (state));
   self->state = state;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
@@ -383,7 +383,7 @@ peer_state_changed_cb (ParleyPeer      *peer,
 {
   ParleyCall *self = user_data;
 
-  g_debug ("Call %s: peer %s → %s", self->call_id, parley_peer_state_to_string (old_state),
+  g_debug ("Call %s: peer %s -> %s", self->call_id, parley_peer_state_to_string (old_state),
            parley_peer_state_to_string (state));
 
   switch (state) {
