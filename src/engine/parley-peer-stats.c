@@ -587,7 +587,7 @@ parley_peer_stats_update_from_structure (ParleyPeerStats       *stats,
   }
 
   if (scan.timestamp_ms >= 0 && scan.timestamp_ms < (double) G_MAXINT64 / 1000)
-    stats->timestamp_us = (gint64) llround (scan.timestamp_ms * 1000);
+    stats->timestamp_us = (gint64) (scan.timestamp_ms * 1000 + 0.5);
   if (scan.have_lost)
     stats->packets_lost = (gint64) MIN (scan.lost, (guint64) G_MAXINT64);
   if (scan.rtt_count > 0)
