@@ -1,9 +1,795 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include <glib.h>
+#define G_LOG_DOMAIN "test-peer"
+
+#include <gst/gst.h>
+#include <math.h>
+#include <string.h>
+
+#include "parley-data-channel.h"
+#include "parley-media-settings.h"
+#include "parley-peer.h"
+
+#define TIMEOUT_MS 10000
+#define TONE_A 440.0
+#define TONE_B 660.0
+
+static gboolean
+set_true_cb (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Iterates the default main context until @cond holds or @ms pass. */
+#define WAIT_UNTIL_MS(cond, ms) \
+  G_STMT_START { \
+    gboolean timed_out_ = FALSE; \
+    guint timeout_id_ = g_timeout_add ((ms), set_true_cb, &timed_out_); \
+    while (!(cond) && !timed_out_) \
+      g_main_context_iteration (NULL, TRUE); \
+    if (!timed_out_) \
+      g_source_remove (timeout_id_); \
+    if (!(cond)) \
+      g_error ("Timed out waiting for %s", #cond); \
+  } G_STMT_END
+#define WAIT_UNTIL(cond) WAIT_UNTIL_MS (cond, TIMEOUT_MS)
+
+/* Runs the main context for @ms, to observe that something does not happen. */
+static void
+run_for (guint ms)
+{
+  gboolean done = FALSE;
+
+  g_timeout_add (ms, set_true_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+typedef struct _Side Side;
+
+struct _Side {
+  const char *name;
+  ParleyPeer *peer;
+  Side       *other;
+  GQueue     *signaling;
+  gboolean    deliver;     /* FALSE drops what this side sends */
+
+  guint       first_audio;
+  guint       first_video;
+  guint       negotiated;
+  guint       descriptions;
+  guint       stats;
+  guint64     stats_bytes_received;
+  double      last_frequency;
+  guint       audio_reports;
+  gboolean    saw_host_candidate;
+  gboolean    saw_non_relay_candidate;
+  guint       candidates;
+  gboolean    ever_connected;
+  GPtrArray  *channels;    /* ParleyDataChannel from ::data-channel */
+  GPtrArray  *messages;    /* char * received on any channel */
+};
+
+typedef struct {
+  GQueue               signaling;
+  guint                idle_id;
+  ParleyMediaSettings *settings_a;
+  ParleyMediaSettings *settings_b;
+  Side                 a;
+  Side                 b;
+} Fixture;
+
+typedef struct {
+  Side  *to;
+  char  *type;       /* "offer", "answer" or NULL for a candidate */
+  char  *text;
+  char  *mid;
+  int    mline;
+  guint  generation;
+} SignalingMessage;
+
+static void
+signaling_message_free (SignalingMessage *message)
+{
+  g_free (message->type);
+  g_free (message->text);
+  g_free (message->mid);
+  g_free (message);
+}
+
+static Fixture *current_fixture;
+
+/* Delivers one queued message per idle dispatch, like a network would. */
+static gboolean
+deliver_cb (gpointer data)
+{
+  Fixture *fixture = data;
+  SignalingMessage *message = g_queue_pop_head (&fixture->signaling);
+  g_autoptr(GError) error = NULL;
+
+  if (message == NULL) {
+    fixture->idle_id = 0;
+    return G_SOURCE_REMOVE;
+  }
+
+  if (message->type != NULL)
+    parley_peer_set_remote_description (message->to->peer, message->type, message->text,
+                                        message->generation, &error);
+  else
+    parley_peer_add_remote_candidate (message->to->peer, message->text, message->mid,
+                                      message->mline, message->generation, &error);
+  g_assert_no_error (error);
+  signaling_message_free (message);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+side_send (Side             *from,
+           SignalingMessage *message)
+{
+  if (!from->deliver) {
+    signaling_message_free (message);
+    return;
+  }
+  message->to = from->other;
+  g_queue_push_tail (from->signaling, message);
+  if (current_fixture->idle_id == 0)
+    current_fixture->idle_id = g_idle_add (deliver_cb, current_fixture);
+}
+
+static void
+local_description_cb (ParleyPeer *peer,
+                      const char *type,
+                      const char *sdp,
+                      guint       generation,
+                      Side       *side)
+{
+  SignalingMessage *message = g_new0 (SignalingMessage, 1);
+
+  g_assert_true (g_str_equal (type, "offer") || g_str_equal (type, "answer"));
+  g_assert_true (g_str_has_prefix (sdp, "v=0"));
+  side->descriptions++;
+  message->type = g_strdup (type);
+  message->text = g_strdup (sdp);
+  message->generation = generation;
+  side_send (side, message);
+}
+
+static void
+local_candidate_cb (ParleyPeer *peer,
+                    const char *candidate,
+                    const char *sdp_mid,
+                    int         mline,
+                    guint       generation,
+                    Side       *side)
+{
+  SignalingMessage *message = g_new0 (SignalingMessage, 1);
+
+  side->candidates++;
+  if (strstr (candidate, " typ host") != NULL)
+    side->saw_host_candidate = TRUE;
+  if (*candidate != '\0' && strstr (candidate, " typ relay") == NULL)
+    side->saw_non_relay_candidate = TRUE;
+  g_assert_nonnull (sdp_mid);
+  g_assert_cmpint (mline, >=, 0);
+
+  message->text = g_strdup (candidate);
+  message->mid = g_strdup (sdp_mid);
+  message->mline = mline;
+  message->generation = generation;
+  side_send (side, message);
+}
+
+static void
+first_remote_frame_cb (ParleyPeer *peer,
+                       const char *kind,
+                       Side       *side)
+{
+  if (g_str_equal (kind, "audio"))
+    side->first_audio++;
+  else if (g_str_equal (kind, "video"))
+    side->first_video++;
+  else
+    g_assert_not_reached ();
+}
+
+static void
+negotiated_cb (ParleyPeer *peer,
+               Side       *side)
+{
+  side->negotiated++;
+}
+
+static void
+state_changed_cb (ParleyPeer      *peer,
+                  ParleyPeerState  state,
+                  ParleyPeerState  old,
+                  Side            *side)
+{
+  g_assert_cmpint (state, !=, old);
+  if (state == PARLEY_PEER_STATE_CONNECTED)
+    side->ever_connected = TRUE;
+}
+
+static void
+media_report_cb (ParleyPeer         *peer,
+                 const char         *kind,
+                 const GstStructure *report,
+                 Side               *side)
+{
+  double frequency = 0;
+
+  if (!g_str_equal (kind, "audio"))
+    return;
+  if (gst_structure_get_double (report, "frequency", &frequency)) {
+    side->last_frequency = frequency;
+    side->audio_reports++;
+  }
+}
+
+static void
+stats_cb (ParleyPeer            *peer,
+          const ParleyPeerStats *stats,
+          Side                  *side)
+{
+  g_assert_nonnull (stats);
+  side->stats++;
+  side->stats_bytes_received = stats->bytes_received;
+}
+
+static void
+channel_message_cb (ParleyDataChannel *channel,
+                    const char        *text,
+                    Side              *side)
+{
+  g_ptr_array_add (side->messages, g_strdup_printf ("%s:%s",
+                                                    parley_data_channel_get_label (channel),
+                                                    text));
+}
+
+static void
+data_channel_cb (ParleyPeer        *peer,
+                 ParleyDataChannel *channel,
+                 Side              *side)
+{
+  g_ptr_array_add (side->channels, g_object_ref (channel));
+  g_signal_connect (channel, "message-string", G_CALLBACK (channel_message_cb), side);
+}
+
+static void
+error_cb (ParleyPeer   *peer,
+          const GError *error,
+          Side         *side)
+{
+  g_test_message ("%s: peer error: %s", side->name, error->message);
+}
+
+static ParleyMediaSettings *
+make_settings (double tone)
+{
+  ParleyMediaSettings *settings = parley_media_settings_new ();
+
+  parley_media_settings_set_test_media (settings, TRUE);
+  parley_media_settings_set_test_tone (settings, tone);
+  parley_media_settings_set_echo_cancellation (settings, FALSE);
+  parley_media_settings_set_noise_suppression (settings, FALSE);
+  parley_media_settings_set_video_format (settings, 320, 240, 15);
+  parley_media_settings_set_jitter_latency (settings, 20);
+  return settings;
+}
+
+static void
+side_setup (Fixture             *fixture,
+            Side                *side,
+            Side                *other,
+            const char          *name,
+            ParleyMediaSettings *settings,
+            gboolean             polite)
+{
+  side->name = name;
+  side->other = other;
+  side->signaling = &fixture->signaling;
+  side->deliver = TRUE;
+  side->channels = g_ptr_array_new_with_free_func (g_object_unref);
+  side->messages = g_ptr_array_new_with_free_func (g_free);
+  side->peer = parley_peer_new (settings, polite);
+
+  g_signal_connect (side->peer, "local-description", G_CALLBACK (local_description_cb), side);
+  g_signal_connect (side->peer, "local-candidate", G_CALLBACK (local_candidate_cb), side);
+  g_signal_connect (side->peer, "first-remote-frame", G_CALLBACK (first_remote_frame_cb), side);
+  g_signal_connect (side->peer, "negotiated", G_CALLBACK (negotiated_cb), side);
+  g_signal_connect (side->peer, "state-changed", G_CALLBACK (state_changed_cb), side);
+  g_signal_connect (side->peer, "media-report", G_CALLBACK (media_report_cb), side);
+  g_signal_connect (side->peer, "stats", G_CALLBACK (stats_cb), side);
+  g_signal_connect (side->peer, "data-channel", G_CALLBACK (data_channel_cb), side);
+  g_signal_connect (side->peer, "error", G_CALLBACK (error_cb), side);
+}
+
+static void
+side_teardown (Side *side)
+{
+  for (guint i = 0; i < side->channels->len; i++)
+    g_signal_handlers_disconnect_by_data (g_ptr_array_index (side->channels, i), side);
+  parley_peer_close (side->peer);
+  g_signal_handlers_disconnect_by_data (side->peer, side);
+  g_clear_object (&side->peer);
+  g_clear_pointer (&side->channels, g_ptr_array_unref);
+  g_clear_pointer (&side->messages, g_ptr_array_unref);
+}
+
+/* a is the impolite peer (the caller), b the polite one (the callee). */
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  memset (fixture, 0, sizeof *fixture);
+  g_queue_init (&fixture->signaling);
+  current_fixture = fixture;
+  fixture->settings_a = make_settings (TONE_A);
+  fixture->settings_b = make_settings (TONE_B);
+  side_setup (fixture, &fixture->a, &fixture->b, "a", fixture->settings_a, FALSE);
+  side_setup (fixture, &fixture->b, &fixture->a, "b", fixture->settings_b, TRUE);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  side_teardown (&fixture->a);
+  side_teardown (&fixture->b);
+  g_clear_handle_id (&fixture->idle_id, g_source_remove);
+  g_queue_clear_full (&fixture->signaling, (GDestroyNotify) signaling_message_free);
+  /* Let queued events of the closed connections go. */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_clear_object (&fixture->settings_a);
+  g_clear_object (&fixture->settings_b);
+  current_fixture = NULL;
+}
+
+static void
+start_both (Fixture  *fixture,
+            gboolean  audio,
+            gboolean  video)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (parley_peer_start (fixture->a.peer, audio, video, &error));
+  g_assert_no_error (error);
+  g_assert_true (parley_peer_start (fixture->b.peer, audio, video, &error));
+  g_assert_no_error (error);
+}
+
+static gboolean
+connected (Side *side)
+{
+  return parley_peer_get_state (side->peer) == PARLEY_PEER_STATE_CONNECTED;
+}
+
+static gboolean
+settled (Fixture *fixture)
+{
+  return connected (&fixture->a) && connected (&fixture->b) &&
+         g_queue_is_empty (&fixture->signaling) &&
+         g_str_equal (parley_peer_get_signaling_state (fixture->a.peer), "stable") &&
+         g_str_equal (parley_peer_get_signaling_state (fixture->b.peer), "stable");
+}
+
+static void
+reset_frames (Fixture *fixture)
+{
+  fixture->a.first_audio = fixture->a.first_video = 0;
+  fixture->b.first_audio = fixture->b.first_video = 0;
+}
+
+/* (a) An audio and video call: both sides connect, decode the other's media
+ * and hear the other's tone. */
+static void
+test_peer_call (Fixture       *fixture,
+                gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+
+  start_both (fixture, TRUE, TRUE);
+  g_assert_cmpint (parley_peer_get_state (a->peer), ==, PARLEY_PEER_STATE_NEW);
+  parley_peer_set_stats_interval (a->peer, 200);
+
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (settled (fixture));
+  WAIT_UNTIL (a->first_audio == 1 && a->first_video == 1 &&
+              b->first_audio == 1 && b->first_video == 1);
+  g_assert_cmpuint (a->negotiated, >=, 1);
+  g_assert_cmpuint (b->negotiated, >=, 1);
+  g_assert_true (a->saw_host_candidate);
+  g_assert_true (b->saw_host_candidate);
+
+  /* Each side hears the other's tone, not its own. */
+  a->audio_reports = b->audio_reports = 0;
+  WAIT_UNTIL (a->audio_reports >= 2 && b->audio_reports >= 2);
+  g_assert_cmpfloat_with_epsilon (a->last_frequency, TONE_B, 10.0);
+  g_assert_cmpfloat_with_epsilon (b->last_frequency, TONE_A, 10.0);
+
+  /* Stats are polled and count the received media. */
+  WAIT_UNTIL (a->stats >= 2 && a->stats_bytes_received > 0);
+  g_assert_nonnull (parley_peer_get_stats (a->peer));
+
+  g_assert_cmpuint (parley_peer_get_generation (a->peer), ==, 0);
+  g_assert_cmpuint (parley_peer_get_generation (b->peer), ==, 0);
+  g_assert_cmpuint (a->first_audio, ==, 1);
+  g_assert_cmpuint (b->first_video, ==, 1);
+}
+
+/* (b) Both sides offer at the same moment when the call starts. */
+static void
+test_peer_startup_glare (void)
+{
+  for (guint i = 0; i < 10; i++) {
+    Fixture fixture;
+
+    fixture_setup (&fixture, NULL);
+    start_both (&fixture, TRUE, TRUE);
+    parley_peer_negotiate (fixture.a.peer);
+    parley_peer_negotiate (fixture.b.peer);
+    WAIT_UNTIL (settled (&fixture));
+    WAIT_UNTIL (fixture.a.first_audio && fixture.a.first_video &&
+                fixture.b.first_audio && fixture.b.first_video);
+    WAIT_UNTIL (settled (&fixture));
+    g_assert_cmpuint (parley_peer_get_generation (fixture.a.peer), ==, 0);
+    fixture_teardown (&fixture, NULL);
+  }
+}
+
+/* (c) Both sides renegotiate at the same moment in an established call. */
+static void
+test_peer_midcall_glare (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+  guint negotiated_a, negotiated_b, descriptions;
+
+  start_both (fixture, TRUE, TRUE);
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (settled (fixture) && a->first_video && b->first_video);
+
+  for (guint i = 0; i < 3; i++) {
+    negotiated_a = a->negotiated;
+    negotiated_b = b->negotiated;
+    descriptions = a->descriptions + b->descriptions;
+    parley_peer_negotiate (a->peer);
+    parley_peer_negotiate (b->peer);
+    /* Two offers and at least one answer must be exchanged. */
+    WAIT_UNTIL (a->negotiated > negotiated_a && b->negotiated > negotiated_b &&
+                a->descriptions + b->descriptions >= descriptions + 3 &&
+                settled (fixture));
+  }
+
+  g_assert_cmpuint (parley_peer_get_generation (a->peer), ==, 0);
+  g_assert_cmpuint (parley_peer_get_generation (b->peer), ==, 0);
+  /* Media still flows after the glare. */
+  a->audio_reports = b->audio_reports = 0;
+  WAIT_UNTIL (a->audio_reports >= 1 && b->audio_reports >= 1);
+  g_assert_cmpfloat_with_epsilon (a->last_frequency, TONE_B, 10.0);
+  g_assert_true (connected (a) && connected (b));
+}
+
+static gboolean
+has_message (Side       *side,
+             const char *message)
+{
+  for (guint i = 0; i < side->messages->len; i++)
+    if (g_str_equal (g_ptr_array_index (side->messages, i), message))
+      return TRUE;
+  return FALSE;
+}
+
+static ParleyDataChannel *
+find_channel (Side       *side,
+              const char *label)
+{
+  for (guint i = 0; i < side->channels->len; i++) {
+    ParleyDataChannel *channel = g_ptr_array_index (side->channels, i);
+
+    if (g_str_equal (parley_data_channel_get_label (channel), label))
+      return channel;
+  }
+  return NULL;
+}
+
+static gboolean
+channel_open (ParleyDataChannel *channel)
+{
+  return channel != NULL &&
+         parley_data_channel_get_state (channel) == PARLEY_DATA_CHANNEL_STATE_OPEN;
+}
+
+static void
+send_text (ParleyDataChannel *channel,
+           const char        *text)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (parley_data_channel_send_string (channel, text, &error));
+  g_assert_no_error (error);
+}
+
+/* (d) Reliable and unreliable channels, created before the first offer and
+ * after it, carry messages both ways. */
+static void
+test_peer_data_channels (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+  ParleyDataChannel *rel, *unrel, *late, *b_rel, *b_unrel, *a_late;
+
+  /* Data only: no media at all. */
+  start_both (fixture, FALSE, FALSE);
+  rel = parley_peer_create_data_channel (a->peer, "rel", TRUE);
+  unrel = parley_peer_create_data_channel (a->peer, "unrel", FALSE);
+  g_signal_connect (rel, "message-string", G_CALLBACK (channel_message_cb), a);
+  g_signal_connect (unrel, "message-string", G_CALLBACK (channel_message_cb), a);
+  parley_peer_negotiate (a->peer);
+
+  WAIT_UNTIL (settled (fixture));
+  WAIT_UNTIL (channel_open (rel) && channel_open (unrel) &&
+              channel_open (find_channel (b, "rel")) &&
+              channel_open (find_channel (b, "unrel")));
+  b_rel = find_channel (b, "rel");
+  b_unrel = find_channel (b, "unrel");
+  g_assert_true (parley_data_channel_get_reliable (b_rel));
+  g_assert_false (parley_data_channel_get_reliable (b_unrel));
+  g_assert_cmpuint (b->channels->len, ==, 2);
+
+  send_text (rel, "ping-rel");
+  send_text (unrel, "ping-unrel");
+  send_text (b_rel, "pong-rel");
+  send_text (b_unrel, "pong-unrel");
+  WAIT_UNTIL (has_message (b, "rel:ping-rel") && has_message (b, "unrel:ping-unrel") &&
+              has_message (a, "rel:pong-rel") && has_message (a, "unrel:pong-unrel"));
+
+  /* A channel the polite side adds after the first negotiation. */
+  late = parley_peer_create_data_channel (b->peer, "late", TRUE);
+  g_signal_connect (late, "message-string", G_CALLBACK (channel_message_cb), b);
+  WAIT_UNTIL (channel_open (late) && channel_open (find_channel (a, "late")));
+  a_late = find_channel (a, "late");
+  send_text (late, "hello-late");
+  send_text (a_late, "reply-late");
+  WAIT_UNTIL (has_message (a, "late:hello-late") && has_message (b, "late:reply-late"));
+  g_assert_true (settled (fixture));
+
+  g_signal_handlers_disconnect_by_data (rel, a);
+  g_signal_handlers_disconnect_by_data (unrel, a);
+  g_signal_handlers_disconnect_by_data (late, b);
+}
+
+/* (e) Relay-only with no TURN server: no local address is ever offered and no
+ * connection is made. */
+static void
+test_peer_relay_only (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+  const char * const turn[] = { "turn:127.0.0.1:9?transport=udp", NULL };
+
+  parley_peer_set_relay_only (a->peer, TRUE);
+  parley_peer_set_relay_only (b->peer, TRUE);
+  /* An unreachable TURN server: no relay candidates can be gathered. */
+  parley_peer_set_ice_servers (a->peer, NULL, turn, "1700000000:alice", "a+b/c=");
+  start_both (fixture, TRUE, FALSE);
+  parley_peer_create_data_channel (a->peer, "x", TRUE);
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (a->negotiated >= 1 && b->negotiated >= 1);
+  run_for (1500);
+
+  g_assert_false (a->saw_non_relay_candidate);
+  g_assert_false (b->saw_non_relay_candidate);
+  g_assert_false (a->ever_connected);
+  g_assert_false (b->ever_connected);
+}
+
+/* (f) A restart from either side makes a new connection under a new generation. */
+static void
+test_peer_restart (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+
+  start_both (fixture, TRUE, TRUE);
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (settled (fixture) && a->first_video && b->first_video &&
+              a->first_audio && b->first_audio);
+
+  reset_frames (fixture);
+  parley_peer_restart (a->peer);
+  g_assert_cmpuint (parley_peer_get_generation (a->peer), ==, 1);
+  g_assert_cmpint (parley_peer_get_state (a->peer), ==, PARLEY_PEER_STATE_RESTARTING);
+  WAIT_UNTIL (parley_peer_get_generation (b->peer) == 1 && settled (fixture) &&
+              a->first_audio && a->first_video && b->first_audio && b->first_video);
+
+  /* The polite side restarts too. */
+  reset_frames (fixture);
+  parley_peer_restart (b->peer);
+  WAIT_UNTIL (parley_peer_get_generation (a->peer) == 2 && settled (fixture) &&
+              a->first_audio && a->first_video && b->first_audio && b->first_video);
+  g_assert_cmpuint (parley_peer_get_generation (b->peer), ==, 2);
+
+  /* Stale descriptions of an older generation are ignored without error. */
+  {
+    g_autoptr(GError) error = NULL;
+    guint negotiated = b->negotiated;
+
+    g_assert_true (parley_peer_set_remote_description (b->peer, "offer",
+                                                       "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\n"
+                                                       "s=-\r\nt=0 0\r\n"
+                                                       "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+                                                       "c=IN IP4 0.0.0.0\r\n",
+                                                       1, &error));
+    g_assert_no_error (error);
+    run_for (200);
+    g_assert_cmpuint (b->negotiated, ==, negotiated);
+    g_assert_cmpuint (parley_peer_get_generation (b->peer), ==, 2);
+  }
+}
+
+/* A side stops hearing anything: both restart by themselves. */
+static void
+test_peer_auto_restart (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+
+  g_object_set (a->peer, "restart-timeout", 500, NULL);
+  g_object_set (b->peer, "restart-timeout", 500, NULL);
+  start_both (fixture, TRUE, FALSE);
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (settled (fixture) && a->first_audio && b->first_audio);
+
+  /* The far side's connection vanishes without a word. */
+  reset_frames (fixture);
+  b->deliver = FALSE;
+  parley_peer_close (b->peer);
+  WAIT_UNTIL (parley_peer_get_generation (a->peer) >= 1);
+  g_assert_cmpint (parley_peer_get_state (a->peer), !=, PARLEY_PEER_STATE_CONNECTED);
+}
+
+/* (g) An audio call gets video from one side, then from the other. */
+static void
+test_peer_upgrade (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+  gboolean polite_first = GPOINTER_TO_INT (data);
+  Side *first = polite_first ? b : a;
+  Side *second = polite_first ? a : b;
+  g_autoptr(GError) error = NULL;
+
+  start_both (fixture, TRUE, FALSE);
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (settled (fixture) && a->first_audio && b->first_audio);
+  g_assert_cmpuint (a->first_video + b->first_video, ==, 0);
+
+  g_assert_true (parley_peer_add_video (first->peer, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (second->first_video == 1 && settled (fixture));
+  g_assert_cmpuint (first->first_video, ==, 0);
+
+  g_assert_true (parley_peer_add_video (second->peer, &error));
+  g_assert_no_error (error);
+  WAIT_UNTIL (first->first_video == 1 && settled (fixture));
+
+  /* Adding video twice is a no-op. */
+  g_assert_true (parley_peer_add_video (second->peer, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (parley_peer_get_generation (a->peer), ==, 0);
+
+  /* Audio still flows both ways. */
+  a->audio_reports = b->audio_reports = 0;
+  WAIT_UNTIL (a->audio_reports >= 1 && b->audio_reports >= 1);
+  g_assert_cmpfloat_with_epsilon (a->last_frequency, TONE_B, 10.0);
+  g_assert_cmpfloat_with_epsilon (b->last_frequency, TONE_A, 10.0);
+}
+
+/* (h) Hostile signaling input gives errors, and the peer still works. */
+static void
+test_peer_hostile (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+  static const char *const bad_sdps[] = {
+    "", "hello", "v=0\r\n", "v=0\r\nm=audio\r\n", "\xff\xfe garbage \x01",
+    "o=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nm=audio 9 RTP/AVP 0\r\n",
+  };
+  static const char *const bad_candidates[] = {
+    "garbage", "candidate:", "candidate:1 1 UDP", "candidate:1 x UDP 1 1.2.3.4 5 typ host",
+    "candidate:1 1 SCTP 1 1.2.3.4 5 typ host", "candidate:1 1 UDP 1 1.2.3.4 99999 typ host",
+    "candidate:1 1 UDP 1 1.2.3.4 5 type host", "candidate:1 1 UDP 1 1.2.3.4 5 typ bogus",
+  };
+  const char *valid_sdp = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                          "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+                          "a=mid:0\r\na=rtpmap:111 OPUS/48000/2\r\n";
+
+  start_both (fixture, TRUE, FALSE);
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad_sdps); i++) {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (parley_peer_set_remote_description (b->peer, "offer", bad_sdps[i], 0,
+                                                        &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (parley_peer_set_remote_description (b->peer, "pranswer", valid_sdp, 0,
+                                                        &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (parley_peer_set_remote_description (b->peer, NULL, valid_sdp, 0, &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    /* An answer while nothing was offered. */
+    g_assert_false (parley_peer_set_remote_description (b->peer, "answer", valid_sdp, 0,
+                                                        &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad_candidates); i++) {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (parley_peer_add_remote_candidate (b->peer, bad_candidates[i], "0", 0, 0,
+                                                      &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (parley_peer_add_remote_candidate (b->peer,
+                                                      "candidate:1 1 UDP 1 1.2.3.4 5 typ host",
+                                                      NULL, -1, 0, &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  }
+
+  /* The peers still make a call. */
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (settled (fixture) && a->first_audio && b->first_audio);
+
+  /* In a call: an answer nobody asked for is an error, and changes nothing. */
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false (parley_peer_set_remote_description (a->peer, "answer", valid_sdp, 0,
+                                                        &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  }
+  a->audio_reports = 0;
+  WAIT_UNTIL (a->audio_reports >= 1);
+  g_assert_true (settled (fixture));
+}
 
 int
-main (int argc, char **argv)
+main (int    argc,
+      char **argv)
 {
+  gst_init (&argc, &argv);
   g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func, data) \
+  g_test_add (path, Fixture, data, fixture_setup, func, fixture_teardown)
+
+  ADD ("/peer/call", test_peer_call, NULL);
+  g_test_add_func ("/peer/startup-glare", test_peer_startup_glare);
+  ADD ("/peer/midcall-glare", test_peer_midcall_glare, NULL);
+  ADD ("/peer/data-channels", test_peer_data_channels, NULL);
+  ADD ("/peer/relay-only", test_peer_relay_only, NULL);
+  ADD ("/peer/restart", test_peer_restart, NULL);
+  ADD ("/peer/auto-restart", test_peer_auto_restart, NULL);
+  ADD ("/peer/upgrade/impolite-first", test_peer_upgrade, GINT_TO_POINTER (FALSE));
+  ADD ("/peer/upgrade/polite-first", test_peer_upgrade, GINT_TO_POINTER (TRUE));
+  ADD ("/peer/hostile", test_peer_hostile, NULL);
+
   return g_test_run ();
 }
