@@ -24,7 +24,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.PARLEY_CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_FLAGS = [
   '--headless=new', '--no-sandbox', '--disable-gpu',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  // The fake camera runs at 20 fps unless told otherwise.
+  '--use-fake-device-for-media-stream=fps=30', '--use-fake-ui-for-media-stream',
   '--no-first-run', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--autoplay-policy=no-user-gesture-required',
 ];
@@ -184,7 +185,9 @@ function sampleTree (root) {
       continue;
     let type = 'browser';
     try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      // Chromium rewrites its child processes' command lines into one
+      // string, so split on spaces too.
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
       const t = cmd.find(a => a.startsWith('--type='));
       if (t)
         type = t.slice(7);
@@ -530,37 +533,38 @@ async function bench (pw, opts) {
     await hangupAndWait(a, b, callId, 10000);
 
     const rows = [];
-    const header = ' call  A connected  B connected  A 1st video  B 1st video  A 1st audio  B 1st audio  offer→B';
-    out.write('ms from call() at A (both ends, same clock):\n' + header + '\n');
+    const columns = [
+      ['callerConnected', 'A conn', a, 'connected'], ['calleeConnected', 'B conn', b, 'connected'],
+      ['callerFirstVideo', 'A video', a, 'first-remote-video'], ['calleeFirstVideo', 'B video', b, 'first-remote-video'],
+      ['callerFirstAudioRtp', 'A aRTP', a, 'first-remote-audio-rtp'], ['calleeFirstAudioRtp', 'B aRTP', b, 'first-remote-audio-rtp'],
+      ['callerFirstAudio', 'A sound', a, 'first-remote-audio'], ['calleeFirstAudio', 'B sound', b, 'first-remote-audio'],
+      ['callerOfferSent', 'A offer', a, 'offer-sent'], ['offerAtCallee', 'offer@B', b, 'offer-received'],
+    ];
+    out.write('ms from call() at A (A caller, B callee; conn = connectionState connected, video = first decoded\n' +
+      'frame, aRTP = first audio packet, sound = first non-silent audio, A offer = offer sent (after\n' +
+      'getUserMedia and createOffer), offer@B = offer received):\n' +
+      ' call' + columns.map(c => c[1].padStart(9)).join('') + '\n');
     for (let i = 1; i <= calls; i++) {
       callId = await establish(a, b, true, 30000);
       // Sound comes in beeps: wait a little for the first one at both ends.
       await Promise.all([a, b].map(p => p.maybeEvent(on('first-remote-audio', callId), 3000)));
       const start = a.events.find(on('calling', callId)).wallMs;
-      const at = (p, name) => {
-        const ev = p.events.find(on(name, callId));
-        return ev ? round1(ev.wallMs - start) : null;
-      };
-      const row = {
-        call: i,
-        callerConnected: at(a, 'connected'), calleeConnected: at(b, 'connected'),
-        callerFirstVideo: at(a, 'first-remote-video'), calleeFirstVideo: at(b, 'first-remote-video'),
-        callerFirstAudio: at(a, 'first-remote-audio'), calleeFirstAudio: at(b, 'first-remote-audio'),
-        offerAtCallee: at(b, 'offer-received'),
-      };
+      const row = { call: i };
+      for (const [key, , peer, name] of columns) {
+        const ev = peer.events.find(on(name, callId));
+        row[key] = ev ? round1(ev.wallMs - start) : null;
+      }
       rows.push(row);
-      const cell = v => String(v === null ? '-' : v.toFixed(1)).padStart(11);
-      out.write(`${String(i).padStart(5)}  ${cell(row.callerConnected)}  ${cell(row.calleeConnected)}  ` +
-        `${cell(row.callerFirstVideo)}  ${cell(row.calleeFirstVideo)}  ${cell(row.callerFirstAudio)}  ` +
-        `${cell(row.calleeFirstAudio)}  ${cell(row.offerAtCallee).slice(4)}\n`);
+      out.write(String(i).padStart(5) +
+        columns.map(c => (row[c[0]] === null ? '-' : row[c[0]].toFixed(1)).padStart(9)).join('') + '\n');
       await hangupAndWait(a, b, callId, 10000);
     }
     const summary = {};
     for (const key of Object.keys(rows[0]).filter(k => k !== 'call'))
       summary[key] = stat(rows.map(r => r[key]));
-    out.write('\n             median      p90      min      max\n');
+    out.write('\n                      median      p90      min      max\n');
     for (const [key, s] of Object.entries(summary))
-      out.write(`${key.padEnd(18)} ${String(s.median).padStart(6)} ${String(s.p90).padStart(8)} ` +
+      out.write(`${key.padEnd(20)} ${String(s.median).padStart(8)} ${String(s.p90).padStart(8)} ` +
         `${String(s.min).padStart(8)} ${String(s.max).padStart(8)}\n`);
 
     // One longer call: CPU of each browser's process tree, then data
@@ -603,7 +607,9 @@ async function bench (pw, opts) {
         setupMs: {
           connected: { caller: summary.callerConnected, callee: summary.calleeConnected },
           firstVideo: { caller: summary.callerFirstVideo, callee: summary.calleeFirstVideo },
+          firstAudioRtp: { caller: summary.callerFirstAudioRtp, callee: summary.calleeFirstAudioRtp },
           firstAudio: { caller: summary.callerFirstAudio, callee: summary.calleeFirstAudio },
+          offerSent: summary.callerOfferSent,
           offerAtCallee: summary.offerAtCallee,
         },
         perCall: rows,

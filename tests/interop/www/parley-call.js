@@ -258,7 +258,37 @@
         if (this.pc === pc)
           this.setupDataChannel(channel);
       };
+      this.watchFirstPackets(pc);
       return pc;
+    }
+
+    // The first RTP packet of each kind, from the stats every 20 ms until
+    // all kinds arrived (sound is only heard at the next beep).
+    watchFirstPackets (pc) {
+      const timer = setInterval(async () => {
+        if (this.pc !== pc || this.ended) {
+          clearInterval(timer);
+          return;
+        }
+        const kinds = pc.getTransceivers().filter(t => t.receiver.track && t.currentDirection &&
+          t.currentDirection.includes('recv')).map(t => t.receiver.track.kind);
+        let missing = kinds.length === 0;
+        const report = await pc.getStats();
+        for (const kind of kinds) {
+          let got = false;
+          report.forEach(s => {
+            if (s.type === 'inbound-rtp' && s.kind === kind && s.packetsReceived > 0)
+              got = true;
+          });
+          if (got)
+            this.mark(`first-remote-${kind}-rtp`);
+          else
+            missing = true;
+        }
+        if (!missing)
+          clearInterval(timer);
+      }, 20);
+      this.timers.push(timer);
     }
 
     addLocalMedia () {
