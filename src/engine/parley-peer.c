@@ -1520,12 +1520,13 @@ peer_handle_remote_offer (ParleyPeer                  *self,
   }
 
   if (collision) {
-    /* Polite: our offer was never applied; drop it and offer again afterwards. */
+    /* Polite: our offer was never applied; drop it. Whatever the remote offer does
+     * not cover is offered again once it is answered (peer_negotiation_done). */
     g_debug ("Peer %p (polite): dropping the own offer for the remote one", self);
     self->offer_serial++;
     self->making_offer = FALSE;
     self->awaiting_answer = FALSE;
-    self->needs_negotiation = TRUE;
+    self->needs_negotiation = FALSE;
     g_clear_pointer (&self->pending_offer, gst_webrtc_session_description_free);
   }
 
@@ -1686,12 +1687,23 @@ peer_update_stats_timer (ParleyPeer *self)
 
 /* ICE servers. */
 
-/* "turn:host:port?transport=udp" (or turns:, with or without //, user@) → the
- * turn(s)://USER:PASS@host:port form webrtcbin wants. */
-static char *
-build_turn_url (const char *uri,
-                const char *username,
-                const char *password)
+/**
+ * parley_peer_build_turn_url:
+ * @uri: a TURN URI, "turn:host:port?transport=udp" (or turns:, with or without
+ *   "//" and a user part, which is replaced)
+ * @username: (nullable): the TURN user name
+ * @password: (nullable): the TURN password
+ *
+ * Builds the turn(s)://USER:PASS@host:port form webrtcbin wants, with USER and
+ * PASS percent-encoded (webrtcbin fails silently on raw ':', '+', '/', '=').
+ * A transport other than UDP is kept as "?transport=tcp".
+ *
+ * Returns: (transfer full) (nullable): the URL, or %NULL if @uri is not a TURN URI
+ */
+char *
+parley_peer_build_turn_url (const char *uri,
+                            const char *username,
+                            const char *password)
 {
   g_autofree char *escaped_user = g_uri_escape_string (username != NULL ? username : "",
                                                        NULL, FALSE);
@@ -1703,6 +1715,8 @@ build_turn_url (const char *uri,
   const char *query;
   const char *at;
   gboolean tcp = FALSE;
+
+  g_return_val_if_fail (uri != NULL, NULL);
 
   if (g_str_has_prefix (uri, "turns:")) {
     scheme = "turns";
@@ -2143,7 +2157,7 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
 
   g_ptr_array_set_size (self->turn_urls, 0);
   for (guint i = 0; turn_uris != NULL && turn_uris[i] != NULL; i++) {
-    char *url = build_turn_url (turn_uris[i], turn_username, turn_password);
+    char *url = parley_peer_build_turn_url (turn_uris[i], turn_username, turn_password);
 
     if (url != NULL)
       g_ptr_array_add (self->turn_urls, url);

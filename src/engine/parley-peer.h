@@ -130,4 +130,11 @@ void               parley_peer_set_stats_interval  (ParleyPeer          *self,
 /* Stops the pipeline; state goes to CLOSED. Idempotent. */
 void               parley_peer_close               (ParleyPeer          *self);
 
+/* The webrtcbin TURN URL for @uri ("turn:host:port?transport=udp", also turns:) with
+ * @username and @password percent-encoded; NULL if @uri is not a TURN URI. Exposed for
+ * unit tests. */
+char              *parley_peer_build_turn_url      (const char          *uri,
+                                                    const char          *username,
+                                                    const char          *password);
+
 G_END_DECLS

@@ -61,6 +61,8 @@ struct _Side {
   guint       stats;
   guint64     stats_bytes_received;
   double      last_frequency;
+  double      last_level;
+  guint       video_samples;
   guint       audio_reports;
   gboolean    saw_host_candidate;
   gboolean    saw_non_relay_candidate;
@@ -98,6 +100,10 @@ signaling_message_free (SignalingMessage *message)
 }
 
 static Fixture *current_fixture;
+
+static ParleyDataChannel *find_channel (Side       *side,
+                                        const char *label);
+static gboolean           channel_open (ParleyDataChannel *channel);
 
 /* Delivers one queued message per idle dispatch, like a network would. */
 static gboolean
@@ -223,8 +229,23 @@ media_report_cb (ParleyPeer         *peer,
     return;
   if (gst_structure_get_double (report, "frequency", &frequency)) {
     side->last_frequency = frequency;
+    gst_structure_get_double (report, "level", &side->last_level);
     side->audio_reports++;
   }
+}
+
+static void
+remote_video_sample_cb (ParleyPeer *peer,
+                        GstSample  *sample,
+                        Side       *side)
+{
+  GstCaps *caps = gst_sample_get_caps (sample);
+
+  g_assert_nonnull (gst_sample_get_buffer (sample));
+  g_assert_nonnull (caps);
+  g_assert_cmpstr (gst_structure_get_string (gst_caps_get_structure (caps, 0), "format"), ==,
+                   "RGBA");
+  side->video_samples++;
 }
 
 static void
@@ -301,6 +322,8 @@ side_setup (Fixture             *fixture,
   g_signal_connect (side->peer, "state-changed", G_CALLBACK (state_changed_cb), side);
   g_signal_connect (side->peer, "media-report", G_CALLBACK (media_report_cb), side);
   g_signal_connect (side->peer, "stats", G_CALLBACK (stats_cb), side);
+  g_signal_connect (side->peer, "remote-video-sample", G_CALLBACK (remote_video_sample_cb),
+                    side);
   g_signal_connect (side->peer, "data-channel", G_CALLBACK (data_channel_cb), side);
   g_signal_connect (side->peer, "error", G_CALLBACK (error_cb), side);
 }
@@ -413,27 +436,50 @@ test_peer_call (Fixture       *fixture,
   WAIT_UNTIL (a->stats >= 2 && a->stats_bytes_received > 0);
   g_assert_nonnull (parley_peer_get_stats (a->peer));
 
+  /* Decoded remote frames reach the application. */
+  WAIT_UNTIL (a->video_samples >= 3 && b->video_samples >= 3);
+
+  /* Muting sends silence without renegotiating; unmuting brings the tone back. */
+  parley_peer_set_audio_muted (a->peer, TRUE);
+  g_assert_true (parley_peer_get_state (a->peer) == PARLEY_PEER_STATE_CONNECTED);
+  WAIT_UNTIL (b->audio_reports > 0 && b->last_level < -60.0);
+  parley_peer_set_audio_muted (a->peer, FALSE);
+  b->audio_reports = 0;
+  WAIT_UNTIL (b->audio_reports > 0 && fabs (b->last_frequency - TONE_A) <= 10.0);
+
   g_assert_cmpuint (parley_peer_get_generation (a->peer), ==, 0);
   g_assert_cmpuint (parley_peer_get_generation (b->peer), ==, 0);
   g_assert_cmpuint (a->first_audio, ==, 1);
   g_assert_cmpuint (b->first_video, ==, 1);
 }
 
-/* (b) Both sides offer at the same moment when the call starts. */
+/* (b) Both sides offer at the same moment when the call starts. In every
+ * other round the polite side has more to send than the impolite side's offer
+ * covers (video and a data channel), which it must offer after the glare. */
 static void
 test_peer_startup_glare (void)
 {
   for (guint i = 0; i < 10; i++) {
+    gboolean asymmetric = i % 2 == 1;
+    g_autoptr(GError) error = NULL;
     Fixture fixture;
 
     fixture_setup (&fixture, NULL);
-    start_both (&fixture, TRUE, TRUE);
+    g_assert_true (parley_peer_start (fixture.a.peer, TRUE, !asymmetric, &error));
+    g_assert_true (parley_peer_start (fixture.b.peer, TRUE, TRUE, &error));
+    g_assert_no_error (error);
+    if (asymmetric)
+      parley_peer_create_data_channel (fixture.b.peer, "from-polite", TRUE);
     parley_peer_negotiate (fixture.a.peer);
     parley_peer_negotiate (fixture.b.peer);
     WAIT_UNTIL (settled (&fixture));
-    WAIT_UNTIL (fixture.a.first_audio && fixture.a.first_video &&
-                fixture.b.first_audio && fixture.b.first_video);
+    WAIT_UNTIL (fixture.a.first_audio && fixture.a.first_video && fixture.b.first_audio);
+    if (asymmetric)
+      WAIT_UNTIL (channel_open (find_channel (&fixture.a, "from-polite")));
+    else
+      WAIT_UNTIL (fixture.b.first_video);
     WAIT_UNTIL (settled (&fixture));
+    g_assert_cmpuint (fixture.b.first_video, ==, asymmetric ? 0 : 1);
     g_assert_cmpuint (parley_peer_get_generation (fixture.a.peer), ==, 0);
     fixture_teardown (&fixture, NULL);
   }
@@ -457,9 +503,10 @@ test_peer_midcall_glare (Fixture       *fixture,
     descriptions = a->descriptions + b->descriptions;
     parley_peer_negotiate (a->peer);
     parley_peer_negotiate (b->peer);
-    /* Two offers and at least one answer must be exchanged. */
+    /* At least one offer and its answer are exchanged (the polite side may drop
+     * its offer before sending it when the other offer comes first). */
     WAIT_UNTIL (a->negotiated > negotiated_a && b->negotiated > negotiated_b &&
-                a->descriptions + b->descriptions >= descriptions + 3 &&
+                a->descriptions + b->descriptions >= descriptions + 2 &&
                 settled (fixture));
   }
 
@@ -593,13 +640,21 @@ test_peer_restart (Fixture       *fixture,
 {
   Side *a = &fixture->a, *b = &fixture->b;
 
+  ParleyDataChannel *channel, *remote;
+
   start_both (fixture, TRUE, TRUE);
+  channel = parley_peer_create_data_channel (a->peer, "chat", TRUE);
+  g_signal_connect (channel, "message-string", G_CALLBACK (channel_message_cb), a);
   parley_peer_negotiate (a->peer);
   WAIT_UNTIL (settled (fixture) && a->first_video && b->first_video &&
               a->first_audio && b->first_audio);
+  WAIT_UNTIL (channel_open (channel) && channel_open (find_channel (b, "chat")));
+  remote = find_channel (b, "chat");
 
   reset_frames (fixture);
   parley_peer_restart (a->peer);
+  g_assert_cmpint (parley_data_channel_get_state (channel), ==,
+                   PARLEY_DATA_CHANNEL_STATE_CONNECTING);
   g_assert_cmpuint (parley_peer_get_generation (a->peer), ==, 1);
   g_assert_cmpint (parley_peer_get_state (a->peer), ==, PARLEY_PEER_STATE_RESTARTING);
   WAIT_UNTIL (parley_peer_get_generation (b->peer) == 1 && settled (fixture) &&
@@ -611,6 +666,15 @@ test_peer_restart (Fixture       *fixture,
   WAIT_UNTIL (parley_peer_get_generation (a->peer) == 2 && settled (fixture) &&
               a->first_audio && a->first_video && b->first_audio && b->first_video);
   g_assert_cmpuint (parley_peer_get_generation (b->peer), ==, 2);
+
+  /* The same channel objects work on the new connection, both ways. */
+  WAIT_UNTIL (channel_open (channel) && channel_open (remote));
+  g_assert_cmpuint (b->channels->len, ==, 1);
+  send_text (channel, "after-restart");
+  send_text (remote, "reply-after-restart");
+  WAIT_UNTIL (has_message (b, "chat:after-restart") &&
+              has_message (a, "chat:reply-after-restart"));
+  g_signal_handlers_disconnect_by_data (channel, a);
 
   /* Stale descriptions of an older generation are ignored without error. */
   {
@@ -645,9 +709,12 @@ test_peer_auto_restart (Fixture       *fixture,
 
   /* The far side's connection vanishes without a word. */
   reset_frames (fixture);
-  b->deliver = FALSE;
+  a->deliver = b->deliver = FALSE;
+  g_queue_clear_full (&fixture->signaling, (GDestroyNotify) signaling_message_free);
   parley_peer_close (b->peer);
   WAIT_UNTIL (parley_peer_get_generation (a->peer) >= 1);
+  /* And keeps retrying while nobody answers. */
+  WAIT_UNTIL (parley_peer_get_generation (a->peer) >= 2);
   g_assert_cmpint (parley_peer_get_state (a->peer), !=, PARLEY_PEER_STATE_CONNECTED);
 }
 
@@ -770,6 +837,32 @@ test_peer_hostile (Fixture       *fixture,
   g_assert_true (settled (fixture));
 }
 
+/* TURN URLs for webrtcbin carry percent-encoded credentials. */
+static void
+test_peer_turn_url (void)
+{
+  static const struct {
+    const char *uri, *user, *pass, *expected;
+  } cases[] = {
+    { "turn:127.0.0.1:3478?transport=udp", "1700000000:alice", "a+b/c=",
+      "turn://1700000000%3Aalice:a%2Bb%2Fc%3D@127.0.0.1:3478" },
+    { "turn:turn.example.org:3478", "bob", "pw", "turn://bob:pw@turn.example.org:3478" },
+    { "turns:turn.example.org:5349?transport=tcp", "u@x", "p w",
+      "turns://u%40x:p%20w@turn.example.org:5349?transport=tcp" },
+    { "turn://old:creds@[::1]:3478", "n", "p", "turn://n:p@[::1]:3478" },
+    { "stun:stun.example.org:3478", "n", "p", NULL },
+    { "turn:", "n", "p", NULL },
+    { "http://example.org/", "n", "p", NULL },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *url = parley_peer_build_turn_url (cases[i].uri, cases[i].user,
+                                                       cases[i].pass);
+
+    g_assert_cmpstr (url, ==, cases[i].expected);
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -780,6 +873,7 @@ main (int    argc,
 #define ADD(path, func, data) \
   g_test_add (path, Fixture, data, fixture_setup, func, fixture_teardown)
 
+  g_test_add_func ("/peer/turn-url", test_peer_turn_url);
   ADD ("/peer/call", test_peer_call, NULL);
   g_test_add_func ("/peer/startup-glare", test_peer_startup_glare);
   ADD ("/peer/midcall-glare", test_peer_midcall_glare, NULL);
