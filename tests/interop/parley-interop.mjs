@@ -16,6 +16,7 @@
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,9 @@ const EXIT_SKIP = 77;
 
 // Milliseconds of CLOCK_MONOTONIC, the clock of parley-cli's "t".
 const mono = () => Number(process.hrtime.bigint() / 1000n) / 1000;
+// Pages stamp events with wall-clock milliseconds (their time origin plus
+// their monotonic clock); this turns them into CLOCK_MONOTONIC ones.
+const wallToMono = mono() - (performance.timeOrigin + performance.now());
 const round1 = x => (x === null || x === undefined || !Number.isFinite(x)) ? null : Math.round(x * 10) / 10;
 
 class UsageError extends Error {}
@@ -248,7 +252,7 @@ class BrowserPeer {
   }
 
   record (ev) {
-    ev = { t: round1(mono()), ...ev };
+    ev = { t: round1(ev.wallMs !== undefined ? ev.wallMs + wallToMono : mono()), ...ev };
     this.events.push(ev);
     if (this.onEvent)
       this.onEvent(this, ev);
@@ -593,7 +597,9 @@ async function bench (pw, opts) {
       problems: mediaFlowed(r),
     });
     const mediaA = media(ra), mediaB = media(rb);
-    out.write(`\nCPU during a ${round1(seconds)} s video call (% of one core, ${clockTicks()} ticks/s):\n`);
+    const load = os.loadavg().map(round1);
+    out.write(`\nCPU during a ${round1(seconds)} s video call (% of one core, ${clockTicks()} ticks/s; ` +
+      `${os.cpus().length} cores, load average ${load.join(' ')}):\n`);
     for (const [who, c, m] of [['caller', cpu.caller, mediaA], ['callee', cpu.callee, mediaB]])
       out.write(`  ${who}: ${c.total}%  ${JSON.stringify(c.byType)}  receiving ${m.receivedSize} at ${m.receivedFps} fps ` +
         `(${m.videoCodec}, ${m.audioCodec}), sending ${m.sentFps} fps, tone ${m.toneHz} Hz\n`);
@@ -616,6 +622,7 @@ async function bench (pw, opts) {
         dcPingMs: rtt,
         cpuPercent: { seconds: round1(seconds), caller: cpu.caller.total, callee: cpu.callee.total, callerByType: cpu.caller.byType, calleeByType: cpu.callee.byType },
         media: { caller: mediaA, callee: mediaB },
+        machine: { cores: os.cpus().length, loadAverage: load },
       },
     };
     out.write(JSON.stringify(result) + '\n');
