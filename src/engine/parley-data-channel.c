@@ -464,34 +464,49 @@ translate_send_error (ParleyDataChannel *self,
   return FALSE;
 }
 
+/* Handles @event (which owns a reference on @self) at once when called on
+ * the channel's own thread with its main context free or already ours, else
+ * queues it for the main context: either way handlers run with the context
+ * acquired, as they would from the main loop. */
 static void
-refresh_buffered_amount (ParleyDataChannel    *self,
-                         GstWebRTCDataChannel *channel)
+apply_event (ParleyDataChannel *self,
+             Event             *event)
 {
-  guint64 amount = 0;
-
-  g_object_get (channel, "buffered-amount", &amount, NULL);
-  set_buffered_amount (self, amount);
+  if (g_thread_self () == self->owner_thread && g_main_context_acquire (self->context)) {
+    handle_event (self, event);
+    g_main_context_release (self->context);
+    event_free (event);
+    g_object_unref (self);
+  } else {
+    queue_event (self, event);
+  }
 }
 
-/* Sets the state at once when called on the channel's own thread and main
- * context, else queues the change for the main context. */
 static void
 apply_state (ParleyDataChannel      *self,
              guint                   serial,
              ParleyDataChannelState  state)
 {
-  if (g_thread_self () == self->owner_thread && g_main_context_acquire (self->context)) {
-    set_state (self, state);
-    g_main_context_release (self->context);
-  } else {
-    Event *event = g_new0 (Event, 1);
+  Event *event = g_new0 (Event, 1);
 
-    event->kind = EVENT_STATE;
-    event->serial = serial;
-    event->state = state;
-    queue_event (g_object_ref (self), event);
-  }
+  event->kind = EVENT_STATE;
+  event->serial = serial;
+  event->state = state;
+  apply_event (g_object_ref (self), event);
+}
+
+static void
+refresh_buffered_amount (ParleyDataChannel    *self,
+                         GstWebRTCDataChannel *channel)
+{
+  Event *event = g_new0 (Event, 1);
+
+  g_mutex_lock (&self->lock);
+  event->serial = self->serial;
+  g_mutex_unlock (&self->lock);
+  event->kind = EVENT_BUFFERED_AMOUNT;
+  g_object_get (channel, "buffered-amount", &event->amount, NULL);
+  apply_event (g_object_ref (self), event);
 }
 
 static void

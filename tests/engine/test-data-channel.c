@@ -700,6 +700,139 @@ test_close (void)
   pair_free (pair);
 }
 
+typedef struct {
+  ParleyDataChannel *channel;
+  GThread           *thread;   /* Where the bind happened. */
+} StreamingBind;
+
+static void
+bind_on_data_channel_cb (GstElement    *webrtc,
+                         GObject       *channel,
+                         StreamingBind *bind)
+{
+  /* webrtcbin emits this on one of its own threads. */
+  bind->thread = g_thread_self ();
+  parley_data_channel_bind (bind->channel, channel);
+}
+
+static void
+test_bind_from_streaming_thread (void)
+{
+  Pair *pair = pair_new ();
+  g_autoptr(GObject) local = create_gst_channel (&pair->a, "threads", TRUE);
+  StreamingBind bind = { 0 };
+  Ends ends;
+
+  ends_init (&ends, "threads", TRUE);
+  bind.channel = ends.remote;
+  g_signal_connect (pair->b.webrtc, "on-data-channel", G_CALLBACK (bind_on_data_channel_cb),
+                    &bind);
+  parley_data_channel_bind (ends.local, local);
+  negotiate (pair);
+
+  /* The state change of a bind on another thread arrives on the main thread. */
+  WAIT_UNTIL (ends_open (&ends));
+  g_assert_nonnull (bind.thread);
+  g_assert_true (bind.thread != main_thread);
+  g_assert_cmpuint (ends.remote_rec->states->len, ==, 1);
+  exchange (ends.remote, ends.local_rec, 7);
+
+  g_signal_handlers_disconnect_by_data (pair->b.webrtc, &bind);
+  ends_clear (&ends);
+  pair_free (pair);
+}
+
+static void
+test_reopen_after_far_close (void)
+{
+  Pair *first = pair_new ();
+  Pair *second = pair_new ();
+  g_autoptr(GObject) first_local = create_gst_channel (&first->a, "chat", TRUE);
+  g_autoptr(GObject) second_local = create_gst_channel (&second->a, "chat", TRUE);
+  g_autoptr(GObject) first_remote = NULL;
+  g_autoptr(GObject) second_remote = NULL;
+  Ends ends;
+
+  negotiate (first);
+  WAIT_UNTIL (received_count (&first->b) == 1);
+  first_remote = find_received (&first->b, "chat");
+  ends_init (&ends, "chat", TRUE);
+  ends_bind (&ends, first_local, first_remote);
+  WAIT_UNTIL (ends_open (&ends));
+
+  /* The connection closes the channel, not Parley: both ends see it closed. */
+  gst_webrtc_data_channel_close (GST_WEBRTC_DATA_CHANNEL (first_local));
+  WAIT_UNTIL (parley_data_channel_get_state (ends.local) == PARLEY_DATA_CHANNEL_STATE_CLOSED &&
+              parley_data_channel_get_state (ends.remote) == PARLEY_DATA_CHANNEL_STATE_CLOSED);
+
+  /* Unbinding leaves a closed channel closed... */
+  ends_bind (&ends, NULL, NULL);
+  g_assert_cmpint (parley_data_channel_get_state (ends.local), ==,
+                   PARLEY_DATA_CHANNEL_STATE_CLOSED);
+
+  /* ...and a new connection opens it again. */
+  negotiate (second);
+  WAIT_UNTIL (received_count (&second->b) == 1);
+  second_remote = find_received (&second->b, "chat");
+  ends_bind (&ends, second_local, second_remote);
+  WAIT_UNTIL (ends_open (&ends));
+  exchange (ends.local, ends.remote_rec, 9);
+
+  ends_clear (&ends);
+  pair_free (first);
+  pair_free (second);
+}
+
+static void
+buffered_amount_cb (ParleyDataChannel *channel,
+                    GParamSpec        *pspec,
+                    guint             *notified)
+{
+  assert_main_thread ();
+  (*notified)++;
+}
+
+static void
+test_buffered_amount (void)
+{
+  Pair *pair = pair_new ();
+  g_autoptr(GObject) local = create_gst_channel (&pair->a, "bulk", TRUE);
+  g_autoptr(GObject) remote = NULL;
+  g_autoptr(GBytes) chunk = make_payload (65536, 3);
+  guint notified = 0;
+  guint64 peak = 0;
+  Ends ends;
+
+  negotiate (pair);
+  WAIT_UNTIL (received_count (&pair->b) == 1);
+  remote = find_received (&pair->b, "bulk");
+  ends_init (&ends, "bulk", TRUE);
+  ends_bind (&ends, local, remote);
+  WAIT_UNTIL (ends_open (&ends));
+  g_signal_connect (ends.local, "notify::buffered-amount", G_CALLBACK (buffered_amount_cb),
+                    &notified);
+
+  /* A burst queues inside webrtcbin faster than SCTP takes it. */
+  for (guint i = 0; i < 64; i++) {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (parley_data_channel_send_bytes (ends.local, chunk, &error));
+    g_assert_no_error (error);
+    peak = MAX (peak, parley_data_channel_get_buffered_amount (ends.local));
+  }
+  g_assert_cmpuint (peak, >, 0);
+  g_assert_cmpuint (notified, >, 0);
+
+  /* Everything arrives, and the queue drains. */
+  WAIT_UNTIL (ends.remote_rec->binary->len == 64);
+  WAIT_UNTIL (parley_data_channel_get_buffered_amount (ends.local) == 0);
+  for (guint i = 0; i < 64; i++)
+    g_assert_true (g_bytes_equal (g_ptr_array_index (ends.remote_rec->binary, i), chunk));
+
+  ends_clear (&ends);
+  pair_free (pair);
+}
+
 static void
 test_properties (void)
 {
@@ -731,6 +864,9 @@ main (int argc, char **argv)
   g_test_add_func ("/data-channel/send-refused", test_send_refused);
   g_test_add_func ("/data-channel/rebind-after-restart", test_rebind_after_restart);
   g_test_add_func ("/data-channel/close", test_close);
+  g_test_add_func ("/data-channel/bind-from-streaming-thread", test_bind_from_streaming_thread);
+  g_test_add_func ("/data-channel/reopen-after-far-close", test_reopen_after_far_close);
+  g_test_add_func ("/data-channel/buffered-amount", test_buffered_amount);
 
   return g_test_run ();
 }
