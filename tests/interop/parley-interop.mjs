@@ -404,6 +404,19 @@ async function hangupAndWait (who, other, callId, timeoutMs) {
 
 // ---------------------------------------------------------------- selftest
 
+// Polls @fn every 50 ms until it returns something truthy.
+async function waitUntil (fn, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value)
+      return value;
+    if (Date.now() > deadline)
+      throw new Error(`no ${what} within ${timeoutMs} ms`);
+    await new Promise(r => setTimeout(r, 50));
+  }
+}
+
 async function selftest (pw, opts) {
   const base = opts.server;
   let n = 0, failed = 0;
@@ -457,6 +470,28 @@ async function selftest (pw, opts) {
       ping = { error: String(e.message) };
     }
     check(ping && ping.received >= 45, 'the unreliable data channel echoes pings', ping);
+    // Mid-call glare: both ends renegotiate at once; the polite callee
+    // rolls back or the impolite caller ignores, and the call goes on.
+    const before = await bob.page.evaluate(() => window.parley.negotiation());
+    const beforeA = await alice.page.evaluate(() => window.parley.negotiation());
+    const offersBefore = [beforeA.offersSent, before.offersSent, beforeA.rtpFrames];
+    await Promise.all([alice, bob].map(p => p.page.evaluate(() => window.parley.renegotiate())));
+    let settled = null, last = null;
+    try {
+      settled = await waitUntil(async () => {
+        const n = last = await Promise.all([alice, bob].map(p => p.page.evaluate(() => window.parley.negotiation())));
+        const done = n.every((x, i) => x && x.signalingState === 'stable' && !x.makingOffer &&
+          x.connectionState === 'connected' && x.offersSent > offersBefore[i]) &&
+          n[1].rtpFrames > before.rtpFrames + 15 && n[0].rtpFrames > offersBefore[2] + 15;
+        return done ? n : null;
+      }, 15000, 'the renegotiation to settle');
+    } catch (e) {
+      // Checked below.
+    }
+    check(settled !== null, 'a mid-call glare settles and video goes on', settled ? undefined : { before, last });
+    if (settled)
+      console.log(`# glare: alice ignored ${settled[0].offersIgnored} offer(s), bob rolled back ${settled[1].rollbacks} time(s)`);
+
     let ended = null;
     try {
       ended = await hangupAndWait(alice, bob, callId, 10000);
@@ -503,6 +538,18 @@ async function selftest (pw, opts) {
     callId = await alice.call(carol.userId, { video: false });
     ended = await alice.maybeEvent(on('ended', callId), 10000);
     check(ended && ended.reason === 'offline', 'a call to an offline user ends as offline', ended && ended.reason);
+
+    // 5. Both call each other at once: the smaller call id survives.
+    await Promise.all([alice.setAutoAnswer(true), bob.setAutoAnswer(true)]);
+    const [ca, cb] = await Promise.all([alice.call(bob.userId, { video: false }), bob.call(alice.userId, { video: false })]);
+    const survivor = ca < cb ? ca : cb;
+    const [loser, loserOwner] = ca < cb ? [cb, bob] : [ca, alice];
+    const both = await Promise.all([alice, bob].map(p => p.maybeEvent(on('connected', survivor), 15000)));
+    check(both.every(Boolean), 'both calling at once: the smaller call id connects at both ends');
+    const dropped = await loserOwner.maybeEvent(on('ended', loser), 1000);
+    check(dropped && dropped.reason === 'glare', 'the other call is dropped', dropped && dropped.reason);
+    await bob.hangup();
+    await alice.maybeEvent(on('ended', survivor), 10000);
 
     const errors = [...alice.pageErrors, ...bob.pageErrors];
     check(errors.length === 0, 'no script errors in the pages', errors.length ? errors : undefined);

@@ -354,8 +354,13 @@
       const offerCollision = description.type === 'offer' && !readyForOffer;
       this.ignoreOffer = !this.polite && offerCollision;
       if (this.ignoreOffer) {
+        this.offersIgnored = (this.offersIgnored || 0) + 1;
         emit('offer-ignored', { callId: this.id, gen, ms: this.ms() });
         return;
+      }
+      if (offerCollision) {
+        this.rollbacks = (this.rollbacks || 0) + 1;
+        emit('rollback', { callId: this.id, gen, ms: this.ms() });
       }
       this.isSettingRemoteAnswerPending = description.type === 'answer';
       await pc.setRemoteDescription(description); // rolls back our offer on a collision
@@ -796,6 +801,37 @@
     call.sendFrame('call-hangup', { reason });
     call.end(reason, 'local');
     return true;
+  };
+
+  // A fresh offer on the running connection (an ICE restart): both sides
+  // doing it at once makes a mid-call glare.
+  parley.renegotiate = () => {
+    const call = parley.current;
+    if (!call || !call.pc)
+      throw new Error('no connection');
+    call.pc.restartIce();
+  };
+
+  // The negotiation state of the current call, for waiting on a glare to
+  // settle.
+  parley.negotiation = async () => {
+    const call = parley.current;
+    if (!call || !call.pc)
+      return null;
+    let rtpFrames = null;
+    (await call.pc.getStats()).forEach(st => {
+      if (st.type === 'inbound-rtp' && st.kind === 'video')
+        rtpFrames = st.framesDecoded;
+    });
+    const video = document.getElementById('remote');
+    return {
+      rtpFrames, videoTime: video.currentTime, videoPaused: video.paused, videoReady: video.readyState,
+      transceivers: call.pc.getTransceivers().map(t => `${t.mid}:${t.currentDirection}:${t.receiver.track.readyState}:${t.receiver.track.muted}`),
+      signalingState: call.pc.signalingState, connectionState: call.pc.connectionState,
+      makingOffer: call.makingOffer, offersSent: call.offersSent,
+      offersIgnored: call.offersIgnored || 0, rollbacks: call.rollbacks || 0,
+      framesDecoded: call.videoProbe.frames,
+    };
   };
 
   // Sends @count pings over the unreliable "ping" channel, @intervalMs
