@@ -695,6 +695,7 @@ test_sinks_convert (void)
   g_autoptr(ParleyMediaSettings) settings = test_settings ();
   g_autoptr(GError) error = NULL;
   GstElement *asrc, *acaps, *vsrc, *vcaps, *asink, *vsink;
+  GstCaps *caps;
   g_autoptr(GstElement) appsink = NULL;
   g_autoptr(GstSample) sample = NULL;
   const GstStructure *report;
@@ -708,8 +709,9 @@ test_sinks_convert (void)
   asrc = gst_element_factory_make ("audiotestsrc", NULL);
   g_object_set (asrc, "is-live", TRUE, "freq", 1500.0, NULL);
   acaps = gst_element_factory_make ("capsfilter", NULL);
-  g_object_set (acaps, "caps", gst_caps_from_string ("audio/x-raw, format=F32LE, "
-                                                     "rate=44100, channels=2"), NULL);
+  caps = gst_caps_from_string ("audio/x-raw, format=F32LE, rate=44100, channels=2");
+  g_object_set (acaps, "caps", caps, NULL);
+  gst_clear_caps (&caps);
   asink = parley_media_create_audio_sink (settings, &error);
   g_assert_no_error (error);
   gst_element_set_name (asink, "asink");
@@ -717,8 +719,10 @@ test_sinks_convert (void)
   vsrc = gst_element_factory_make ("videotestsrc", NULL);
   g_object_set (vsrc, "is-live", TRUE, "pattern", 6 /* blue */, NULL);
   vcaps = gst_element_factory_make ("capsfilter", NULL);
-  g_object_set (vcaps, "caps", gst_caps_from_string ("video/x-raw, format=RGB, width=322, "
-                                                     "height=178, framerate=15/1"), NULL);
+  caps = gst_caps_from_string ("video/x-raw, format=RGB, width=322, height=178, "
+                               "framerate=15/1");
+  g_object_set (vcaps, "caps", caps, NULL);
+  gst_clear_caps (&caps);
   vsink = parley_media_create_video_sink (settings, &error);
   g_assert_no_error (error);
   gst_element_set_name (vsink, "vsink");
