@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include <gst/audio/audio.h>
@@ -60,53 +61,6 @@ typedef struct {
  * not yet in a bin. */
 G_LOCK_DEFINE_STATIC (echo_probes);
 static GList *echo_probes;
-
-/* Small numeric helpers, so that the engine needs no libm. */
-
-static double
-media_cos (double x)
-{
-  double term = 1.0, sum = 1.0, x2;
-
-  /* Reduce to [-pi, pi], where 12 terms of the Taylor series are exact to 1e-12. */
-  x -= 2.0 * G_PI * (double) (gint64) (x / (2.0 * G_PI));
-  if (x > G_PI)
-    x -= 2.0 * G_PI;
-  else if (x < -G_PI)
-    x += 2.0 * G_PI;
-  x2 = x * x;
-  for (int k = 1; k <= 12; k++) {
-    term *= -x2 / ((2.0 * k - 1.0) * (2.0 * k));
-    sum += term;
-  }
-  return sum;
-}
-
-/* Base-10 logarithm of @x > 0. */
-static double
-media_log10 (double x)
-{
-  int exponent = 0;
-  double z, z2, term, sum = 0.0;
-
-  while (x >= 2.0) {
-    x *= 0.5;
-    exponent++;
-  }
-  while (x < 1.0) {
-    x *= 2.0;
-    exponent--;
-  }
-  /* ln x = 2 atanh ((x - 1) / (x + 1)), with |z| <= 1/3 here. */
-  z = (x - 1.0) / (x + 1.0);
-  z2 = z * z;
-  term = z;
-  for (int k = 0; k < 30; k++) {
-    sum += term / (2 * k + 1);
-    term *= z2;
-  }
-  return (2.0 * sum + exponent * G_LN2) / G_LN10;
-}
 
 static void
 media_state_clear (gpointer data)
@@ -607,7 +561,7 @@ level_dbfs (const gint16 *samples,
   mean_square = sum / n_samples / (32768.0 * 32768.0);
   if (mean_square <= 0.0)
     return LEVEL_FLOOR_DB;
-  return MAX (10.0 * media_log10 (mean_square), LEVEL_FLOOR_DB);
+  return MAX (10.0 * log10 (mean_square), LEVEL_FLOOR_DB);
 }
 
 static GstPadProbeReturn
@@ -960,7 +914,7 @@ goertzel_power (const double *x,
                 double        freq,
                 guint         rate)
 {
-  double coeff = 2.0 * media_cos (2.0 * G_PI * freq / rate);
+  double coeff = 2.0 * cos (2.0 * G_PI * freq / rate);
   double s1 = 0.0, s2 = 0.0;
 
   for (gsize i = 0; i < n; i++) {
@@ -1005,7 +959,7 @@ parley_media_dominant_frequency (const gint16 *samples,
   /* The Hann window 0.5 - 0.5 cos (i theta), with the cosine by the Chebyshev
    * recurrence cos ((i + 1) theta) = 2 cos theta cos (i theta) - cos ((i - 1) theta). */
   x = g_new (double, n_samples);
-  theta_cos = media_cos (2.0 * G_PI / (n_samples - 1));
+  theta_cos = cos (2.0 * G_PI / (n_samples - 1));
   c_prev = theta_cos;     /* cos (-theta) */
   c = 1.0;                /* cos (0) */
   for (gsize i = 0; i < n_samples; i++) {

@@ -2,6 +2,8 @@
 #define G_LOG_DOMAIN "test-media"
 
 
+#include <math.h>
+
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -195,25 +197,6 @@ add_pair (Fixture    *fx,
 
 /* Dominant frequency */
 
-/* sin (x) by its Taylor series after reduction to [-pi, pi] (the tests need no libm). */
-static double
-test_sin (double x)
-{
-  double term, sum;
-
-  x -= 2.0 * G_PI * (double) (gint64) (x / (2.0 * G_PI));
-  if (x > G_PI)
-    x -= 2.0 * G_PI;
-  else if (x < -G_PI)
-    x += 2.0 * G_PI;
-  term = sum = x;
-  for (int k = 1; k <= 12; k++) {
-    term *= -x * x / ((2.0 * k) * (2.0 * k + 1.0));
-    sum += term;
-  }
-  return sum;
-}
-
 static void
 synth (gint16 *samples,
        gsize   n,
@@ -223,7 +206,7 @@ synth (gint16 *samples,
        double  noise)
 {
   for (gsize i = 0; i < n; i++) {
-    double v = amplitude * test_sin (2.0 * G_PI * freq * i / rate + 0.3);
+    double v = amplitude * sin (2.0 * G_PI * freq * i / rate + 0.3);
 
     v += noise * g_test_rand_double_range (-1.0, 1.0);
     v = CLAMP (v, G_MININT16, G_MAXINT16);
