@@ -265,13 +265,16 @@
     // The first RTP packet of each kind, from the stats every 20 ms until
     // all kinds arrived (sound is only heard at the next beep).
     watchFirstPackets (pc) {
+      const started = performance.now();
       const timer = setInterval(async () => {
-        if (this.pc !== pc || this.ended) {
+        if (this.pc !== pc || this.ended || performance.now() - started > 20000) {
           clearInterval(timer);
           return;
         }
-        const kinds = pc.getTransceivers().filter(t => t.receiver.track && t.currentDirection &&
-          t.currentDirection.includes('recv')).map(t => t.receiver.track.kind);
+        // Every kind this connection is meant to receive, known from the
+        // start (direction), not only once negotiated (currentDirection).
+        const kinds = pc.getTransceivers().filter(t => t.mid !== null && !t.stopped &&
+          t.direction.includes('recv')).map(t => t.receiver.track.kind);
         let missing = kinds.length === 0;
         const report = await pc.getStats();
         for (const kind of kinds) {
