@@ -10,6 +10,7 @@
 #include <agent.h>
 #include <gst/app/gstappsink.h>
 #include <gst/sdp/sdp.h>
+#include <gst/video/video.h>
 #include <gst/webrtc/webrtc.h>
 #include <string.h>
 
@@ -79,6 +80,7 @@ typedef struct {
   GstElement          *webrtc;
   GstElement          *audio_source;
   GstElement          *video_source;
+  GstElement          *video_encoder;
   GstPad              *audio_pad;
   GstPad              *video_pad;
   GSource             *bus_source;
@@ -526,7 +528,8 @@ on_pad_added_cb (GstElement *webrtc,
   }
 
   decode_bin = gst_parse_bin_from_description (video
-                                               ? "queue ! rtpvp8depay ! vp8dec name=dec"
+                                               ? "queue ! rtpvp8depay request-keyframe=true "
+                                                 "wait-for-keyframe=true ! vp8dec name=dec"
                                                : "queue ! rtpopusdepay ! opusdec name=dec",
                                                TRUE, &error);
   if (decode_bin == NULL) {
@@ -567,13 +570,27 @@ on_pad_added_cb (GstElement *webrtc,
   gst_element_sync_state_with_parent (decode_bin);
 
   bin_sink = gst_element_get_static_pad (decode_bin, "sink");
-  if (gst_pad_link (pad, bin_sink) != GST_PAD_LINK_OK)
+  if (gst_pad_link (pad, bin_sink) != GST_PAD_LINK_OK) {
     g_debug ("Could not link the remote %s stream", media);
-  else
+  } else {
+    g_debug ("Receiving %s on %s (generation %u)", media, GST_PAD_NAME (pad), conn->generation);
     g_atomic_int_inc (&conn->n_src_pads);
+  }
 }
 
 /* Main-context helpers. */
+
+/* A new receiver (after connecting, a restart or an upgrade) needs a keyframe
+ * now rather than at the next periodic one. */
+static void
+conn_request_keyframe (Conn *conn)
+{
+  if (conn->video_encoder == NULL)
+    return;
+  gst_element_send_event (conn->video_encoder,
+                          gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE,
+                                                                       TRUE, 0));
+}
 
 static void
 peer_emit_error (ParleyPeer   *self,
@@ -842,6 +859,8 @@ peer_negotiation_done (ParleyPeer *self)
 
   g_debug ("Peer %p: negotiated (generation %u%s)", self, self->generation,
            first ? ", first" : "");
+  if (self->state == PARLEY_PEER_STATE_CONNECTED)
+    conn_request_keyframe (self->conn);
   g_signal_emit (self, signals[SIGNAL_NEGOTIATED], 0);
 
   if (self->conn == NULL || self->closed)
@@ -1075,6 +1094,7 @@ handle_connection_state (ParleyPeer *self)
       peer_set_state (self, PARLEY_PEER_STATE_CONNECTING);
     break;
   case GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED:
+    conn_request_keyframe (self->conn);
     peer_set_state (self, PARLEY_PEER_STATE_CONNECTED);
     break;
   case GST_WEBRTC_PEER_CONNECTION_STATE_DISCONNECTED:
@@ -1215,6 +1235,11 @@ bus_message_cb (GstBus     *bus,
     break;
   }
 
+  case GST_MESSAGE_LATENCY:
+    /* Receivers are added while playing; their latency changes the pipeline's. */
+    gst_bin_recalculate_latency (GST_BIN (conn->pipeline));
+    break;
+
   case GST_MESSAGE_WARNING: {
     g_autoptr(GError) error = NULL;
     g_autofree char *debug = NULL;
@@ -1309,6 +1334,7 @@ conn_add_sender (Conn        *conn,
 
   if (video) {
     conn->video_source = source;
+    conn->video_encoder = encoder;
     conn->video_pad = pad;
   } else {
     conn->audio_source = source;
@@ -1458,6 +1484,7 @@ static void
 peer_drop_conn (ParleyPeer *self)
 {
   Conn *conn = g_steal_pointer (&self->conn);
+  gint64 start_us;
 
   for (guint i = 0; i < self->channels->len; i++)
     parley_data_channel_bind (g_ptr_array_index (self->channels, i), NULL);
@@ -1466,8 +1493,11 @@ peer_drop_conn (ParleyPeer *self)
 
   if (conn == NULL)
     return;
+  start_us = g_get_monotonic_time ();
   conn_teardown (conn);
   conn_unref (conn);
+  g_debug ("Peer %p: connection of generation %u torn down in %" G_GINT64_FORMAT " ms", self,
+           self->generation, (g_get_monotonic_time () - start_us) / 1000);
 }
 
 /* Perfect Negotiation. */
