@@ -545,12 +545,18 @@ async function selftest (pw, opts) {
     // 5. Both call each other at once: the smaller call id survives.
     await Promise.all([alice.setAutoAnswer(true), bob.setAutoAnswer(true)]);
     const [ca, cb] = await Promise.all([alice.call(bob.userId, { video: false }), bob.call(alice.userId, { video: false })]);
+    // When one offer arrived before the other side called, that side
+    // answers it instead (call() returns the ringing call's id).
     const survivor = ca < cb ? ca : cb;
-    const [loser, loserOwner] = ca < cb ? [cb, bob] : [ca, alice];
     const both = await Promise.all([alice, bob].map(p => p.maybeEvent(on('connected', survivor), 15000)));
-    check(both.every(Boolean), 'both calling at once: the smaller call id connects at both ends');
-    const dropped = await loserOwner.maybeEvent(on('ended', loser), 1000);
-    check(dropped && dropped.reason === 'glare', 'the other call is dropped', dropped && dropped.reason);
+    check(both.every(Boolean), 'both calling at once: the smaller call id connects at both ends', { ca, cb });
+    if (ca !== cb) {
+      const [loser, loserOwner] = ca < cb ? [cb, bob] : [ca, alice];
+      const dropped = await loserOwner.maybeEvent(on('ended', loser), 5000);
+      check(dropped && dropped.reason === 'glare', 'the other call is dropped', dropped && dropped.reason);
+    } else {
+      check(true, 'the other call is dropped # SKIP one call arrived before the other was made');
+    }
     await bob.hangup();
     await alice.maybeEvent(on('ended', survivor), 10000);
 

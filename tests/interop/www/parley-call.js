@@ -763,7 +763,15 @@
   };
 
   parley.call = async (peerId, options = {}) => {
-    if (parley.current && !parley.current.ended)
+    const current = parley.current;
+    // Calling someone whose call to us rings (or is being answered)
+    // answers that call.
+    if (current && !current.ended && !current.outgoing && current.peerId === peerId) {
+      if (current.state === 'incoming-ringing')
+        current.enqueue('answer', () => current.answer());
+      return current.id;
+    }
+    if (current && !current.ended)
       throw new Error('already in a call');
     const call = new Call({
       callId: randomId('c'), peerId, outgoing: true,
