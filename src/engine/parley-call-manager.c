@@ -196,10 +196,11 @@ turn_credentials_cb (GObject      *object,
                      GAsyncResult *result,
                      gpointer      user_data)
 {
-  g_autoptr(ParleyCallManager) self = user_data;
+  ParleyCallManager *self = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonObject) credentials = NULL;
 
+  /* A cancelled fetch means the manager is gone: do not touch it. */
   credentials = parley_client_get_turn_credentials_finish (PARLEY_CLIENT (object), result, &error);
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
@@ -223,7 +224,7 @@ fetch_turn_credentials (ParleyCallManager *self)
     return;
   self->turn_fetching = TRUE;
   parley_client_get_turn_credentials_async (self->client, self->cancellable,
-                                            turn_credentials_cb, g_object_ref (self));
+                                            turn_credentials_cb, self);
 }
 
 static void

@@ -446,15 +446,18 @@ peer_notify_video_cb (ParleyPeer *peer,
     set_video (self, TRUE);
 }
 
-static void
+static gboolean
 apply_offer (ParleyCall *self,
              const char *sdp,
              guint       generation)
 {
   g_autoptr(GError) error = NULL;
 
-  if (!parley_peer_set_remote_description (self->peer, "offer", sdp, generation, &error))
+  if (!parley_peer_set_remote_description (self->peer, "offer", sdp, generation, &error)) {
     g_debug ("Call %s: the remote offer was refused: %s", self->call_id, error->message);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static void
@@ -521,7 +524,11 @@ maybe_start_media (ParleyCall *self)
   } else {
     g_autofree char *sdp = g_steal_pointer (&self->offer_sdp);
 
-    apply_offer (self, sdp, self->offer_generation);
+    /* Without the caller's first offer there is nothing to answer. */
+    if (!apply_offer (self, sdp, self->offer_generation)) {
+      fail (self, "the caller's offer is unusable");
+      return;
+    }
   }
   if (self->peer != NULL && self->state != PARLEY_CALL_STATE_ENDED)
     flush_candidates (self);
