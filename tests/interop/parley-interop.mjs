@@ -727,18 +727,22 @@ async function peer (pw, opts) {
       return first;
     })();
     const first = await Promise.race([flowing.then(() => 'flowing', e => String(e.message)), ended.then(() => 'ended')]);
-    let report = await me.report(callId);
+    // The RTP statistics exist only while the connection does: judge the
+    // report taken as soon as media flowed (or the call ended).
+    const live = await me.report(callId);
+    let report = live;
     if (first === 'flowing') {
       // Keep the call up for --duration seconds, or until the other side ends it.
       await Promise.race([ended, new Promise(r => setTimeout(r, duration * 1000))]);
       report = await me.report(callId);
       if (report.state !== 'ended')
         await me.hangup();
+      report = await me.report(callId);
     }
-    let problems = mediaFlowed(report);
+    let problems = mediaFlowed(live);
     if (first !== 'flowing' && first !== 'ended')
       problems = [first, ...problems];
-    line({ t: round1(mono()), event: 'result', ok: problems.length === 0, problems, report });
+    line({ t: round1(mono()), event: 'result', ok: problems.length === 0, problems, live, report });
     return problems.length === 0 ? 0 : 1;
   });
 }
