@@ -1996,7 +1996,10 @@ scenario_chat (GArray *pair_counts)
   }
 
   /* Latency: the first pair count, each sender with --chat-inflight
-   * messages un-acked (a person does not have eight messages in flight). */
+   * messages un-acked (a person does not have eight messages in flight).
+   * The target holds only when one run meets both halves at once: a low
+   * ack p99 at a low rate (or a high rate with a long queue) does not
+   * count. */
   if (pair_counts->len > 0) {
     guint pairs = g_array_index (pair_counts, guint, 0);
     g_autofree char *name = g_strdup_printf ("chat P=%u x%d", pairs, B.chat_inflight);
@@ -2006,11 +2009,11 @@ scenario_chat (GArray *pair_counts)
     r = run_traffic (ROLE_CHAT, pairs, 0, name);
     B.inflight = inflight;
     if (r == NULL) {
-      add_result (failed_result (name, "ack p99 <= 5 ms"));
+      add_result (failed_result (name, ">= 50k msg/s, ack p99 <= 5 ms"));
       return;
     }
-    r->target = g_strdup ("ack p99 <= 5 ms");
-    r->met = r->ack_p99_us <= 5000;
+    r->target = g_strdup (">= 50k msg/s, ack p99 <= 5 ms");
+    r->met = r->rate >= 50000 && r->ack_p99_us <= 5000;
     add_result (r);
   }
 }
