@@ -486,6 +486,21 @@ on_new_sample_cb (GstElement *appsink,
   return GST_FLOW_OK;
 }
 
+/* A stream we cannot play still has to go somewhere. */
+static void
+conn_discard_stream (Conn   *conn,
+                     GstPad *pad)
+{
+  GstElement *sink = gst_element_factory_make ("fakesink", NULL);
+  g_autoptr(GstPad) sink_pad = NULL;
+
+  g_object_set (sink, "async", FALSE, "sync", FALSE, NULL);
+  gst_bin_add (GST_BIN (conn->pipeline), sink);
+  gst_element_sync_state_with_parent (sink);
+  sink_pad = gst_element_get_static_pad (sink, "sink");
+  gst_pad_link (pad, sink_pad);
+}
+
 static void
 on_pad_added_cb (GstElement *webrtc,
                  GstPad     *pad,
@@ -519,11 +534,13 @@ on_pad_added_cb (GstElement *webrtc,
   video = g_strcmp0 (media, "video") == 0;
   if (!video && g_strcmp0 (media, "audio") != 0) {
     g_debug ("Ignoring a remote stream of media %s", media);
+    conn_discard_stream (conn, pad);
     return;
   }
   if (encoding != NULL &&
       g_ascii_strcasecmp (encoding, video ? "VP8" : "OPUS") != 0) {
     g_debug ("Ignoring a remote %s stream in %s", media, encoding);
+    conn_discard_stream (conn, pad);
     return;
   }
 
@@ -534,6 +551,7 @@ on_pad_added_cb (GstElement *webrtc,
                                                TRUE, &error);
   if (decode_bin == NULL) {
     g_debug ("Could not build a decoder: %s", error->message);
+    conn_discard_stream (conn, pad);
     return;
   }
   sink = video ? parley_media_create_video_sink (conn->settings, &error)
@@ -541,6 +559,7 @@ on_pad_added_cb (GstElement *webrtc,
   if (sink == NULL) {
     g_debug ("Could not build a media sink: %s", error->message);
     gst_object_unref (gst_object_ref_sink (decode_bin));
+    conn_discard_stream (conn, pad);
     return;
   }
 
@@ -963,7 +982,8 @@ handle_promise (ParleyPeer *self,
       return;
     }
     self->awaiting_answer = TRUE;
-    peer_emit_local_description (self, self->pending_offer);
+    if (self->pending_offer != NULL)
+      peer_emit_local_description (self, self->pending_offer);
     g_clear_pointer (&self->pending_offer, gst_webrtc_session_description_free);
     break;
 
@@ -1379,6 +1399,15 @@ conn_teardown (Conn *conn)
     g_signal_handlers_disconnect_by_data (conn->webrtc, conn);
   if (conn->pipeline != NULL)
     gst_element_set_state (conn->pipeline, GST_STATE_NULL);
+
+  /* Pad probes and appsink handlers hold references on @conn: dropping the
+   * pipeline here breaks that cycle. */
+  conn->audio_source = conn->video_source = conn->video_encoder = NULL;
+  g_clear_object (&conn->audio_pad);
+  g_clear_object (&conn->video_pad);
+  g_clear_object (&conn->agent);
+  g_clear_object (&conn->webrtc);
+  g_clear_object (&conn->pipeline);
 }
 
 static Conn *
