@@ -75,6 +75,8 @@ struct _Side {
   gboolean    saw_non_relay_candidate;
   guint       candidates;
   gboolean    ever_connected;
+  guint       errors;
+  GString    *states;      /* "restarting,connecting,..." */
   GPtrArray  *channels;    /* ParleyDataChannel from ::data-channel */
   GPtrArray  *messages;    /* char * received on any channel */
 };
@@ -220,6 +222,7 @@ state_changed_cb (ParleyPeer      *peer,
                   Side            *side)
 {
   g_assert_cmpint (state, !=, old);
+  g_string_append_printf (side->states, "%s,", parley_peer_state_to_string (state));
   if (state == PARLEY_PEER_STATE_CONNECTED)
     side->ever_connected = TRUE;
 }
@@ -290,6 +293,7 @@ error_cb (ParleyPeer   *peer,
           Side         *side)
 {
   g_test_message ("%s: peer error: %s", side->name, error->message);
+  side->errors++;
 }
 
 static ParleyMediaSettings *
@@ -320,6 +324,7 @@ side_setup (Fixture             *fixture,
   side->deliver = TRUE;
   side->channels = g_ptr_array_new_with_free_func (g_object_unref);
   side->messages = g_ptr_array_new_with_free_func (g_free);
+  side->states = g_string_new (NULL);
   side->peer = parley_peer_new (settings, polite);
   /* Only the restart tests want restarts; elsewhere a slow machine must not cause them. */
   g_object_set (side->peer, "restart-timeout", RESTART_TIMEOUT_MS, NULL);
@@ -340,6 +345,9 @@ side_setup (Fixture             *fixture,
 static void
 side_teardown (Side *side)
 {
+  /* Nothing in these tests is a fault the call would have to handle. */
+  g_assert_cmpuint (side->errors, ==, 0);
+
   for (guint i = 0; i < side->channels->len; i++)
     g_signal_handlers_disconnect_by_data (g_ptr_array_index (side->channels, i), side);
   parley_peer_close (side->peer);
@@ -347,6 +355,7 @@ side_teardown (Side *side)
   g_clear_object (&side->peer);
   g_clear_pointer (&side->channels, g_ptr_array_unref);
   g_clear_pointer (&side->messages, g_ptr_array_unref);
+  g_string_free (side->states, TRUE);
 }
 
 /* a is the impolite peer (the caller), b the polite one (the callee). */
@@ -444,6 +453,10 @@ test_peer_call (Fixture       *fixture,
   /* Stats are polled and count the received media. */
   WAIT_UNTIL (a->stats >= 2 && a->stats_bytes_received > 0);
   g_assert_nonnull (parley_peer_get_stats (a->peer));
+  /* On loopback the selected pair is host to host (from the ICE agent). */
+  g_assert_cmpstr (parley_peer_get_stats (a->peer)->local_candidate_type, ==, "host");
+  g_assert_cmpstr (parley_peer_get_stats (a->peer)->remote_candidate_type, ==, "host");
+  g_assert_cmpstr (a->states->str, ==, "connecting,connected,");
 
   /* Decoded remote frames reach the application. */
   WAIT_UNTIL (a->video_samples >= 3 && b->video_samples >= 3);
@@ -661,6 +674,8 @@ test_peer_restart (Fixture       *fixture,
   remote = find_channel (b, "chat");
 
   reset_frames (fixture);
+  g_string_truncate (a->states, 0);
+  g_string_truncate (b->states, 0);
   parley_peer_restart (a->peer);
   g_assert_cmpint (parley_data_channel_get_state (channel), ==,
                    PARLEY_DATA_CHANNEL_STATE_CONNECTING);
@@ -668,6 +683,8 @@ test_peer_restart (Fixture       *fixture,
   g_assert_cmpint (parley_peer_get_state (a->peer), ==, PARLEY_PEER_STATE_RESTARTING);
   WAIT_UNTIL (parley_peer_get_generation (b->peer) == 1 && settled (fixture) &&
               a->first_audio && a->first_video && b->first_audio && b->first_video);
+  g_assert_cmpstr (a->states->str, ==, "restarting,connecting,connected,");
+  g_assert_cmpstr (b->states->str, ==, "restarting,connecting,connected,");
 
   /* The polite side restarts too. */
   reset_frames (fixture);
