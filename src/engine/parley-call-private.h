@@ -32,9 +32,11 @@ ParleyCall       *parley_call_new_incoming       (ParleyClient        *client,
                                                   guint                offer_generation,
                                                   gboolean             video);
 
-/* Starts the ring timer: @seconds for the caller, @seconds + the callee's
- * grace period for the callee. */
+/* Starts the ring timer: @seconds from the first offer for the caller (plus the
+ * grace period before it), @seconds + the grace period for the callee. */
 void              parley_call_start_ringing      (ParleyCall          *self,
+                                                  guint                seconds);
+void              parley_call_set_ring_grace     (ParleyCall          *self,
                                                   guint                seconds);
 void              parley_call_set_relay_only     (ParleyCall          *self,
                                                   gboolean             relay_only);

@@ -61,6 +61,8 @@ struct _ParleyCall {
   GPtrArray           *pending_candidates;
 
   guint                ring_timeout_id;
+  guint                ring_seconds;
+  guint                ring_grace_s;
   guint                connect_timeout_id;
   guint                reconnect_timeout_s;
 };
@@ -315,6 +317,8 @@ mark_answered (ParleyCall *self)
   start_connect_timer (self);
 }
 
+static gboolean ring_timeout_cb (gpointer user_data);
+
 static void
 peer_local_description_cb (ParleyPeer *peer,
                            const char *type,
@@ -337,6 +341,11 @@ peer_local_description_cb (ParleyPeer *peer,
       json_object_set_string_member (frame, "id", self->offer_ref);
       json_object_set_string_member (frame, "media", self->video ? "video" : "audio");
       self->first_offer_sent = TRUE;
+      /* The callee rings from now on. */
+      if (self->state == PARLEY_CALL_STATE_OUTGOING_RINGING && self->ring_seconds > 0) {
+        g_clear_handle_id (&self->ring_timeout_id, g_source_remove);
+        self->ring_timeout_id = g_timeout_add (self->ring_seconds * 1000, ring_timeout_cb, self);
+      }
     }
     send_frame (self, "call-offer", frame);
   } else if (g_strcmp0 (type, "answer") == 0) {
@@ -886,6 +895,7 @@ parley_call_init (ParleyCall *self)
   self->pending_candidates =
     g_ptr_array_new_with_free_func ((GDestroyNotify) pending_candidate_free);
   self->reconnect_timeout_s = PARLEY_CALL_RECONNECT_TIMEOUT_S;
+  self->ring_grace_s = PARLEY_CALL_CALLEE_GRACE_S;
   self->created_at = g_get_real_time ();
 }
 
@@ -980,8 +990,10 @@ parley_call_new_incoming (ParleyClient        *client,
  * @self: a ringing call
  * @seconds: the ring timeout
  *
- * Starts the ring timer. The callee waits @seconds plus a grace period, since
- * the caller normally ends the ringing itself.
+ * Starts the ring timer. The caller's @seconds count from its first offer (the
+ * moment the callee starts ringing), with a grace period for building the media
+ * connection before; the callee waits @seconds plus the grace period, since the
+ * caller normally ends the ringing itself.
  */
 void
 parley_call_start_ringing (ParleyCall *self,
@@ -992,10 +1004,27 @@ parley_call_start_ringing (ParleyCall *self,
   if (self->state != PARLEY_CALL_STATE_OUTGOING_RINGING &&
       self->state != PARLEY_CALL_STATE_INCOMING_RINGING)
     return;
-  if (!self->outgoing)
-    seconds += PARLEY_CALL_CALLEE_GRACE_S;
+  seconds = MAX (seconds, 1);
+  self->ring_seconds = seconds;
+  if (!self->outgoing || !self->first_offer_sent)
+    seconds += self->ring_grace_s;
   g_clear_handle_id (&self->ring_timeout_id, g_source_remove);
-  self->ring_timeout_id = g_timeout_add_seconds (MAX (seconds, 1), ring_timeout_cb, self);
+  self->ring_timeout_id = g_timeout_add (seconds * 1000, ring_timeout_cb, self);
+}
+
+/**
+ * parley_call_set_ring_grace:
+ * @self: a call
+ * @seconds: the grace period of parley_call_start_ringing()
+ *
+ * Takes effect at the next parley_call_start_ringing().
+ */
+void
+parley_call_set_ring_grace (ParleyCall *self,
+                            guint       seconds)
+{
+  g_return_if_fail (PARLEY_IS_CALL (self));
+  self->ring_grace_s = seconds;
 }
 
 /**
