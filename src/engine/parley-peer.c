@@ -169,6 +169,7 @@ struct _ParleyPeer {
   gboolean             setting_remote_answer_pending;
   gboolean             ignore_offer;
   gboolean             answering;
+  gboolean             remote_offer_failed;
   gboolean             needs_negotiation;
   gboolean             negotiated_once;
   guint                offer_serial;
@@ -555,7 +556,8 @@ on_pad_added_cb (GstElement *webrtc,
     return;
   }
   sink = video ? parley_media_create_video_sink (conn->settings, &error)
-               : parley_media_create_audio_sink (conn->settings, &error);
+               : parley_media_create_audio_sink_for_source (conn->settings, conn->audio_source,
+                                                            &error);
   if (sink == NULL) {
     g_debug ("Could not build a media sink: %s", error->message);
     gst_object_unref (gst_object_ref_sink (decode_bin));
@@ -857,6 +859,7 @@ peer_reset_negotiation (ParleyPeer *self)
   self->setting_remote_answer_pending = FALSE;
   self->ignore_offer = FALSE;
   self->answering = FALSE;
+  self->remote_offer_failed = FALSE;
   self->needs_negotiation = FALSE;
   self->auto_renegotiations = 0;
   self->offer_serial++;
@@ -913,7 +916,8 @@ peer_negotiation_failed (ParleyPeer   *self,
 {
   gboolean retry = self->needs_negotiation;
 
-  peer_emit_error (self, error);
+  if (error != NULL)
+    peer_emit_error (self, error);
   self->making_offer = FALSE;
   self->awaiting_answer = FALSE;
   self->setting_remote_answer_pending = FALSE;
@@ -1006,8 +1010,10 @@ handle_promise (ParleyPeer *self,
 
   case STEP_SET_REMOTE_OFFER:
     if (!reply_check (event->reply, "apply the remote offer", &error)) {
-      /* The create-answer queued behind it fails as well and ends the exchange. */
-      g_debug ("Peer %p: %s", self, error->message);
+      /* The create-answer queued behind it fails as well and ends the exchange;
+       * this error is the one worth reporting. */
+      self->remote_offer_failed = TRUE;
+      peer_emit_error (self, error);
       return;
     }
     conn->has_remote_description = TRUE;
@@ -1018,6 +1024,9 @@ handle_promise (ParleyPeer *self,
     GstWebRTCSessionDescription *answer = reply_get_description (event->reply, "answer", &error);
 
     if (answer == NULL) {
+      if (self->remote_offer_failed)
+        g_clear_error (&error);
+      self->remote_offer_failed = FALSE;
       peer_negotiation_failed (self, error);
       return;
     }

@@ -13,7 +13,9 @@
 #ifdef __SANITIZE_ADDRESS__
 #define TIMEOUT_MS 40000
 #define RESTART_TIMEOUT_MS 30000
+#define GLARE_ROUNDS 4
 #else
+#define GLARE_ROUNDS 10
 #define TIMEOUT_MS 10000
 #define RESTART_TIMEOUT_MS 8000
 #endif
@@ -76,6 +78,7 @@ struct _Side {
   guint       candidates;
   gboolean    ever_connected;
   guint       errors;
+  char        last_error[256];
   GString    *states;      /* "restarting,connecting,..." */
   GPtrArray  *channels;    /* ParleyDataChannel from ::data-channel */
   GPtrArray  *messages;    /* char * received on any channel */
@@ -294,6 +297,7 @@ error_cb (ParleyPeer   *peer,
 {
   g_test_message ("%s: peer error: %s", side->name, error->message);
   side->errors++;
+  g_strlcpy (side->last_error, error->message, sizeof side->last_error);
 }
 
 static ParleyMediaSettings *
@@ -481,7 +485,7 @@ test_peer_call (Fixture       *fixture,
 static void
 test_peer_startup_glare (void)
 {
-  for (guint i = 0; i < 10; i++) {
+  for (guint i = 0; i < GLARE_ROUNDS; i++) {
     gboolean asymmetric = i % 2 == 1;
     g_autoptr(GError) error = NULL;
     Fixture fixture;
@@ -844,6 +848,20 @@ test_peer_hostile (Fixture       *fixture,
                                                       "candidate:1 1 UDP 1 1.2.3.4 5 typ host",
                                                       NULL, -1, 0, &error));
     g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  }
+
+  /* A well-formed offer that webrtcbin cannot use (no ICE credentials, no
+   * fingerprint) fails asynchronously with ::error, and the exchange is over. */
+  {
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true (parley_peer_set_remote_description (b->peer, "offer", valid_sdp, 0,
+                                                       &error));
+    g_assert_no_error (error);
+    WAIT_UNTIL (b->errors == 1);
+    g_assert_true (strstr (b->last_error, "remote offer") != NULL);
+    b->errors = 0;
+    g_assert_cmpstr (parley_peer_get_signaling_state (b->peer), ==, "stable");
   }
 
   /* The peers still make a call. */
