@@ -88,6 +88,7 @@ typedef struct {
 
   /* Main context only. */
   gboolean             has_remote_description;
+  gboolean             negotiated;
   gboolean             first_frame[2];
 
   /* Any thread. */
@@ -875,6 +876,7 @@ peer_negotiation_done (ParleyPeer *self)
   gboolean first = !self->negotiated_once;
 
   self->negotiated_once = TRUE;
+  self->conn->negotiated = TRUE;
   conn_fix_codec_preferences (self->conn);
   if (self->state == PARLEY_PEER_STATE_NEW || self->state == PARLEY_PEER_STATE_RESTARTING)
     peer_set_state (self, PARLEY_PEER_STATE_CONNECTING);
@@ -1125,6 +1127,8 @@ handle_connection_state (ParleyPeer *self)
   case GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED:
     conn_request_keyframe (self->conn);
     peer_set_state (self, PARLEY_PEER_STATE_CONNECTED);
+    if (self->needs_negotiation)
+      peer_negotiate_internal (self, TRUE);
     break;
   case GST_WEBRTC_PEER_CONNECTION_STATE_DISCONNECTED:
     peer_set_state (self, PARLEY_PEER_STATE_DISCONNECTED);
@@ -1260,7 +1264,10 @@ bus_message_cb (GstBus     *bus,
     gst_message_parse_error (message, &error, &debug);
     g_debug ("Pipeline error from %s: %s (%s)", GST_OBJECT_NAME (GST_MESSAGE_SRC (message)),
              error->message, debug);
-    peer_emit_error (self, error);
+    /* Transport errors (ICE, DTLS) show in the connection state, which restarts
+     * the connection; only media errors are worth reporting. */
+    if (!gst_object_has_as_ancestor (GST_MESSAGE_SRC (message), GST_OBJECT (conn->webrtc)))
+      peer_emit_error (self, error);
     break;
   }
 
@@ -1554,6 +1561,14 @@ peer_negotiate_internal (ParleyPeer *self,
 
   if (self->making_offer || self->awaiting_answer || self->answering) {
     g_debug ("Peer %p: negotiation busy, offering later", self);
+    self->needs_negotiation = TRUE;
+    return;
+  }
+
+  /* A renegotiation can swap the DTLS roles (the answerer becomes the offerer):
+   * harmless once the handshake is done, fatal during it. */
+  if (conn->negotiated && self->state != PARLEY_PEER_STATE_CONNECTED) {
+    g_debug ("Peer %p: renegotiating once connected", self);
     self->needs_negotiation = TRUE;
     return;
   }
