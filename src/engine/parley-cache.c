@@ -979,8 +979,9 @@ parley_cache_list_calls (ParleyCache *self,
     " ORDER BY c.created_at DESC, c.rowid DESC LIMIT ?2",
     "si", peer_id, limit > 0 ? (gint64) limit : (gint64) -1);
   while (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW) {
-    ParleyCallRecord *record = parley_call_record_new ((const char *) sqlite3_column_text (stmt, 0),
-                                                       (const char *) sqlite3_column_text (stmt, 1));
+    const char *call_id = (const char *) sqlite3_column_text (stmt, 0);
+    const char *peer = (const char *) sqlite3_column_text (stmt, 1);
+    ParleyCallRecord *record = parley_call_record_new (call_id, peer);
 
     record->peer_name = dup_column (stmt, 2);
     record->outgoing = sqlite3_column_int (stmt, 3) != 0;

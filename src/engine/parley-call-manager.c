@@ -708,7 +708,8 @@ parley_call_manager_set_ring_timeout (ParleyCallManager *self,
  *
  * Returns: (transfer none): the new outgoing-ringing call, or the accepted
  *   incoming call (the manager keeps it while it runs and for the next few
- *   ended calls; take a reference to keep it longer); %NULL with %PARLEY_ERROR_BUSY when another call runs,
+ *   ended calls; take a reference to keep it longer); %NULL with
+ *   %PARLEY_ERROR_BUSY when another call runs,
  *   %PARLEY_ERROR_INVALID for a bad user id, %PARLEY_ERROR_NOT_LOGGED_IN or
  *   %PARLEY_ERROR_NETWORK when not connected
  */

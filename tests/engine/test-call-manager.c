@@ -58,7 +58,7 @@ static void
 server_start (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GDataInputStream) out = NULL;
   g_autofree char *config = NULL;
   g_autofree char *db = NULL;
@@ -67,6 +67,7 @@ server_start (void)
   const char *prefix = "parley-server listening on port ";
 
   g_assert_nonnull (binary);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   server = g_new0 (Server, 1);
   server->dir = g_dir_make_tmp ("parley-calls-XXXXXX", &error);
   g_assert_no_error (error);
