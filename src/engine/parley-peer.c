@@ -328,6 +328,21 @@ conn_promise (Conn  *conn,
   return gst_promise_new_with_change_func (promise_changed_cb, pd, promise_data_free);
 }
 
+/* Emits a webrtcbin action signal that takes a promise; the reply comes back
+ * as an EVENT_PROMISE on the main context. webrtcbin keeps its own reference. */
+static void
+conn_emit_with_promise (Conn       *conn,
+                        const char *signal,
+                        gpointer    arg,
+                        Step        step,
+                        guint       serial)
+{
+  GstPromise *promise = conn_promise (conn, step, serial);
+
+  g_signal_emit_by_name (conn->webrtc, signal, arg, promise);
+  gst_promise_unref (promise);
+}
+
 /* Returns the description in @field of a promise reply, or sets @error. */
 static GstWebRTCSessionDescription *
 reply_get_description (const GstStructure  *reply,
@@ -595,7 +610,8 @@ on_pad_added_cb (GstElement *webrtc,
   if (gst_pad_link (pad, bin_sink) != GST_PAD_LINK_OK) {
     g_debug ("Could not link the remote %s stream", media);
   } else {
-    g_debug ("Receiving %s on %s (generation %u)", media, GST_PAD_NAME (pad), conn->generation);
+    g_debug ("%s: receiving %s on %s", GST_OBJECT_NAME (conn->pipeline), media,
+             GST_PAD_NAME (pad));
     g_atomic_int_inc (&conn->n_src_pads);
   }
 }
@@ -618,7 +634,7 @@ static void
 peer_emit_error (ParleyPeer   *self,
                  const GError *error)
 {
-  g_debug ("Peer error: %s", error->message);
+  g_debug ("Peer %p (%s): error: %s", self, self->polite ? "polite" : "impolite", error->message);
   g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
 }
 
@@ -973,8 +989,8 @@ handle_promise (ParleyPeer *self,
     } else {
       g_clear_pointer (&self->pending_offer, gst_webrtc_session_description_free);
       self->pending_offer = offer;
-      g_signal_emit_by_name (conn->webrtc, "set-local-description", offer,
-                             conn_promise (conn, STEP_SET_LOCAL_OFFER, event->serial));
+      conn_emit_with_promise (conn, "set-local-description", offer, STEP_SET_LOCAL_OFFER,
+                              event->serial);
     }
     break;
   }
@@ -1032,8 +1048,8 @@ handle_promise (ParleyPeer *self,
       peer_negotiation_failed (self, error);
       return;
     }
-    g_signal_emit_by_name (conn->webrtc, "set-local-description", answer,
-                           conn_promise (conn, STEP_SET_LOCAL_ANSWER, 0));
+    conn_emit_with_promise (conn, "set-local-description", answer, STEP_SET_LOCAL_ANSWER,
+                            0);
     g_clear_pointer (&self->local_answer, gst_webrtc_session_description_free);
     self->local_answer = answer;
     break;
@@ -1576,8 +1592,7 @@ peer_negotiate_internal (ParleyPeer *self,
   self->needs_negotiation = FALSE;
   self->making_offer = TRUE;
   self->offer_serial++;
-  g_signal_emit_by_name (conn->webrtc, "create-offer", NULL,
-                         conn_promise (conn, STEP_CREATE_OFFER, self->offer_serial));
+  conn_emit_with_promise (conn, "create-offer", NULL, STEP_CREATE_OFFER, self->offer_serial);
 }
 
 static void
@@ -1619,10 +1634,8 @@ peer_handle_remote_offer (ParleyPeer                  *self,
 
   /* webrtcbin runs its operations in order, so the answer is created right after
    * the offer is applied. */
-  g_signal_emit_by_name (conn->webrtc, "set-remote-description", offer,
-                         conn_promise (conn, STEP_SET_REMOTE_OFFER, 0));
-  g_signal_emit_by_name (conn->webrtc, "create-answer", NULL,
-                         conn_promise (conn, STEP_CREATE_ANSWER, 0));
+  conn_emit_with_promise (conn, "set-remote-description", offer, STEP_SET_REMOTE_OFFER, 0);
+  conn_emit_with_promise (conn, "create-answer", NULL, STEP_CREATE_ANSWER, 0);
 }
 
 static void
@@ -1635,12 +1648,10 @@ peer_handle_remote_answer (ParleyPeer                  *self,
   if (self->polite && self->pending_offer != NULL) {
     GstWebRTCSessionDescription *offer = g_steal_pointer (&self->pending_offer);
 
-    g_signal_emit_by_name (conn->webrtc, "set-local-description", offer,
-                           conn_promise (conn, STEP_APPLY_OWN_OFFER, 0));
+    conn_emit_with_promise (conn, "set-local-description", offer, STEP_APPLY_OWN_OFFER, 0);
     gst_webrtc_session_description_free (offer);
   }
-  g_signal_emit_by_name (conn->webrtc, "set-remote-description", answer,
-                         conn_promise (conn, STEP_SET_REMOTE_ANSWER, 0));
+  conn_emit_with_promise (conn, "set-remote-description", answer, STEP_SET_REMOTE_ANSWER, 0);
 }
 
 /* Restart and watchdog. */
@@ -1731,8 +1742,7 @@ stats_cb (gpointer user_data)
   ParleyPeer *self = user_data;
 
   if (self->conn != NULL)
-    g_signal_emit_by_name (self->conn->webrtc, "get-stats", NULL,
-                           conn_promise (self->conn, STEP_GET_STATS, 0));
+    conn_emit_with_promise (self->conn, "get-stats", NULL, STEP_GET_STATS, 0);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1766,65 +1776,6 @@ peer_update_stats_timer (ParleyPeer *self)
   if (self->started && !self->closed && self->stats_interval > 0)
     self->stats_source = peer_add_timeout (self, self->stats_interval, stats_cb,
                                            "[parley] peer stats");
-}
-
-/* ICE servers. */
-
-/**
- * parley_peer_build_turn_url:
- * @uri: a TURN URI, "turn:host:port?transport=udp" (or turns:, with or without
- *   "//" and a user part, which is replaced)
- * @username: (nullable): the TURN user name
- * @password: (nullable): the TURN password
- *
- * Builds the turn(s)://USER:PASS@host:port form webrtcbin wants, with USER and
- * PASS percent-encoded (webrtcbin fails silently on raw ':', '+', '/', '=').
- * A transport other than UDP is kept as "?transport=tcp".
- *
- * Returns: (transfer full) (nullable): the URL, or %NULL if @uri is not a TURN URI
- */
-char *
-parley_peer_build_turn_url (const char *uri,
-                            const char *username,
-                            const char *password)
-{
-  g_autofree char *escaped_user = g_uri_escape_string (username != NULL ? username : "",
-                                                       NULL, FALSE);
-  g_autofree char *escaped_pass = g_uri_escape_string (password != NULL ? password : "",
-                                                       NULL, FALSE);
-  g_autofree char *hostport = NULL;
-  const char *scheme;
-  const char *rest;
-  const char *query;
-  const char *at;
-  gboolean tcp = FALSE;
-
-  g_return_val_if_fail (uri != NULL, NULL);
-
-  if (g_str_has_prefix (uri, "turns:")) {
-    scheme = "turns";
-    rest = uri + strlen ("turns:");
-  } else if (g_str_has_prefix (uri, "turn:")) {
-    scheme = "turn";
-    rest = uri + strlen ("turn:");
-  } else {
-    return NULL;
-  }
-  if (g_str_has_prefix (rest, "//"))
-    rest += 2;
-  at = strchr (rest, '@');
-  query = strchr (rest, '?');
-  if (at != NULL && (query == NULL || at < query))
-    rest = at + 1;
-
-  hostport = query != NULL ? g_strndup (rest, query - rest) : g_strdup (rest);
-  if (*hostport == '\0' || strchr (hostport, '/') != NULL)
-    return NULL;
-  if (query != NULL && strstr (query, "transport=tcp") != NULL)
-    tcp = TRUE;
-
-  return g_strdup_printf ("%s://%s:%s@%s%s", scheme, escaped_user, escaped_pass, hostport,
-                          tcp ? "?transport=tcp" : "");
 }
 
 /* GObject. */
@@ -2203,6 +2154,63 @@ parley_peer_get_generation (ParleyPeer *self)
   g_return_val_if_fail (PARLEY_IS_PEER (self), 0);
 
   return self->generation;
+}
+
+/**
+ * parley_peer_build_turn_url:
+ * @uri: a TURN URI, "turn:host:port?transport=udp" (or turns:, with or without
+ *   "//" and a user part, which is replaced)
+ * @username: (nullable): the TURN user name
+ * @password: (nullable): the TURN password
+ *
+ * Builds the turn(s)://USER:PASS@host:port form webrtcbin wants, with USER and
+ * PASS percent-encoded (webrtcbin fails silently on raw ':', '+', '/', '=').
+ * A transport other than UDP is kept as "?transport=tcp".
+ *
+ * Returns: (transfer full) (nullable): the URL, or %NULL if @uri is not a TURN URI
+ */
+char *
+parley_peer_build_turn_url (const char *uri,
+                            const char *username,
+                            const char *password)
+{
+  g_autofree char *escaped_user = g_uri_escape_string (username != NULL ? username : "",
+                                                       NULL, FALSE);
+  g_autofree char *escaped_pass = g_uri_escape_string (password != NULL ? password : "",
+                                                       NULL, FALSE);
+  g_autofree char *hostport = NULL;
+  const char *scheme;
+  const char *rest;
+  const char *query;
+  const char *at;
+  gboolean tcp = FALSE;
+
+  g_return_val_if_fail (uri != NULL, NULL);
+
+  if (g_str_has_prefix (uri, "turns:")) {
+    scheme = "turns";
+    rest = uri + strlen ("turns:");
+  } else if (g_str_has_prefix (uri, "turn:")) {
+    scheme = "turn";
+    rest = uri + strlen ("turn:");
+  } else {
+    return NULL;
+  }
+  if (g_str_has_prefix (rest, "//"))
+    rest += 2;
+  at = strchr (rest, '@');
+  query = strchr (rest, '?');
+  if (at != NULL && (query == NULL || at < query))
+    rest = at + 1;
+
+  hostport = query != NULL ? g_strndup (rest, query - rest) : g_strdup (rest);
+  if (*hostport == '\0' || strchr (hostport, '/') != NULL)
+    return NULL;
+  if (query != NULL && strstr (query, "transport=tcp") != NULL)
+    tcp = TRUE;
+
+  return g_strdup_printf ("%s://%s:%s@%s%s", scheme, escaped_user, escaped_pass, hostport,
+                          tcp ? "?transport=tcp" : "");
 }
 
 /**

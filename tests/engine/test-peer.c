@@ -907,12 +907,28 @@ test_peer_turn_url (void)
   }
 }
 
+/* webrtcbin 1.22.0 warns from a streaming thread when a new jitterbuffer meets an
+ * SSRC of an m-line that has no transceiver yet (jitter_buffer_set_retransmission);
+ * it only skips setting NACK on that jitterbuffer. Everything else stays fatal. */
+static gboolean
+fatal_log_cb (const char     *log_domain,
+              GLogLevelFlags  log_level,
+              const char     *message,
+              gpointer        user_data)
+{
+  if ((log_level & G_LOG_LEVEL_WARNING) && message != NULL &&
+      strstr (message, "jitter_buffer_set_retransmission: code should not be reached") != NULL)
+    return FALSE;
+  return TRUE;
+}
+
 int
 main (int    argc,
       char **argv)
 {
   gst_init (&argc, &argv);
   g_test_init (&argc, &argv, NULL);
+  g_test_log_set_fatal_handler (fatal_log_cb, NULL);
 
 #define ADD(path, func, data) \
   g_test_add (path, Fixture, data, fixture_setup, func, fixture_teardown)
