@@ -891,6 +891,10 @@ peer_negotiation_done (ParleyPeer *self)
 {
   gboolean first = !self->negotiated_once;
 
+  /* A handler of the signal that got here may have closed the peer. */
+  if (self->conn == NULL || self->closed)
+    return;
+
   self->negotiated_once = TRUE;
   self->conn->negotiated = TRUE;
   conn_fix_codec_preferences (self->conn);

@@ -881,6 +881,36 @@ test_peer_hostile (Fixture       *fixture,
   g_assert_true (settled (fixture));
 }
 
+static void
+close_on_answer_cb (ParleyPeer *peer,
+                    const char *type,
+                    const char *sdp,
+                    guint       generation,
+                    Side       *side)
+{
+  if (g_str_equal (type, "answer"))
+    parley_peer_close (peer);
+}
+
+/* Closing the peer from one of its own signal handlers is safe. */
+static void
+test_peer_close_in_handler (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+
+  g_signal_connect (b->peer, "local-description", G_CALLBACK (close_on_answer_cb), b);
+  start_both (fixture, TRUE, FALSE);
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (parley_peer_get_state (b->peer) == PARLEY_PEER_STATE_CLOSED &&
+              g_queue_is_empty (&fixture->signaling));
+  run_for (300);
+  g_assert_cmpint (parley_peer_get_state (b->peer), ==, PARLEY_PEER_STATE_CLOSED);
+  g_assert_cmpuint (b->negotiated, ==, 0);
+  /* Closing twice is fine. */
+  parley_peer_close (b->peer);
+}
+
 /* TURN URLs for webrtcbin carry percent-encoded credentials. */
 static void
 test_peer_turn_url (void)
@@ -944,6 +974,7 @@ main (int    argc,
   ADD ("/peer/upgrade/impolite-first", test_peer_upgrade, GINT_TO_POINTER (FALSE));
   ADD ("/peer/upgrade/polite-first", test_peer_upgrade, GINT_TO_POINTER (TRUE));
   ADD ("/peer/hostile", test_peer_hostile, NULL);
+  ADD ("/peer/close-in-handler", test_peer_close_in_handler, NULL);
 
   return g_test_run ();
 }
