@@ -59,9 +59,16 @@ G_DECLARE_FINAL_TYPE (ParleyPeer, parley_peer, PARLEY, PEER, GObject)
  *   "remote-video-sample" (GstSample *sample) the latest decoded remote frame (RGBA),
  *                        at most one pending at a time (older ones are dropped)
  *   "stats"             (ParleyPeerStats *stats) every stats interval while started
- *   "data-channel"      (ParleyDataChannel *channel) the remote side opened a channel
+ *   "data-channel"      (ParleyDataChannel *channel) the remote side opened a channel; it is
+ *                        bound on the main context, so messages the far side sends in the
+ *                        same instant as it opens may be missed (send after a first reply)
  *   "negotiated"        () an offer/answer exchange completed (signaling stable again)
- *   "error"             (const GError *error) something the call may want to show or end on
+ *   "error"             (const GError *error) something the call may want to show or end on:
+ *                        a media element failed, or webrtcbin refused a description. ICE and
+ *                        DTLS failures are not errors: they restart the connection.
+ *
+ * Renegotiations (but not the first exchange of a generation) wait until the connection
+ * is connected: a swap of the DTLS roles during the handshake breaks it on 1.22.
  */
 
 ParleyPeer        *parley_peer_new                 (ParleyMediaSettings *settings,
