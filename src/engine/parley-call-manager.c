@@ -352,7 +352,6 @@ handle_new_offer (ParleyCallManager *self,
       g_debug ("Call glare with %s: their call %s survives over ours %s", sender, call_id,
                parley_call_get_call_id (active));
       video = video || parley_call_get_video (active);
-      parley_call_supersede (active);
       glare = TRUE;
     } else {
       g_debug ("Busy: rejecting call %s from %s", call_id, sender);
@@ -373,6 +372,9 @@ handle_new_offer (ParleyCallManager *self,
   if (glare) {
     g_autoptr(GError) error = NULL;
 
+    /* Drop our call only now, so that whoever watches "call-ended" finds the call that
+     * replaces it as the active call. */
+    parley_call_supersede (active);
     /* The user wanted this call: take it. */
     if (!parley_call_accept (call, &error))
       g_debug ("Cannot accept the surviving call %s: %s", call_id, error->message);
