@@ -10,29 +10,16 @@
 #include <unistd.h>
 
 #include "parley-cli.h"
+#include "parley-cli-private.h"
 #include "parley-client.h"
 #include "parley-error.h"
 
 /* How long `history` and `conversations` wait for the sync before printing the cache. */
 #define SYNC_WAIT_S 10
 
-typedef struct {
-  GMainLoop    *loop;
-  ParleyClient *client;
-  const char   *command;
-  char        **args;
-  int           n_args;
-  int           exit_code;
-  int           count;
-  int           received;
-  int           timeout_s;
-  char         *peer_id;
-  char         *message_id;
-  gboolean      finished;
-} Cli;
 
-static void
-finish (Cli *cli,
+void
+cli_finish (Cli *cli,
         int  exit_code)
 {
   if (cli->finished)
@@ -42,25 +29,25 @@ finish (Cli *cli,
   g_main_loop_quit (cli->loop);
 }
 
-static int
-exit_code_for (const GError *error)
+int
+cli_exit_code_for (const GError *error)
 {
   if (error->domain == PARLEY_ERROR && error->code == PARLEY_ERROR_NETWORK)
     return PARLEY_CLI_EXIT_NETWORK;
   return PARLEY_CLI_EXIT_SERVER;
 }
 
-static void
-fail (Cli          *cli,
+void
+cli_fail (Cli          *cli,
       const char   *what,
       const GError *error)
 {
   g_printerr ("parley-cli: %s: %s\n", what, error->message);
-  finish (cli, exit_code_for (error));
+  cli_finish (cli, cli_exit_code_for (error));
 }
 
-static void
-print_json (JsonBuilder *builder)
+void
+cli_print_json (JsonBuilder *builder)
 {
   g_autoptr(JsonNode) root = json_builder_get_root (builder);
   g_autofree char *text = json_to_string (root, FALSE);
@@ -69,8 +56,8 @@ print_json (JsonBuilder *builder)
   fflush (stdout);
 }
 
-static JsonBuilder *
-begin_event (const char *event)
+JsonBuilder *
+cli_begin_event (const char *event)
 {
   JsonBuilder *builder = json_builder_new ();
 
@@ -82,8 +69,8 @@ begin_event (const char *event)
   return builder;
 }
 
-static void
-add_string (JsonBuilder *builder,
+void
+cli_add_string (JsonBuilder *builder,
             const char  *name,
             const char  *value)
 {
@@ -94,8 +81,8 @@ add_string (JsonBuilder *builder,
     json_builder_add_null_value (builder);
 }
 
-static void
-add_int (JsonBuilder *builder,
+void
+cli_add_int (JsonBuilder *builder,
          const char  *name,
          gint64       value)
 {
@@ -103,17 +90,17 @@ add_int (JsonBuilder *builder,
   json_builder_add_int_value (builder, value);
 }
 
-static void
-end_and_print (JsonBuilder *builder)
+void
+cli_end_and_print (JsonBuilder *builder)
 {
   json_builder_end_object (builder);
-  print_json (builder);
+  cli_print_json (builder);
   g_object_unref (builder);
 }
 
 /* Adds "<name>" (user name, if known) and "<name>Id" for a user. */
-static void
-add_user (Cli         *cli,
+void
+cli_add_user (Cli         *cli,
           JsonBuilder *builder,
           const char  *name,
           const char  *user_id)
@@ -122,8 +109,8 @@ add_user (Cli         *cli,
                                                             user_id);
   g_autofree char *id_name = g_strconcat (name, "Id", NULL);
 
-  add_string (builder, name, username);
-  add_string (builder, id_name, user_id);
+  cli_add_string (builder, name, username);
+  cli_add_string (builder, id_name, user_id);
 }
 
 static void
@@ -131,13 +118,13 @@ add_message_fields (Cli           *cli,
                     JsonBuilder   *builder,
                     ParleyMessage *message)
 {
-  add_user (cli, builder, "from", parley_message_get_sender_id (message));
-  add_user (cli, builder, "to", parley_message_get_recipient_id (message));
-  add_string (builder, "id", parley_message_get_id (message));
-  add_string (builder, "body", parley_message_get_body (message));
-  add_int (builder, "seq", parley_message_get_seq (message));
-  add_int (builder, "timestamp", parley_message_get_timestamp (message));
-  add_string (builder, "state",
+  cli_add_user (cli, builder, "from", parley_message_get_sender_id (message));
+  cli_add_user (cli, builder, "to", parley_message_get_recipient_id (message));
+  cli_add_string (builder, "id", parley_message_get_id (message));
+  cli_add_string (builder, "body", parley_message_get_body (message));
+  cli_add_int (builder, "seq", parley_message_get_seq (message));
+  cli_add_int (builder, "timestamp", parley_message_get_timestamp (message));
+  cli_add_string (builder, "state",
               parley_message_state_to_string (parley_message_get_state (message)));
   if (parley_message_get_unsupported (message)) {
     json_builder_set_member_name (builder, "unsupported");
@@ -193,15 +180,15 @@ register_cb (GObject      *object,
   JsonBuilder *builder;
 
   if (user_id == NULL) {
-    fail (cli, "registration failed", error);
+    cli_fail (cli, "registration failed", error);
     return;
   }
   builder = json_builder_new ();
   json_builder_begin_object (builder);
-  add_string (builder, "userId", user_id);
-  add_string (builder, "username", cli->args[0]);
-  end_and_print (builder);
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_add_string (builder, "userId", user_id);
+  cli_add_string (builder, "username", cli->args[0]);
+  cli_end_and_print (builder);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 static void
@@ -214,15 +201,15 @@ login_cb (GObject      *object,
   JsonBuilder *builder;
 
   if (!parley_client_login_finish (cli->client, result, &error)) {
-    fail (cli, "login failed", error);
+    cli_fail (cli, "login failed", error);
     return;
   }
   builder = json_builder_new ();
   json_builder_begin_object (builder);
-  add_string (builder, "userId", parley_client_get_user_id (cli->client));
-  add_string (builder, "username", parley_client_get_username (cli->client));
-  end_and_print (builder);
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_add_string (builder, "userId", parley_client_get_user_id (cli->client));
+  cli_add_string (builder, "username", parley_client_get_username (cli->client));
+  cli_end_and_print (builder);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 static void
@@ -236,10 +223,10 @@ logout_cb (GObject      *object,
   if (!parley_client_logout_finish (cli->client, result, &error)) {
     g_printerr ("parley-cli: logged out locally, but the server did not revoke the session: %s\n",
                 error->message);
-    finish (cli, exit_code_for (error));
+    cli_finish (cli, cli_exit_code_for (error));
     return;
   }
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 /* send */
@@ -253,10 +240,10 @@ send_state_cb (ParleyClient      *client,
   if (new_state == PARLEY_CLIENT_STATE_RECONNECTING && cli->message_id != NULL) {
     g_printerr ("parley-cli: cannot reach the server; the message is queued and will be sent "
                 "by the next parley-cli command that connects\n");
-    finish (cli, PARLEY_CLI_EXIT_NETWORK);
+    cli_finish (cli, PARLEY_CLI_EXIT_NETWORK);
   } else if (new_state == PARLEY_CLIENT_STATE_DISCONNECTED && !cli->finished) {
     g_printerr ("parley-cli: disconnected\n");
-    finish (cli, PARLEY_CLI_EXIT_SERVER);
+    cli_finish (cli, PARLEY_CLI_EXIT_SERVER);
   }
 }
 
@@ -274,15 +261,15 @@ send_message_state_cb (ParleyClient  *client,
 
   if (state == PARLEY_MESSAGE_STATE_FAILED) {
     g_printerr ("parley-cli: the server refused the message\n");
-    finish (cli, PARLEY_CLI_EXIT_SERVER);
+    cli_finish (cli, PARLEY_CLI_EXIT_SERVER);
     return;
   }
 
   builder = json_builder_new ();
   json_builder_begin_object (builder);
   add_message_fields (cli, builder, message);
-  end_and_print (builder);
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_end_and_print (builder);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 static void
@@ -293,7 +280,7 @@ send_error_cb (ParleyClient *client,
 {
   if (g_str_equal (code, "logged-out")) {
     g_printerr ("parley-cli: %s\n", message);
-    finish (cli, PARLEY_CLI_EXIT_SERVER);
+    cli_finish (cli, PARLEY_CLI_EXIT_SERVER);
   } else if (message != NULL && cli->message_id != NULL && strstr (message, cli->message_id)) {
     g_printerr ("parley-cli: %s\n", message);
   }
@@ -310,13 +297,13 @@ send_resolved_cb (GObject      *object,
 
   cli->peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
   if (cli->peer_id == NULL) {
-    fail (cli, "cannot send", error);
+    cli_fail (cli, "cannot send", error);
     return;
   }
 
   message = parley_client_send_message (cli->client, cli->peer_id, cli->args[1], &error);
   if (message == NULL) {
-    fail (cli, "cannot send", error);
+    cli_fail (cli, "cannot send", error);
     return;
   }
   cli->message_id = g_strdup (parley_message_get_id (message));
@@ -335,7 +322,7 @@ listen_state_cb (ParleyClient      *client,
                  ParleyClientState  old_state,
                  Cli               *cli)
 {
-  end_and_print (begin_event (parley_client_state_to_string (new_state)));
+  cli_end_and_print (cli_begin_event (parley_client_state_to_string (new_state)));
 }
 
 static void
@@ -343,13 +330,13 @@ listen_message_cb (ParleyClient  *client,
                    ParleyMessage *message,
                    Cli           *cli)
 {
-  JsonBuilder *builder = begin_event ("message");
+  JsonBuilder *builder = cli_begin_event ("message");
 
   add_message_fields (cli, builder, message);
-  end_and_print (builder);
+  cli_end_and_print (builder);
 
   if (!parley_message_get_outgoing (message) && cli->count > 0 && ++cli->received >= cli->count)
-    finish (cli, PARLEY_CLI_EXIT_OK);
+    cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 static void
@@ -369,9 +356,9 @@ listen_message_state_cb (ParleyClient  *client,
   default:
     return;
   }
-  builder = begin_event (event);
+  builder = cli_begin_event (event);
   add_message_fields (cli, builder, message);
-  end_and_print (builder);
+  cli_end_and_print (builder);
 }
 
 static void
@@ -380,11 +367,11 @@ listen_typing_cb (ParleyClient *client,
                   gboolean      active,
                   Cli          *cli)
 {
-  JsonBuilder *builder = begin_event ("typing");
+  JsonBuilder *builder = cli_begin_event ("typing");
 
-  add_user (cli, builder, "from", user_id);
-  add_string (builder, "state", active ? "active" : "paused");
-  end_and_print (builder);
+  cli_add_user (cli, builder, "from", user_id);
+  cli_add_string (builder, "state", active ? "active" : "paused");
+  cli_end_and_print (builder);
 }
 
 static void
@@ -393,11 +380,11 @@ listen_read_cb (ParleyClient *client,
                 const char   *message_id,
                 Cli          *cli)
 {
-  JsonBuilder *builder = begin_event ("read");
+  JsonBuilder *builder = cli_begin_event ("read");
 
-  add_user (cli, builder, "from", user_id);
-  add_string (builder, "messageId", message_id);
-  end_and_print (builder);
+  cli_add_user (cli, builder, "from", user_id);
+  cli_add_string (builder, "messageId", message_id);
+  cli_end_and_print (builder);
 }
 
 static void
@@ -406,11 +393,11 @@ listen_presence_cb (ParleyClient *client,
                     gboolean      online,
                     Cli          *cli)
 {
-  JsonBuilder *builder = begin_event ("presence");
+  JsonBuilder *builder = cli_begin_event ("presence");
 
-  add_user (cli, builder, "user", user_id);
-  add_string (builder, "state", online ? "online" : "offline");
-  end_and_print (builder);
+  cli_add_user (cli, builder, "user", user_id);
+  cli_add_string (builder, "state", online ? "online" : "offline");
+  cli_end_and_print (builder);
 }
 
 static void
@@ -419,13 +406,13 @@ listen_call_cb (ParleyClient *client,
                 JsonObject   *frame,
                 Cli          *cli)
 {
-  JsonBuilder *builder = begin_event ("call-signal");
+  JsonBuilder *builder = cli_begin_event ("call-signal");
   g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), frame);
 
-  add_string (builder, "type", type);
+  cli_add_string (builder, "type", type);
   json_builder_set_member_name (builder, "frame");
   json_builder_add_value (builder, g_steal_pointer (&node));
-  end_and_print (builder);
+  cli_end_and_print (builder);
 }
 
 static void
@@ -434,14 +421,14 @@ listen_error_cb (ParleyClient *client,
                  const char   *message,
                  Cli          *cli)
 {
-  JsonBuilder *builder = begin_event ("error");
+  JsonBuilder *builder = cli_begin_event ("error");
 
-  add_string (builder, "code", code);
-  add_string (builder, "message", message);
-  end_and_print (builder);
+  cli_add_string (builder, "code", code);
+  cli_add_string (builder, "message", message);
+  cli_end_and_print (builder);
 
   if (g_str_equal (code, "logged-out") || g_str_equal (code, "not-logged-in"))
-    finish (cli, PARLEY_CLI_EXIT_SERVER);
+    cli_finish (cli, PARLEY_CLI_EXIT_SERVER);
 }
 
 /* history / conversations */
@@ -457,7 +444,7 @@ print_history (Cli *cli)
 
     json_builder_begin_object (builder);
     add_message_fields (cli, builder, g_ptr_array_index (messages, i));
-    end_and_print (builder);
+    cli_end_and_print (builder);
   }
 }
 
@@ -471,11 +458,11 @@ print_conversations (Cli *cli)
     JsonBuilder *builder = json_builder_new ();
 
     json_builder_begin_object (builder);
-    add_user (cli, builder, "peer", parley_conversation_get_peer_id (conversation));
-    add_string (builder, "lastMessage", parley_conversation_get_last_message (conversation));
-    add_int (builder, "lastTimestamp", parley_conversation_get_last_timestamp (conversation));
-    add_int (builder, "unread", parley_conversation_get_unread_count (conversation));
-    end_and_print (builder);
+    cli_add_user (cli, builder, "peer", parley_conversation_get_peer_id (conversation));
+    cli_add_string (builder, "lastMessage", parley_conversation_get_last_message (conversation));
+    cli_add_int (builder, "lastTimestamp", parley_conversation_get_last_timestamp (conversation));
+    cli_add_int (builder, "unread", parley_conversation_get_unread_count (conversation));
+    cli_end_and_print (builder);
   }
 }
 
@@ -492,7 +479,7 @@ print_after_sync (Cli     *cli,
 
   if (!synced)
     g_printerr ("parley-cli: cannot reach the server; showing the local copy\n");
-  finish (cli, synced ? PARLEY_CLI_EXIT_OK : PARLEY_CLI_EXIT_NETWORK);
+  cli_finish (cli, synced ? PARLEY_CLI_EXIT_OK : PARLEY_CLI_EXIT_NETWORK);
 }
 
 static void
@@ -539,7 +526,7 @@ history_resolved_cb (GObject      *object,
 
   cli->peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
   if (cli->peer_id == NULL) {
-    fail (cli, "cannot show the history", error);
+    cli_fail (cli, "cannot show the history", error);
     return;
   }
   start_sync_then_print (cli);
@@ -556,13 +543,13 @@ print_users (GPtrArray *users,
     JsonBuilder *builder = json_builder_new ();
 
     json_builder_begin_object (builder);
-    add_string (builder, "userId", parley_contact_get_user_id (contact));
-    add_string (builder, "username", parley_contact_get_username (contact));
+    cli_add_string (builder, "userId", parley_contact_get_user_id (contact));
+    cli_add_string (builder, "username", parley_contact_get_username (contact));
     if (with_presence) {
       json_builder_set_member_name (builder, "online");
       json_builder_add_boolean_value (builder, parley_contact_get_online (contact));
     }
-    end_and_print (builder);
+    cli_end_and_print (builder);
   }
 }
 
@@ -576,11 +563,11 @@ contacts_cb (GObject      *object,
   g_autoptr(GPtrArray) contacts = parley_client_list_contacts_finish (cli->client, result, &error);
 
   if (contacts == NULL) {
-    fail (cli, "cannot list the contacts", error);
+    cli_fail (cli, "cannot list the contacts", error);
     return;
   }
   print_users (contacts, TRUE);
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 static void
@@ -593,11 +580,11 @@ search_cb (GObject      *object,
   g_autoptr(GPtrArray) users = parley_client_search_users_finish (cli->client, result, &error);
 
   if (users == NULL) {
-    fail (cli, "search failed", error);
+    cli_fail (cli, "search failed", error);
     return;
   }
   print_users (users, FALSE);
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 static void
@@ -609,10 +596,10 @@ contact_added_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
 
   if (!parley_client_add_contact_finish (cli->client, result, &error)) {
-    fail (cli, "cannot add the contact", error);
+    cli_fail (cli, "cannot add the contact", error);
     return;
   }
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 static void
@@ -625,7 +612,7 @@ add_contact_resolved_cb (GObject      *object,
 
   cli->peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
   if (cli->peer_id == NULL) {
-    fail (cli, "cannot add the contact", error);
+    cli_fail (cli, "cannot add the contact", error);
     return;
   }
   parley_client_add_contact_async (cli->client, cli->peer_id, NULL, contact_added_cb, cli);
@@ -644,13 +631,13 @@ turn_cb (GObject      *object,
 
   credentials = parley_client_get_turn_credentials_finish (cli->client, result, &error);
   if (credentials == NULL) {
-    fail (cli, "cannot get TURN credentials", error);
+    cli_fail (cli, "cannot get TURN credentials", error);
     return;
   }
   node = json_node_init_object (json_node_alloc (), credentials);
   text = json_to_string (node, FALSE);
   g_print ("%s\n", text);
-  finish (cli, PARLEY_CLI_EXIT_OK);
+  cli_finish (cli, PARLEY_CLI_EXIT_OK);
 }
 
 /* Dispatch */
@@ -674,19 +661,23 @@ static const Command commands[] = {
   { "add-contact", 1, TRUE, "add-contact USER" },
   { "search", 1, TRUE, "search PREFIX" },
   { "turn-credentials", 0, TRUE, "turn-credentials" },
+  { "call", 1, TRUE, "call USER [--audio-only] [--test-media] [--relay-only] [--duration S]" },
+  { "hangup", 0, FALSE, "hangup" },
+  { "call-control", 1, FALSE,
+    "call-control accept|reject|mute|unmute|camera-off|camera-on|video|renegotiate|restart" },
 };
 
 static gboolean
 quit_signal_cb (gpointer user_data)
 {
-  finish (user_data, PARLEY_CLI_EXIT_OK);
+  cli_finish (user_data, PARLEY_CLI_EXIT_OK);
   return G_SOURCE_CONTINUE;
 }
 
 static gboolean
 timeout_cb (gpointer user_data)
 {
-  finish (user_data, PARLEY_CLI_EXIT_OK);
+  cli_finish (user_data, PARLEY_CLI_EXIT_OK);
   return G_SOURCE_REMOVE;
 }
 
@@ -710,7 +701,19 @@ start_command (Cli *cli)
     parley_client_logout_async (cli->client, NULL, logout_cb, cli);
   } else if (g_str_equal (command, "send")) {
     parley_client_resolve_user_async (cli->client, cli->args[0], NULL, send_resolved_cb, cli);
-  } else if (g_str_equal (command, "listen")) {
+  } else if (g_str_equal (command, "call") || g_str_equal (command, "listen")) {
+    g_autoptr(GError) error = NULL;
+
+    if (!cli_calls_setup (cli, &error)) {
+      g_printerr ("parley-cli: %s\n", error->message);
+      return PARLEY_CLI_EXIT_USAGE;
+    }
+    if (cli->timeout_s > 0)
+      g_timeout_add_seconds ((guint) cli->timeout_s, timeout_cb, cli);
+    if (g_str_equal (command, "call")) {
+      cli_call_start (cli);
+      return -1;
+    }
     g_signal_connect (cli->client, "state-changed", G_CALLBACK (listen_state_cb), cli);
     g_signal_connect (cli->client, "message-received", G_CALLBACK (listen_message_cb), cli);
     g_signal_connect (cli->client, "message-state-changed",
@@ -720,8 +723,6 @@ start_command (Cli *cli)
     g_signal_connect (cli->client, "presence", G_CALLBACK (listen_presence_cb), cli);
     g_signal_connect (cli->client, "call-signal", G_CALLBACK (listen_call_cb), cli);
     g_signal_connect (cli->client, "error", G_CALLBACK (listen_error_cb), cli);
-    if (cli->timeout_s > 0)
-      g_timeout_add_seconds ((guint) cli->timeout_s, timeout_cb, cli);
     parley_client_connect (cli->client);
   } else if (g_str_equal (command, "history")) {
     parley_client_resolve_user_async (cli->client, cli->args[0], NULL, history_resolved_cb, cli);
@@ -736,6 +737,10 @@ start_command (Cli *cli)
     parley_client_search_users_async (cli->client, cli->args[0], NULL, search_cb, cli);
   } else if (g_str_equal (command, "turn-credentials")) {
     parley_client_get_turn_credentials_async (cli->client, NULL, turn_cb, cli);
+  } else if (g_str_equal (command, "hangup")) {
+    cli_control_send (cli, "hangup");
+  } else if (g_str_equal (command, "call-control")) {
+    cli_control_send (cli, cli->args[0]);
   }
   return -1;
 }
@@ -764,11 +769,33 @@ parley_cli_run (int    argc,
   g_autofree char *server = NULL;
   g_autofree char *profile = NULL;
   int count = 0, timeout_s = 0;
+  Cli cli = { .stats_interval_ms = 1000 };
   GOptionEntry entries[] = {
     { "server", 's', 0, G_OPTION_ARG_STRING, &server, "Server URL", "URL" },
     { "profile", 'p', 0, G_OPTION_ARG_FILENAME, &profile, "Profile directory", "DIR" },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count, "listen: stop after N messages", "N" },
-    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s, "listen: stop after S seconds", "S" },
+    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s, "listen, call: stop after S seconds", "S" },
+    { "audio-only", 0, 0, G_OPTION_ARG_NONE, &cli.audio_only, "call: without video", NULL },
+    { "test-media", 0, 0, G_OPTION_ARG_NONE, &cli.test_media,
+      "call, listen: send a test tone and pattern, analyse what arrives, play nothing", NULL },
+    { "tone", 0, 0, G_OPTION_ARG_DOUBLE, &cli.tone_hz, "test media: tone frequency", "HZ" },
+    { "pattern", 0, 0, G_OPTION_ARG_STRING, &cli.pattern,
+      "test media: videotestsrc pattern (smpte, red, blue, ...)", "NAME" },
+    { "relay-only", 0, 0, G_OPTION_ARG_NONE, &cli.relay_only,
+      "call, listen: connect through the TURN relay only (hides the IP address)", NULL },
+    { "no-echo-cancel", 0, 0, G_OPTION_ARG_NONE, &cli.no_echo_cancel,
+      "call, listen: no echo cancellation and noise suppression", NULL },
+    { "duration", 0, 0, G_OPTION_ARG_INT, &cli.duration_s,
+      "call, listen: hang up S seconds after the call connected", "S" },
+    { "auto-answer", 0, 0, G_OPTION_ARG_NONE, &cli.auto_answer, "listen: answer every call",
+      NULL },
+    { "calls", 0, 0, G_OPTION_ARG_INT, &cli.max_calls, "listen: stop after N ended calls", "N" },
+    { "ring-timeout", 0, 0, G_OPTION_ARG_INT, &cli.ring_timeout_s,
+      "call, listen: seconds before an unanswered call is missed", "S" },
+    { "ping", 0, 0, G_OPTION_ARG_INT, &cli.ping_count,
+      "call: measure N data channel round trips once connected", "N" },
+    { "stats-interval", 0, 0, G_OPTION_ARG_INT, &cli.stats_interval_ms,
+      "call, listen: print connection statistics every MS (0: never)", "MS" },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("COMMAND ...");
@@ -776,14 +803,14 @@ parley_cli_run (int    argc,
   g_autoptr(GMainLoop) loop = NULL;
   g_autoptr(ParleyClient) client = NULL;
   const Command *command = NULL;
-  Cli cli = { 0 };
   guint sigint_id, sigterm_id;
   int code;
 
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_summary (context, "The headless Parley client. Commands:\n"
     "  register USER, login USER, logout, send USER TEXT, listen, history USER,\n"
-    "  conversations, contacts, add-contact USER, search PREFIX, turn-credentials\n"
+    "  conversations, contacts, add-contact USER, search PREFIX, turn-credentials,\n"
+    "  call USER, hangup, call-control COMMAND\n"
     "Passwords come from $PARLEY_PASSWORD or one line of stdin.");
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("parley-cli: %s\n", error->message);
@@ -806,8 +833,11 @@ parley_cli_run (int    argc,
     g_printerr ("Usage: parley-cli %s\n", command->usage);
     return PARLEY_CLI_EXIT_USAGE;
   }
-  if (count < 0 || timeout_s < 0) {
-    g_printerr ("parley-cli: --count and --timeout must not be negative\n");
+  if (count < 0 || timeout_s < 0 || cli.duration_s < 0 || cli.max_calls < 0 ||
+      cli.ring_timeout_s < 0 || cli.stats_interval_ms < 0 || cli.ping_count < 0 ||
+      cli.tone_hz < 0 || cli.tone_hz > 20000) {
+    g_printerr ("parley-cli: --count, --timeout, --duration, --calls, --ring-timeout, "
+                "--stats-interval, --ping must not be negative, --tone must be 0–20000 Hz\n");
     return PARLEY_CLI_EXIT_USAGE;
   }
 
@@ -834,6 +864,7 @@ parley_cli_run (int    argc,
   cli.n_args = argc - 2;
   cli.count = count;
   cli.timeout_s = timeout_s;
+  cli.profile_dir = profile;
 
   code = start_command (&cli);
   if (code >= 0)
@@ -846,8 +877,10 @@ parley_cli_run (int    argc,
   g_source_remove (sigint_id);
   g_source_remove (sigterm_id);
 
+  cli_calls_cleanup (&cli);
   g_signal_handlers_disconnect_by_data (client, &cli);
   parley_client_disconnect (client);
+  g_clear_pointer (&cli.pattern, g_free);
   g_clear_pointer (&cli.peer_id, g_free);
   g_clear_pointer (&cli.message_id, g_free);
   return cli.exit_code;

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Call benchmark: parley-cli peers (real webrtcbin) through a real
+parley-server on loopback, and, when available, two headless Chromium peers
+through the same server in the same run, with the ratios.
+
+Prints, over N calls (default 20): ms from `call` to connected and to the
+first decoded remote video frame at both ends (median, p90); data channel
+ping RTT p50/p99 with media flowing; CPU of each peer during a 640x480
+30 fps video call. Every figure comes from the peers' JSON events, whose
+times are CLOCK_MONOTONIC milliseconds shared by all processes here.
+
+Usage: bench-calls.py [--calls N] [--cpu-seconds S] [--pings N] [--no-chromium]
+       [--chromium-driver PATH]"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "integration"))
+from calltest import Server, Users, cleanup_workdir, workdir  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def pct(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * p / 100.0
+    f = int(k)
+    c = min(f + 1, len(values) - 1)
+    return values[f] + (values[c] - values[f]) * (k - f)
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process and its (waited-for) children, in ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15])
+
+
+def cli_pid(proc):
+    return proc.proc.pid
+
+
+def measure_parley(args, users):
+    setup = {"caller_connected": [], "callee_connected": [], "caller_video": [],
+             "callee_video": []}
+    bob = users.spawn("bob", "listen", "--auto-answer", "--test-media", "--stats-interval", "0")
+    if not bob.wait_event("connected", 15):
+        raise RuntimeError("callee did not connect:\n" + bob.log_tail())
+    failures = 0
+    for i in range(args.calls):
+        mark = bob.mark()
+        alice = users.spawn("alice", "call", "bob", "--test-media", "--stats-interval", "0")
+        t0 = alice.wait_event("call-state", 20, state="outgoing-ringing")
+        a_on = alice.wait_event("call-state", 20, state="active")
+        b_on = bob.wait_event("call-state", 20, mark, state="active")
+        a_v = alice.wait_event("first-remote-frame", 20, kind="video")
+        b_v = bob.wait_event("first-remote-frame", 20, mark, kind="video")
+        if not (t0 and a_on and b_on and a_v and b_v):
+            failures += 1
+            print(f"# call {i} failed\n" + alice.log_tail() + "\n" + bob.log_tail(),
+                  file=sys.stderr)
+        else:
+            setup["caller_connected"].append(a_on["t"] - t0["t"])
+            setup["callee_connected"].append(b_on["t"] - t0["t"])
+            setup["caller_video"].append(a_v["t"] - t0["t"])
+            setup["callee_video"].append(b_v["t"] - t0["t"])
+        users.control("alice", "hangup")
+        alice.wait_exit(15)
+        alice.stop()
+        bob.wait_event("call-state", 15, mark, state="ended")
+
+    # Data channel ping with media flowing, then CPU of each peer in a video call.
+    mark = bob.mark()
+    alice = users.spawn("alice", "call", "bob", "--test-media", "--stats-interval", "0",
+                        "--ping", str(args.pings))
+    alice.wait_event("call-state", 20, state="active")
+    bob.wait_event("first-remote-frame", 20, mark, kind="video")
+    ping = alice.wait_event("dc-ping", 60)
+    alice.wait_event("first-remote-frame", 20, kind="video")
+    a0, b0, w0 = cpu_ticks(cli_pid(alice)), cpu_ticks(cli_pid(bob)), time.monotonic()
+    # The measurement window: CPU time used over wall time while the call runs.
+    time.sleep(args.cpu_seconds)
+    a1, b1, w1 = cpu_ticks(cli_pid(alice)), cpu_ticks(cli_pid(bob)), time.monotonic()
+    users.control("alice", "hangup")
+    alice.wait_exit(15)
+    bob.stop()
+    wall = w1 - w0
+    return {
+        "calls": len(setup["caller_connected"]),
+        "failures": failures,
+        "setup": {k: {"median": pct(v, 50), "p90": pct(v, 90)} for k, v in setup.items()},
+        "ping": {"p50": ping.get("p50Ms") if ping else None,
+                 "p99": ping.get("p99Ms") if ping else None,
+                 "received": ping.get("received") if ping else 0},
+        "cpu": {"caller": 100.0 * (a1 - a0) / CLK_TCK / wall,
+                "callee": 100.0 * (b1 - b0) / CLK_TCK / wall},
+    }
+
+
+def measure_chromium(args, server):
+    driver = args.chromium_driver
+    if not driver or not os.path.exists(driver):
+        return None, "the Chromium driver is not set up (scripts/setup-chromium.sh)"
+    cmd = ["node", driver, "bench", "--server", server.url, "--calls", str(args.calls),
+           "--json"]
+    r = subprocess.run(cmd, capture_output=True, timeout=1800, text=True)
+    for line in reversed(r.stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and '"chromium"' in line:
+            return json.loads(line)["chromium"], None
+    return None, f"the Chromium run gave no result (exit {r.returncode}): {r.stderr[-800:]}"
+
+
+def fmt(v, unit="ms"):
+    return "n/a" if v is None or v != v else f"{v:.1f} {unit}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0 or a != a or b != b:
+        return "n/a"
+    return f"{a / b:.2f}×"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--cpu-seconds", type=float, default=10.0)
+    ap.add_argument("--pings", type=int, default=500)
+    ap.add_argument("--no-chromium", action="store_true")
+    ap.add_argument("--chromium-driver", default=os.environ.get("PARLEY_CHROMIUM_DRIVER"))
+    args = ap.parse_args()
+
+    work = workdir("parley-bench-calls-")
+    server = Server(work).start()
+    try:
+        users = Users(server, work)
+        users.register("alice", "bob")
+        parley = measure_parley(args, users)
+        users.stop_all()
+        chromium, why = (None, "disabled") if args.no_chromium else measure_chromium(args, server)
+    finally:
+        server.stop()
+        cleanup_workdir(work)
+
+    print(f"Call setup through parley-server on loopback, {parley['calls']} calls "
+          f"({parley['failures']} failed), 640x480 30 fps video + opus:")
+    rows = [("call → connected, caller", "caller_connected"),
+            ("call → connected, callee", "callee_connected"),
+            ("call → first remote video frame, caller", "caller_video"),
+            ("call → first remote video frame, callee", "callee_video")]
+    print(f"{'':44} {'Parley median / p90':>24} {'Chromium median / p90':>24} {'ratio (median)':>15}")
+    for label, key in rows:
+        p = parley["setup"][key]
+        c = (chromium or {}).get("setup", {}).get(key) if chromium else None
+        print(f"{label:44} {fmt(p['median']):>11} / {fmt(p['p90']):>10} "
+              f"{fmt(c and c.get('median')):>11} / {fmt(c and c.get('p90')):>10} "
+              f"{ratio(p['median'], c and c.get('median')):>15}")
+    pp = parley["ping"]
+    cp = (chromium or {}).get("ping") or {}
+    print(f"{'data channel ping RTT p50 (with media)':44} {fmt(pp['p50']):>24} "
+          f"{fmt(cp.get('p50')):>24} {ratio(pp['p50'], cp.get('p50')):>15}")
+    print(f"{'data channel ping RTT p99 (with media)':44} {fmt(pp['p99']):>24} "
+          f"{fmt(cp.get('p99')):>24} {ratio(pp['p99'], cp.get('p99')):>15}")
+    cc = (chromium or {}).get("cpu") or {}
+    for side in ("caller", "callee"):
+        print(f"{'CPU of the ' + side + ' in a video call':44} {fmt(parley['cpu'][side], '%'):>24} "
+              f"{fmt(cc.get(side), '%'):>24} {ratio(parley['cpu'][side], cc.get(side)):>15}")
+    if chromium is None:
+        print(f"Chromium not measured: {why}")
+    print("Targets: connected ≤ Chromium; first video ≤ 0.8× Chromium; ping p50 ≤ 0.5 ms, "
+          "p99 ≤ 2.7 ms; CPU below Chromium.")
+    print(json.dumps({"parley": parley, "chromium": chromium}))
+    return 0 if parley["failures"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
