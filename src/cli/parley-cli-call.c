@@ -334,25 +334,47 @@ duration_elapsed_cb (gpointer user_data)
 }
 
 static void
-call_state_cb (ParleyCall      *call,
-               ParleyCallState  new_state,
-               ParleyCallState  old_state,
-               Cli             *cli)
+print_call_state (Cli             *cli,
+                  ParleyCall      *call,
+                  ParleyCallState  state,
+                  const char      *previous)
 {
   JsonBuilder *builder = cli_begin_event ("call-state");
 
   add_call (builder, call);
   cli_add_user (cli, builder, "peer", parley_call_get_peer_id (call));
-  cli_add_string (builder, "state", parley_call_state_to_string (new_state));
-  cli_add_string (builder, "previous", parley_call_state_to_string (old_state));
+  cli_add_string (builder, "state", parley_call_state_to_string (state));
+  cli_add_string (builder, "previous", previous);
+  json_builder_set_member_name (builder, "outgoing");
+  json_builder_add_boolean_value (builder, parley_call_get_outgoing (call));
   json_builder_set_member_name (builder, "video");
   json_builder_add_boolean_value (builder, parley_call_get_video (call));
-  if (new_state == PARLEY_CALL_STATE_ENDED) {
+  if (state == PARLEY_CALL_STATE_ENDED) {
     cli_add_string (builder, "reason",
                     parley_call_end_reason_to_string (parley_call_get_end_reason (call)));
     cli_add_int (builder, "duration", parley_call_get_duration (call));
   }
   cli_end_and_print (builder);
+  g_object_set_data (G_OBJECT (call), "parley-cli-last-state", GINT_TO_POINTER (state + 1));
+}
+
+/* The state the last call-state line showed, or -1. */
+static int
+last_printed_state (ParleyCall *call)
+{
+  return GPOINTER_TO_INT (g_object_get_data (G_OBJECT (call), "parley-cli-last-state")) - 1;
+}
+
+static void
+call_state_cb (ParleyCall      *call,
+               ParleyCallState  new_state,
+               ParleyCallState  old_state,
+               Cli             *cli)
+{
+  /* The end is printed by call_ended_cb(), once the call is logged. */
+  if (new_state == PARLEY_CALL_STATE_ENDED)
+    return;
+  print_call_state (cli, call, new_state, parley_call_state_to_string (old_state));
 
   hook_peer (cli, call);
   if (new_state == PARLEY_CALL_STATE_ACTIVE && call == cli->call) {
@@ -372,6 +394,8 @@ track_call (Cli        *cli,
   g_object_set_data (G_OBJECT (call), "parley-cli-tracked", GINT_TO_POINTER (1));
   g_signal_connect (call, "state-changed", G_CALLBACK (call_state_cb), cli);
   g_signal_connect (call, "notify::peer", G_CALLBACK (call_peer_cb), cli);
+  if (parley_call_get_state (call) != PARLEY_CALL_STATE_ENDED)
+    print_call_state (cli, call, parley_call_get_state (call), NULL);
   hook_peer (cli, call);
 }
 
@@ -416,19 +440,28 @@ call_ended_cb (ParleyCallManager *manager,
 {
   gboolean answered = parley_call_get_answered_at (call) != 0;
   ParleyCall *active = parley_call_manager_get_active_call (manager);
+  int last = last_printed_state (call);
 
   g_signal_handlers_disconnect_by_data (call, cli);
-  /* Call glare: our call to someone who called us at the same moment gave way to theirs;
-   * follow the call that survived. */
+  /* Call glare: our call to someone who called us at the same moment gave way to theirs
+   * (it ends without a trace); follow the call that survived. */
   if (!answered && active != NULL && active != call &&
       parley_call_get_state (active) != PARLEY_CALL_STATE_ENDED &&
       g_strcmp0 (parley_call_get_peer_id (active), parley_call_get_peer_id (call)) == 0) {
+    JsonBuilder *builder = cli_begin_event ("call-merged");
+
+    add_call (builder, call);
+    cli_add_string (builder, "into", parley_call_get_call_id (active));
+    cli_end_and_print (builder);
     if (call == cli->call) {
       track_call (cli, active);
       g_set_object (&cli->call, active);
     }
     return;
   }
+  if (last >= 0 || call == cli->call)
+    print_call_state (cli, call, PARLEY_CALL_STATE_ENDED,
+                      last >= 0 ? parley_call_state_to_string ((ParleyCallState) last) : NULL);
   if (call == cli->call) {
     g_clear_handle_id (&cli->duration_id, g_source_remove);
     g_clear_object (&cli->call);
