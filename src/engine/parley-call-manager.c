@@ -43,6 +43,7 @@ struct _ParleyCallManager {
   /* TURN credentials. */
   char               **turn_uris;
   char                *stun_uri;
+  gint64               turn_ttl_us;
   char                *turn_username;
   char                *turn_password;
   gint64               turn_expires;   /* monotonic µs, 0 if none */
@@ -77,8 +78,11 @@ static void fetch_turn_credentials (ParleyCallManager *self);
 static gboolean
 turn_credentials_fresh (ParleyCallManager *self)
 {
-  return self->turn_expires != 0 &&
-         self->turn_expires - g_get_monotonic_time () > TURN_MIN_VALIDITY_US;
+  /* Credentials must outlast the start of a call: a minute, or a fifth of a shorter
+   * lifetime. */
+  gint64 margin = MIN (TURN_MIN_VALIDITY_US, self->turn_ttl_us / 5);
+
+  return self->turn_expires != 0 && self->turn_expires - g_get_monotonic_time () > margin;
 }
 
 static void
@@ -183,7 +187,8 @@ store_turn_credentials (ParleyCallManager *self,
   self->turn_username = g_strdup (username);
   g_free (self->turn_password);
   self->turn_password = g_strdup (password);
-  self->turn_expires = g_get_monotonic_time () + (gint64) ttl * G_USEC_PER_SEC;
+  self->turn_ttl_us = (gint64) ttl * G_USEC_PER_SEC;
+  self->turn_expires = g_get_monotonic_time () + self->turn_ttl_us;
 
   /* Fetch again at 80 % of the lifetime. */
   g_clear_handle_id (&self->turn_refresh_id, g_source_remove);

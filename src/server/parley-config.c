@@ -265,8 +265,8 @@ parley_config_validate (ParleyConfig *self,
     problem = "rate and rate-burst must be positive";
   else if (self->ping_interval == 0 || self->idle_timeout <= self->ping_interval)
     problem = "idle-timeout must be longer than ping-interval";
-  else if (self->turn_ttl < 60)
-    problem = "turn ttl must be at least 60 seconds";
+  else if (self->turn_ttl < 5)
+    problem = "turn ttl must be at least 5 seconds";
 
   if (problem) {
     g_set_error_literal (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, problem);

@@ -216,6 +216,8 @@ try:
     tap.ok(good == glare_runs,
            f"glare: {good}/{glare_runs} simultaneous calls became exactly one call with media",
            "\n".join(failures[:2]))
+except Exception as e:  # noqa: BLE001 - any failure of the harness fails the test
+    tap.ok(False, "the test ran to the end", repr(e))
 finally:
     users.stop_all()
     server.stop()
