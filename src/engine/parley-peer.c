@@ -820,6 +820,65 @@ conn_mline_for_mid (Conn       *conn,
   return index;
 }
 
+static const char *
+description_setup (GstWebRTCSessionDescription *desc)
+{
+  if (desc == NULL || desc->sdp == NULL)
+    return NULL;
+
+  for (guint i = 0; i < gst_sdp_message_medias_len (desc->sdp); i++) {
+    const char *setup = gst_sdp_media_get_attribute_val (gst_sdp_message_get_media (desc->sdp, i),
+                                                         "setup");
+
+    if (setup != NULL)
+      return setup;
+  }
+  return NULL;
+}
+
+/* webrtcbin 1.22 answers every offer with a=setup:active, so the side that made
+ * the first offer (the DTLS server) would become the client when it answers a
+ * renegotiation. The DTLS connection keeps its roles, but the SCTP association
+ * set up afterwards follows the new ones and never opens. Keep the roles. */
+static void
+conn_keep_dtls_role (Conn                        *conn,
+                     GstWebRTCSessionDescription *answer)
+{
+  GstWebRTCSessionDescription *local = NULL;
+  GstWebRTCSessionDescription *remote = NULL;
+  const char *local_setup, *remote_setup;
+  const char *keep = NULL;
+
+  g_object_get (conn->webrtc, "current-local-description", &local,
+                "current-remote-description", &remote, NULL);
+  local_setup = description_setup (local);
+  remote_setup = description_setup (remote);
+  if (g_strcmp0 (local_setup, "active") == 0 || g_strcmp0 (local_setup, "passive") == 0)
+    keep = local_setup;
+  else if (g_strcmp0 (local_setup, "actpass") == 0 && g_strcmp0 (remote_setup, "active") == 0)
+    keep = "passive";
+  else if (g_strcmp0 (local_setup, "actpass") == 0 && g_strcmp0 (remote_setup, "passive") == 0)
+    keep = "active";
+
+  for (guint i = 0; keep != NULL && i < gst_sdp_message_medias_len (answer->sdp); i++) {
+    GstSDPMedia *media = (GstSDPMedia *) gst_sdp_message_get_media (answer->sdp, i);
+
+    for (guint j = 0; j < gst_sdp_media_attributes_len (media); j++) {
+      const GstSDPAttribute *attr = gst_sdp_media_get_attribute (media, j);
+
+      if (g_strcmp0 (attr->key, "setup") == 0 && g_strcmp0 (attr->value, keep) != 0) {
+        GstSDPAttribute replacement;
+
+        gst_sdp_attribute_set (&replacement, "setup", keep);
+        gst_sdp_media_replace_attribute (media, j, &replacement);
+      }
+    }
+  }
+
+  g_clear_pointer (&local, gst_webrtc_session_description_free);
+  g_clear_pointer (&remote, gst_webrtc_session_description_free);
+}
+
 static void
 pending_candidate_free (gpointer data)
 {
@@ -1052,6 +1111,7 @@ handle_promise (ParleyPeer *self,
       peer_negotiation_failed (self, error);
       return;
     }
+    conn_keep_dtls_role (conn, answer);
     conn_emit_with_promise (conn, "set-local-description", answer, STEP_SET_LOCAL_ANSWER,
                             0);
     g_clear_pointer (&self->local_answer, gst_webrtc_session_description_free);
