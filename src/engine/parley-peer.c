@@ -95,6 +95,7 @@ typedef struct {
   gint                 rtp_in;
   gint                 n_src_pads;
   GMutex               lock;
+  GPtrArray           *promises;      /* pending, one reference each */
   GstSample           *pending_sample;
   gboolean             sample_scheduled;
 } Conn;
@@ -232,6 +233,7 @@ conn_unref (Conn *conn)
   g_clear_object (&conn->webrtc);
   g_clear_object (&conn->pipeline);
   g_clear_pointer (&conn->pending_sample, gst_sample_unref);
+  g_clear_pointer (&conn->promises, g_ptr_array_unref);
   g_mutex_clear (&conn->lock);
   g_free (conn);
 }
@@ -302,17 +304,25 @@ promise_changed_cb (GstPromise *promise,
                     gpointer    user_data)
 {
   PromiseData *pd = user_data;
+  Conn *conn = pd->conn;
   const GstStructure *reply = NULL;
+  gboolean owned;
   Event *event;
 
   if (gst_promise_wait (promise) == GST_PROMISE_RESULT_REPLIED)
     reply = gst_promise_get_reply (promise);
 
-  event = event_new (pd->conn, EVENT_PROMISE);
+  event = event_new (conn, EVENT_PROMISE);
   event->step = pd->step;
   event->serial = pd->serial;
   event->reply = reply != NULL ? gst_structure_copy (reply) : NULL;
   event_post (event);
+
+  g_mutex_lock (&conn->lock);
+  owned = g_ptr_array_remove_fast (conn->promises, promise);
+  g_mutex_unlock (&conn->lock);
+  if (owned)
+    gst_promise_unref (promise);
 }
 
 static GstPromise *
@@ -329,7 +339,9 @@ conn_promise (Conn  *conn,
 }
 
 /* Emits a webrtcbin action signal that takes a promise; the reply comes back
- * as an EVENT_PROMISE on the main context. webrtcbin keeps its own reference. */
+ * as an EVENT_PROMISE on the main context. The connection keeps the promise
+ * until it is replied: webrtcbin 1.22 drops queued operations on shutdown
+ * without interrupting their promises, so conn_teardown() does. */
 static void
 conn_emit_with_promise (Conn       *conn,
                         const char *signal,
@@ -339,8 +351,10 @@ conn_emit_with_promise (Conn       *conn,
 {
   GstPromise *promise = conn_promise (conn, step, serial);
 
+  g_mutex_lock (&conn->lock);
+  g_ptr_array_add (conn->promises, promise);
+  g_mutex_unlock (&conn->lock);
   g_signal_emit_by_name (conn->webrtc, signal, arg, promise);
-  gst_promise_unref (promise);
 }
 
 /* Returns the description in @field of a promise reply, or sets @error. */
@@ -837,9 +851,11 @@ description_setup (GstWebRTCSessionDescription *desc)
 }
 
 /* webrtcbin 1.22 answers every offer with a=setup:active, so the side that made
- * the first offer (the DTLS server) would become the client when it answers a
- * renegotiation. The DTLS connection keeps its roles, but the SCTP association
- * set up afterwards follows the new ones and never opens. Keep the roles. */
+ * the first offer (the DTLS server) becomes the client when it answers a
+ * renegotiation. The DTLS connection keeps its roles, but an SCTP association
+ * set up by that answer follows the new ones and never opens: keep the roles in
+ * an answer that brings the first data channel. (Doing so for every answer makes
+ * webrtcbin 1.22 refuse later answers that add media.) */
 static void
 conn_keep_dtls_role (Conn                        *conn,
                      GstWebRTCSessionDescription *answer)
@@ -848,6 +864,9 @@ conn_keep_dtls_role (Conn                        *conn,
   GstWebRTCSessionDescription *remote = NULL;
   const char *local_setup, *remote_setup;
   const char *keep = NULL;
+
+  if (!description_has_application (answer) || conn_has_application (conn))
+    return;
 
   g_object_get (conn->webrtc, "current-local-description", &local,
                 "current-remote-description", &remote, NULL);
@@ -1485,6 +1504,8 @@ conn_create_channel (Conn              *conn,
 static void
 conn_teardown (Conn *conn)
 {
+  GPtrArray *promises;
+
   if (conn->bus_source != NULL) {
     g_source_destroy (conn->bus_source);
     g_clear_pointer (&conn->bus_source, g_source_unref);
@@ -1495,6 +1516,16 @@ conn_teardown (Conn *conn)
     g_signal_handlers_disconnect_by_data (conn->webrtc, conn);
   if (conn->pipeline != NULL)
     gst_element_set_state (conn->pipeline, GST_STATE_NULL);
+
+  g_mutex_lock (&conn->lock);
+  promises = g_steal_pointer (&conn->promises);
+  conn->promises = g_ptr_array_new ();
+  g_mutex_unlock (&conn->lock);
+  for (guint i = 0; i < promises->len; i++) {
+    gst_promise_interrupt (g_ptr_array_index (promises, i));
+    gst_promise_unref (g_ptr_array_index (promises, i));
+  }
+  g_ptr_array_unref (promises);
 
   /* Pad probes and appsink handlers hold references on @conn: dropping the
    * pipeline here breaks that cycle. */
@@ -1520,6 +1551,7 @@ peer_build_conn (ParleyPeer  *self,
   g_atomic_ref_count_init (&conn->ref_count);
   g_weak_ref_init (&conn->peer, self);
   g_mutex_init (&conn->lock);
+  conn->promises = g_ptr_array_new ();
   conn->context = g_main_context_ref (self->context);
   conn->settings = g_object_ref (self->settings);
   conn->generation = self->generation;
