@@ -476,12 +476,52 @@ call_ended_cb (ParleyCallManager *manager,
 
 /* Control socket */
 
+static void
+control_call_resolved_cb (GObject      *object,
+                          GAsyncResult *result,
+                          gpointer      user_data)
+{
+  Cli *cli = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
+  ParleyCall *call = NULL;
+
+  if (peer_id != NULL)
+    call = parley_call_manager_call (cli->calls, peer_id, !cli->audio_only, &error);
+  if (call == NULL) {
+    JsonBuilder *builder = cli_begin_event ("error");
+
+    cli_add_string (builder, "code", "call-failed");
+    cli_add_string (builder, "message", error->message);
+    cli_end_and_print (builder);
+    return;
+  }
+  track_call (cli, call);
+  g_set_object (&cli->call, call);
+}
+
 static const char *
 control_execute (Cli        *cli,
                  const char *command,
                  GError    **error)
 {
   ParleyCall *call = cli->call;
+
+  /* `call USER` places a call from a running `listen` (no process start, plugins loaded). */
+  if (g_str_has_prefix (command, "call ")) {
+    const char *user = command + strlen ("call ");
+
+    if (call != NULL && parley_call_get_state (call) != PARLEY_CALL_STATE_ENDED) {
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, "a call is running");
+      return NULL;
+    }
+    if (*user == '\0' || !g_str_equal (cli->command, "listen")) {
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "usage: call USER (in listen)");
+      return NULL;
+    }
+    parley_client_resolve_user_async (cli->client, user, NULL, control_call_resolved_cb, cli);
+    return "ok";
+  }
 
   if (call == NULL || parley_call_get_state (call) == PARLEY_CALL_STATE_ENDED) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "no call");

@@ -664,7 +664,8 @@ static const Command commands[] = {
   { "call", 1, TRUE, "call USER [--audio-only] [--test-media] [--relay-only] [--duration S]" },
   { "hangup", 0, FALSE, "hangup" },
   { "call-control", 1, FALSE,
-    "call-control accept|reject|mute|unmute|camera-off|camera-on|video|renegotiate|restart" },
+    "call-control accept|reject|mute|unmute|camera-off|camera-on|video|renegotiate|restart|"
+    "'call USER'" },
 };
 
 static gboolean

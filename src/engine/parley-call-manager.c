@@ -7,6 +7,7 @@
 #include "parley-call-private.h"
 #include "parley-engine-enums.h"
 #include "parley-error.h"
+#include "parley-media.h"
 
 #define DEFAULT_RING_TIMEOUT_S   45
 /* Credentials that expire sooner than this are fetched again before a call. */
@@ -502,6 +503,7 @@ parley_call_manager_constructed (GObject *object)
   g_assert (PARLEY_IS_CLIENT (self->client));
   if (self->settings == NULL)
     self->settings = parley_media_settings_new ();
+  parley_media_preload ();
 
   g_signal_connect_object (self->client, "call-signal", G_CALLBACK (call_signal_cb), self, 0);
   g_signal_connect_object (self->client, "request-error", G_CALLBACK (request_error_cb), self, 0);

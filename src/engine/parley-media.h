@@ -57,6 +57,11 @@ void        parley_media_source_set_muted    (GstElement          *source,
                                               gboolean             muted);
 gboolean    parley_media_source_get_muted    (GstElement          *source);
 
+/* Loads, on a thread of its own and once per process, the GStreamer plugins calls use and
+ * the process's DTLS certificate (an RSA key: about 0.3 s here), so that the first call
+ * does not wait for them. Returns at once. */
+void        parley_media_preload             (void);
+
 /* The strongest frequency in @samples (mono S16, @rate Hz) by a windowed DFT scan from
  * 100 Hz to 4 kHz in 5 Hz steps; exposed for unit tests. Returns 0 for silence. */
 double      parley_media_dominant_frequency  (const gint16        *samples,

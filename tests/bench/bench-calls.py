@@ -52,17 +52,20 @@ def cli_pid(proc):
 def measure_parley(args, users):
     setup = {"caller_connected": [], "callee_connected": [], "caller_video": [],
              "callee_video": []}
+    # Both peers are running clients (like two open apps), as the browsers are: a call is
+    # placed with `call-control "call bob"` on alice's running `listen`.
     bob = users.spawn("bob", "listen", "--auto-answer", "--test-media", "--stats-interval", "0")
-    if not bob.wait_event("connected", 15):
-        raise RuntimeError("callee did not connect:\n" + bob.log_tail())
+    alice = users.spawn("alice", "listen", "--test-media", "--stats-interval", "0")
+    if not (bob.wait_event("connected", 15) and alice.wait_event("connected", 15)):
+        raise RuntimeError("the peers did not connect:\n" + bob.log_tail() + alice.log_tail())
     failures = 0
     for i in range(args.calls):
-        mark = bob.mark()
-        alice = users.spawn("alice", "call", "bob", "--test-media", "--stats-interval", "0")
-        t0 = alice.wait_event("call-state", 20, state="outgoing-ringing")
-        a_on = alice.wait_event("call-state", 20, state="active")
+        mark, amark = bob.mark(), alice.mark()
+        users.control("alice", "call bob")
+        t0 = alice.wait_event("call-state", 20, amark, state="outgoing-ringing")
+        a_on = alice.wait_event("call-state", 20, amark, state="active")
         b_on = bob.wait_event("call-state", 20, mark, state="active")
-        a_v = alice.wait_event("first-remote-frame", 20, kind="video")
+        a_v = alice.wait_event("first-remote-frame", 20, amark, kind="video")
         b_v = bob.wait_event("first-remote-frame", 20, mark, kind="video")
         if not (t0 and a_on and b_on and a_v and b_v):
             failures += 1
@@ -74,9 +77,9 @@ def measure_parley(args, users):
             setup["caller_video"].append(a_v["t"] - t0["t"])
             setup["callee_video"].append(b_v["t"] - t0["t"])
         users.control("alice", "hangup")
-        alice.wait_exit(15)
-        alice.stop()
+        alice.wait_event("call-state", 15, amark, state="ended")
         bob.wait_event("call-state", 15, mark, state="ended")
+    alice.stop()
 
     # Data channel ping with media flowing, then CPU of each peer in a video call.
     mark = bob.mark()
