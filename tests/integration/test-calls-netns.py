@@ -15,7 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from calltest import Server, Tap, Users, cleanup_workdir, workdir  # noqa: E402
+from calltest import (Server, Tap, Users, cleanup_workdir,  # noqa: E402
+                      unexpected_warnings, workdir)
 
 TONE_TOLERANCE_HZ = 15
 TURN_SECRET = "netns-test-turn-secret"
@@ -91,17 +92,21 @@ def tone_seen(proc, hz, start=0, timeout=20):
                          timeout, start)
 
 
-def relay_pair(proc, start=0, timeout=15, both=False):
-    """A stats line whose selected pair goes through the relay: one of its candidates (both,
-    when asked) is a relay candidate on the relay's address."""
-    def through_relay(e):
-        local = e.get("localCandidateType") == "relay" and \
-            e.get("localAddress", "").startswith(RELAY_IP + ":")
-        remote = e.get("remoteCandidateType") == "relay" and \
-            e.get("remoteAddress", "").startswith(RELAY_IP + ":")
-        return (local and remote) if both else (local or remote)
+def is_relay(e, side):
+    return e.get(f"{side}CandidateType") == "relay" and \
+        e.get(f"{side}Address", "").startswith(RELAY_IP + ":")
+
+
+def relay_pair(proc, start=0, timeout=15):
+    """A stats line whose selected pair goes through the relay (either candidate)."""
     return proc.wait_for(lambda e: e.get("event") == "stats" and e.get("bytesReceived", 0) > 0
-                         and through_relay(e), timeout, start)
+                         and (is_relay(e, "local") or is_relay(e, "remote")), timeout, start)
+
+
+def relay_only_pair(proc, start=0, timeout=15):
+    """A stats line whose own (local) candidate is a relay one: what --relay-only promises."""
+    return proc.wait_for(lambda e: e.get("event") == "stats" and e.get("bytesReceived", 0) > 0
+                         and is_relay(e, "local"), timeout, start)
 
 
 work = workdir("parley-netns-")
@@ -171,12 +176,15 @@ try:
     alice = users.spawn("alice", "call", "bob", "--audio-only", "--relay-only", "--test-media",
                         "--tone", "440", "--stats-interval", "500")
     tap.ok(alice.wait_event("call-state", 30, state="active") and
-           relay_pair(alice, both=True) and tone_seen(bob, 440, bmark),
+           relay_only_pair(alice) and tone_seen(bob, 440, bmark),
            "after the TURN credentials expired a new relay-only call still connects",
            diag(alice, bob))
     users.control("alice", "hangup")
     alice.wait_exit(15)
     bob.stop()
+    users.stop_all()
+    bad = unexpected_warnings(work)
+    tap.ok(not bad, "no peer logged an unexpected warning or critical", "\n".join(bad[:10]))
 except Exception as e:  # noqa: BLE001 - any failure of the harness fails the test
     tap.ok(False, "the test ran to the end", repr(e))
 finally:

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from calltest import (Server, Tap, Users, cleanup_workdir, colors_match,  # noqa: E402
-                      parse_colors, pattern_patch_colors, workdir)
+                      parse_colors, pattern_patch_colors, unexpected_warnings, workdir)
 
 TONE_TOLERANCE_HZ = 15
 COLOR_TOLERANCE = 30
@@ -216,6 +216,9 @@ try:
     tap.ok(good == glare_runs,
            f"glare: {good}/{glare_runs} simultaneous calls became exactly one call with media",
            "\n".join(failures[:2]))
+    users.stop_all()
+    bad = unexpected_warnings(work)
+    tap.ok(not bad, "no peer logged an unexpected warning or critical", "\n".join(bad[:10]))
 except Exception as e:  # noqa: BLE001 - any failure of the harness fails the test
     tap.ok(False, "the test ran to the end", repr(e))
 finally:
