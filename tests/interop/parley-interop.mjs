@@ -8,6 +8,7 @@
 //   parley-interop.mjs bench --server URL [--calls N] [--cpu-seconds S] [--pings N]
 //   parley-interop.mjs peer --server URL --user U --password P
 //       (--call USER | --auto-answer) [--audio-only] [--duration S] [--timeout S]
+//       [--still-video] [--tone HZ]
 //
 // playwright-core is loaded from $PARLEY_INTEROP_MODULES/node_modules
 // (scripts/setup-chromium.sh installs it there). Exit codes: 0 success,
@@ -52,7 +53,7 @@ function parseArgs (argv) {
     }
     const eq = a.indexOf('=');
     const key = (eq > 0 ? a.slice(2, eq) : a.slice(2));
-    if (['auto-answer', 'audio-only', 'help', 'verbose'].includes(key)) {
+    if (['auto-answer', 'audio-only', 'help', 'still-video', 'verbose'].includes(key)) {
       opts[key] = true;
     } else if (eq > 0) {
       opts[key] = a.slice(eq + 1);
@@ -223,12 +224,39 @@ function cpuBetween (before, after, seconds) {
   return { total: pct(total), byType: Object.fromEntries(Object.entries(byType).map(([k, v]) => [k, pct(v)])) };
 }
 
+// A WAV file (48 kHz, mono, 16 bit) of one second of a sine tone of
+// @hz (an integer, so that the file loops without a click) at -10 dBFS, for
+// Chromium's --use-file-for-fake-audio-capture.
+function toneWav (dir, hz) {
+  const rate = 48000;
+  const data = Buffer.alloc(rate * 2);
+  for (let i = 0; i < rate; i++)
+    data.writeInt16LE(Math.round(0.316 * 32767 * Math.sin(2 * Math.PI * hz * i / rate)), 2 * i);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  const file = path.join(dir, `tone-${hz}.wav`);
+  fs.writeFileSync(file, Buffer.concat([header, data]));
+  return file;
+}
+
 // One headless Chromium process with the call page, one user.
 class BrowserPeer {
-  constructor (pw, name, onEvent) {
+  constructor (pw, name, onEvent, extraArgs) {
     this.pw = pw;
     this.name = name;
     this.onEvent = onEvent;
+    this.extraArgs = extraArgs || [];
     this.events = [];
     this.waiters = [];
     this.pageErrors = [];
@@ -236,7 +264,7 @@ class BrowserPeer {
 
   async start (pageUrl) {
     this.server = await this.pw.chromium.launchServer({
-      executablePath: CHROMIUM, headless: false, args: CHROMIUM_FLAGS,
+      executablePath: CHROMIUM, headless: false, args: [...CHROMIUM_FLAGS, ...this.extraArgs],
     });
     this.pid = this.server.process().pid;
     this.browser = await this.pw.chromium.connect(this.server.wsEndpoint());
@@ -339,8 +367,9 @@ function stat (values) {
 }
 
 // Media flowed both ways as far as one side can tell: it received sound
-// (and, in a video call, decoded frames) and sent RTP of every kind.
-function mediaFlowed (report) {
+// (and, in a video call, decoded frames) and sent RTP of every kind. With
+// @stillVideo a picture that does not move (a still test pattern) will do.
+function mediaFlowed (report, stillVideo) {
   const problems = [];
   if (!report)
     return ['no call'];
@@ -356,7 +385,7 @@ function mediaFlowed (report) {
       problems.push('no remote video frame');
     if (!report.remoteVideo.nonBlack)
       problems.push('remote video black');
-    if (!report.remoteVideo.moving)
+    if (!report.remoteVideo.moving && !stillVideo)
       problems.push('remote video frozen');
     if (!(report.stats.outbound.video && report.stats.outbound.video.packets > 0))
       problems.push('no video sent');
@@ -364,13 +393,13 @@ function mediaFlowed (report) {
   return problems;
 }
 
-async function withPeers (pw, names, onEvent, fn) {
+async function withPeers (pw, names, onEvent, fn, extraArgs) {
   const www = await serveWww();
   const pageUrl = `http://127.0.0.1:${www.address().port}/parley-call.html`;
   const peers = [];
   try {
     for (const name of names) {
-      const peer = new BrowserPeer(pw, name, onEvent);
+      const peer = new BrowserPeer(pw, name, onEvent, extraArgs);
       peers.push(peer);
       await peer.start(pageUrl);
     }
@@ -699,8 +728,25 @@ async function peer (pw, opts) {
     throw new UsageError('peer needs exactly one of --call USER and --auto-answer');
   const duration = positiveNumber(opts, 'duration', 5);
   const timeout = positiveNumber(opts, 'timeout', 60);
+  const tone = opts.tone === undefined ? null : positiveNumber(opts, 'tone', 0);
+  if (tone !== null && (!Number.isInteger(tone) || tone < 50 || tone > 8000))
+    throw new UsageError('--tone must be a whole number of hertz from 50 to 8000');
+  const stillVideo = !!opts['still-video'];
   const line = ev => process.stdout.write(JSON.stringify(ev) + '\n');
+  // A steady tone instead of the fake microphone's beeps.
+  const toneDir = tone ? fs.mkdtempSync(path.join(os.tmpdir(), 'parley-tone-')) : null;
+  const extraArgs = tone ? [`--use-file-for-fake-audio-capture=${toneWav(toneDir, tone)}`] : [];
 
+  try {
+    return await peerCall(pw, opts, { duration, timeout, stillVideo, line, extraArgs });
+  } finally {
+    if (toneDir)
+      fs.rmSync(toneDir, { recursive: true, force: true });
+  }
+}
+
+async function peerCall (pw, opts, { duration, timeout, stillVideo, line, extraArgs }) {
+  const base = opts.server;
   return withPeers(pw, [opts.user], (p, ev) => line(ev), async (me) => {
     await me.login(base, opts.user, opts.password);
     let callId;
@@ -721,7 +767,7 @@ async function peer (pw, opts) {
       const report = await me.report(callId);
       const wanted = ['first-remote-audio', 'remote-audio-frequency'];
       if (report.video)
-        wanted.push('first-remote-video', 'remote-video-ok');
+        wanted.push('first-remote-video', stillVideo ? 'remote-video-non-black' : 'remote-video-ok');
       for (const w of wanted)
         await me.waitEvent(on(w, callId), left(), w);
       return first;
@@ -739,12 +785,12 @@ async function peer (pw, opts) {
         await me.hangup();
       report = await me.report(callId);
     }
-    let problems = mediaFlowed(live);
+    let problems = mediaFlowed(live, stillVideo);
     if (first !== 'flowing' && first !== 'ended')
       problems = [first, ...problems];
     line({ t: round1(mono()), event: 'result', ok: problems.length === 0, problems, live, report });
     return problems.length === 0 ? 0 : 1;
-  });
+  }, extraArgs);
 }
 
 // ---------------------------------------------------------------- main

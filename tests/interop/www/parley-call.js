@@ -113,7 +113,7 @@
       this.pings = new Map();
       this.pingSeq = 0;
       this.audio = { frequency: null, voiced: 0, peakRms: 0, power: null, binHz: 0 };
-      this.videoProbe = { frames: 0, meanLuma: null, maxLuma: 0, maxChange: 0, nonBlack: false, moving: false, prev: null, width: 0, height: 0 };
+      this.videoProbe = { colors: null, frames: 0, meanLuma: null, maxLuma: 0, maxChange: 0, nonBlack: false, moving: false, prev: null, width: 0, height: 0 };
     }
 
     ms () {
@@ -460,9 +460,17 @@
 
       const canvas = document.getElementById('probe');
       const ctx = canvas.getContext('2d', { willReadFrequently: true });
+      const colorCanvas = document.getElementById('colors');
+      const colorCtx = colorCanvas.getContext('2d', { willReadFrequently: true });
+      let probes = 0;
       const timer = setInterval(() => {
         if (this.ended || video.videoWidth === 0)
           return;
+        // Every second, the colours of the picture's patches.
+        if (probes++ % 5 === 0) {
+          probe.colors = patchColors(colorCtx, video, colorCanvas.width, colorCanvas.height);
+          emit('remote-video-colors', { callId: this.id, ms: this.ms(), colors: probe.colors });
+        }
         ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
         const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
         const luma = new Float32Array(canvas.width * canvas.height);
@@ -483,6 +491,8 @@
         const wasOk = probe.nonBlack && probe.moving;
         probe.nonBlack = probe.maxLuma > LUMA_NON_BLACK;
         probe.moving = probe.maxChange > LUMA_MOVING;
+        if (probe.nonBlack)
+          this.mark('remote-video-non-black', { meanLuma: Math.round(probe.meanLuma) });
         if (!wasOk && probe.nonBlack && probe.moving)
           this.mark('remote-video-ok', { meanLuma: Math.round(probe.meanLuma), change: Math.round(probe.maxChange * 10) / 10 });
       }, 200);
@@ -616,12 +626,37 @@
         callId: this.id, peerId: this.peerId, outgoing: this.outgoing, video: this.video,
         state: this.state, endReason: this.endReason, gen: this.gen, marks: { ...this.marks },
         remoteAudio: { frequency: this.dominantFrequency(), voicedWindows: this.audio.voiced, peakRms: this.audio.peakRms },
-        remoteVideo: (({ frames, meanLuma, maxLuma, maxChange, nonBlack, moving, width, height }) =>
-          ({ frames, meanLuma, maxLuma, maxChange, nonBlack, moving, width, height }))(this.videoProbe),
+        remoteVideo: (({ frames, meanLuma, maxLuma, maxChange, nonBlack, moving, width, height, colors }) =>
+          ({ frames, meanLuma, maxLuma, maxChange, nonBlack, moving, width, height, colors }))(this.videoProbe),
         dataChannel: this.dc ? this.dc.readyState : null,
         stats: await this.stats(),
       };
     }
+  }
+
+  // The mean colours of 8 patches of the picture, as "RRGGBB" words: 4
+  // columns by 2 rows of cells, each patch centred in its cell and a quarter
+  // of its width and height, on a @width x @height copy of the frame (the
+  // analysis of parley-cli's media-report, so that a test pattern's colours
+  // can be compared the same way at both ends).
+  function patchColors (ctx, video, width, height) {
+    ctx.drawImage(video, 0, 0, width, height);
+    const px = ctx.getImageData(0, 0, width, height).data;
+    const cw = Math.floor(width / 4), ch = Math.floor(height / 2);
+    const pw = Math.max(1, Math.floor(cw / 4)), ph = Math.max(1, Math.floor(ch / 4));
+    const words = [];
+    for (let row = 0; row < 2; row++) {
+      for (let col = 0; col < 4; col++) {
+        const x0 = col * cw + Math.floor((cw - pw) / 2), y0 = row * ch + Math.floor((ch - ph) / 2);
+        const sum = [0, 0, 0];
+        for (let y = y0; y < y0 + ph; y++)
+          for (let x = x0; x < x0 + pw; x++)
+            for (let c = 0; c < 3; c++)
+              sum[c] += px[4 * (y * width + x) + c];
+        words.push(sum.map(v => Math.round(v / (pw * ph)).toString(16).padStart(2, '0')).join('').toUpperCase());
+      }
+    }
+    return words.join(' ');
   }
 
   function findCall (callId) {
