@@ -14,6 +14,8 @@ if [ "${1:-}" = "--no-asan" ]; then
 fi
 
 "$here/setup.sh" "$top/build"
+# The browser peers of the interop tests (Debian's chromium, playwright-core from npm).
+"$here/setup-chromium.sh" "$top/build/interop-node"
 meson test -C "$top/build" --print-errorlogs --suite unit --suite integration "$@"
 
 if ((asan)); then
