@@ -55,6 +55,8 @@ typedef struct {
   gint          height;
   gsize         frames;       /* Atomic. */
   GstClockTime  last_report;
+  GstClockTime  last_analysed; /* Video sinks: the last frame let into the analysis branch. */
+  gint          view;          /* Atomic: video sinks convert frames for the appsink. */
 } MediaState;
 
 /* Echo probes of living audio sources; an audio sink hosts the first one that is
@@ -91,6 +93,7 @@ media_state_new (GstElement *bin,
   state->kind = kind;
   state->bin = bin;
   state->last_report = GST_CLOCK_TIME_NONE;
+  state->last_analysed = GST_CLOCK_TIME_NONE;
   g_object_set_data_full (G_OBJECT (bin), STATE_KEY, state, media_state_release);
   return state;
 }
@@ -830,6 +833,56 @@ parley_media_create_audio_sink (ParleyMediaSettings *settings,
   return parley_media_create_audio_sink_for_source (settings, NULL, error);
 }
 
+/* The analysis branch looks at a few frames a second: converting and scaling every
+ * frame of a 30 fps call for a report every 500 ms would cost more than decoding. */
+#define ANALYSIS_INTERVAL (100 * GST_MSECOND)
+
+static GstPadProbeReturn
+throttle_analysis_cb (GstPad          *pad,
+                      GstPadProbeInfo *info,
+                      gpointer         user_data)
+{
+  MediaState *state = user_data;
+  GstClockTime now = GST_BUFFER_PTS (GST_PAD_PROBE_INFO_BUFFER (info));
+
+  if (!GST_CLOCK_TIME_IS_VALID (now))
+    now = g_get_monotonic_time () * GST_USECOND;
+  if (GST_CLOCK_TIME_IS_VALID (state->last_analysed) && now >= state->last_analysed &&
+      now - state->last_analysed < ANALYSIS_INTERVAL)
+    return GST_PAD_PROBE_DROP;
+  state->last_analysed = now;
+  return GST_PAD_PROBE_OK;
+}
+
+/* Frames are converted to RGBA for the appsink only while someone shows them. */
+static GstPadProbeReturn
+gate_view_cb (GstPad          *pad,
+              GstPadProbeInfo *info,
+              gpointer         user_data)
+{
+  MediaState *state = user_data;
+
+  return g_atomic_int_get (&state->view) ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+}
+
+/**
+ * parley_media_video_sink_set_view:
+ * @sink: a video sink of parley_media_create_video_sink()
+ * @enabled: whether its "video-appsink" gets frames
+ *
+ * Turns the RGBA frames for a user interface on or off (off at first), so that a
+ * call nobody watches does not convert every frame. Reports are not affected.
+ */
+void
+parley_media_video_sink_set_view (GstElement *sink,
+                                  gboolean    enabled)
+{
+  MediaState *state = g_object_get_data (G_OBJECT (sink), STATE_KEY);
+
+  g_return_if_fail (state != NULL && state->kind == MEDIA_VIDEO_SINK);
+  g_atomic_int_set (&state->view, enabled ? 1 : 0);
+}
+
 /**
  * parley_media_create_video_sink:
  * @settings: the media settings
@@ -838,7 +891,7 @@ parley_media_create_audio_sink (ParleyMediaSettings *settings,
  * Creates the video sink of a call: a bin with one sink pad "sink" that accepts any
  * raw video. It reports the video (see parley-media.h) and keeps the latest frame as
  * RGBA in an appsink named "video-appsink" (drop=true, max-buffers=1, sync=false)
- * for the user interface to pull. The sink behaves the same in test-media mode.
+ * for the user interface to pull, once parley_media_video_sink_set_view() turned that on. The sink behaves the same in test-media mode.
  *
  * Returns: (transfer floating): the sink bin, or %NULL with @error set
  */
@@ -898,6 +951,8 @@ parley_media_create_video_sink (ParleyMediaSettings *settings,
   add_probe (queue, "sink", GST_PAD_PROBE_TYPE_BUFFER, first_frame_cb, state);
   add_probe (queue, "sink", GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
              count_video_cb, state);
+  add_probe (a_queue, "sink", GST_PAD_PROBE_TYPE_BUFFER, throttle_analysis_cb, state);
+  add_probe (v_queue, "sink", GST_PAD_PROBE_TYPE_BUFFER, gate_view_cb, state);
   add_probe (a_sink, "sink", GST_PAD_PROBE_TYPE_BUFFER, analyse_video_cb, state);
   add_ghost_pad (bin, queue, "sink", "sink");
 

@@ -51,6 +51,10 @@ GstElement *parley_media_create_audio_sink_for_source (ParleyMediaSettings *sett
                                                        GstElement          *source,
                                                        GError             **error);
 
+/* The appsink of a video sink gets RGBA frames only while the view is on (off at first). */
+void        parley_media_video_sink_set_view (GstElement          *sink,
+                                              gboolean             enabled);
+
 /* Muting without renegotiation: audio sends silence, video sends black frames; the
  * stream keeps running. */
 void        parley_media_source_set_muted    (GstElement          *source,

@@ -11,7 +11,7 @@ ping RTT p50/p99 with media flowing; CPU of each peer during a 640x480
 times are CLOCK_MONOTONIC milliseconds shared by all processes here.
 
 Usage: bench-calls.py [--calls N] [--cpu-seconds S] [--pings N] [--no-chromium]
-       [--chromium-driver PATH]"""
+Chromium needs /usr/bin/chromium and PARLEY_INTEROP_MODULES (scripts/setup-chromium.sh)."""
 
 import argparse
 import json
@@ -110,16 +110,33 @@ def measure_parley(args, users):
 
 
 def measure_chromium(args, server):
-    driver = args.chromium_driver
-    if not driver or not os.path.exists(driver):
-        return None, "the Chromium driver is not set up (scripts/setup-chromium.sh)"
-    cmd = ["node", driver, "bench", "--server", server.url, "--calls", str(args.calls),
-           "--json"]
+    """Runs the browser driver's bench mode (tests/interop) against the same server and
+    converts its result to this script's shape."""
+    here_interop = os.path.join(here, "..", "interop", "parley-interop.mjs")
+    modules = os.environ.get("PARLEY_INTEROP_MODULES", "")
+    if not os.path.exists("/usr/bin/chromium") or \
+            not os.path.exists(os.path.join(modules, "node_modules", "playwright-core")):
+        return None, "Chromium or playwright-core is missing (scripts/setup-chromium.sh)"
+    cmd = ["node", here_interop, "bench", "--server", server.url, "--calls", str(args.calls),
+           "--cpu-seconds", str(args.cpu_seconds), "--pings", str(args.pings)]
     r = subprocess.run(cmd, capture_output=True, timeout=1800, text=True)
     for line in reversed(r.stdout.splitlines()):
         line = line.strip()
         if line.startswith("{") and '"chromium"' in line:
-            return json.loads(line)["chromium"], None
+            c = json.loads(line)["chromium"]
+            setup = c["setupMs"]
+            return {
+                "calls": c["calls"],
+                "setup": {
+                    "caller_connected": setup["connected"]["caller"],
+                    "callee_connected": setup["connected"]["callee"],
+                    "caller_video": setup["firstVideo"]["caller"],
+                    "callee_video": setup["firstVideo"]["callee"],
+                },
+                "ping": {"p50": c["dcPingMs"]["p50"], "p99": c["dcPingMs"]["p99"]},
+                "cpu": {"caller": c["cpuPercent"]["caller"], "callee": c["cpuPercent"]["callee"]},
+                "version": c.get("version"),
+            }, None
     return None, f"the Chromium run gave no result (exit {r.returncode}): {r.stderr[-800:]}"
 
 
@@ -139,7 +156,6 @@ def main():
     ap.add_argument("--cpu-seconds", type=float, default=10.0)
     ap.add_argument("--pings", type=int, default=500)
     ap.add_argument("--no-chromium", action="store_true")
-    ap.add_argument("--chromium-driver", default=os.environ.get("PARLEY_CHROMIUM_DRIVER"))
     args = ap.parse_args()
 
     work = workdir("parley-bench-calls-")
@@ -163,22 +179,25 @@ def main():
     print(f"{'':44} {'Parley median / p90':>24} {'Chromium median / p90':>24} {'ratio (median)':>15}")
     for label, key in rows:
         p = parley["setup"][key]
-        c = (chromium or {}).get("setup", {}).get(key) if chromium else None
+        c = chromium["setup"][key] if chromium else None
         print(f"{label:44} {fmt(p['median']):>11} / {fmt(p['p90']):>10} "
               f"{fmt(c and c.get('median')):>11} / {fmt(c and c.get('p90')):>10} "
               f"{ratio(p['median'], c and c.get('median')):>15}")
     pp = parley["ping"]
-    cp = (chromium or {}).get("ping") or {}
+    cp = chromium["ping"] if chromium else {}
     print(f"{'data channel ping RTT p50 (with media)':44} {fmt(pp['p50']):>24} "
           f"{fmt(cp.get('p50')):>24} {ratio(pp['p50'], cp.get('p50')):>15}")
     print(f"{'data channel ping RTT p99 (with media)':44} {fmt(pp['p99']):>24} "
           f"{fmt(cp.get('p99')):>24} {ratio(pp['p99'], cp.get('p99')):>15}")
-    cc = (chromium or {}).get("cpu") or {}
+    cc = chromium["cpu"] if chromium else {}
     for side in ("caller", "callee"):
         print(f"{'CPU of the ' + side + ' in a video call':44} {fmt(parley['cpu'][side], '%'):>24} "
               f"{fmt(cc.get(side), '%'):>24} {ratio(parley['cpu'][side], cc.get(side)):>15}")
     if chromium is None:
         print(f"Chromium not measured: {why}")
+    else:
+        print(f"Chromium {chromium.get('version')}, {chromium['calls']} calls, same server, "
+              "same run, one after the other.")
     print("Targets: connected ≤ Chromium; first video ≤ 0.8× Chromium; ping p50 ≤ 0.5 ms, "
           "p99 ≤ 2.7 ms; CPU below Chromium.")
     print(json.dumps({"parley": parley, "chromium": chromium}))

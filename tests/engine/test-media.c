@@ -722,9 +722,14 @@ test_sinks_convert (void)
   g_assert_cmpint (width, ==, 322);
   g_assert_cmpint (height, ==, 178);
 
-  /* The view branch holds the newest frame as RGBA in the decoded size. */
+  /* The view branch is off at first: no frame reaches the appsink. */
   appsink = gst_bin_get_by_name (GST_BIN (vsink), "video-appsink");
   g_assert_nonnull (appsink);
+  sample = gst_app_sink_try_pull_sample (GST_APP_SINK (appsink), 300 * GST_MSECOND);
+  g_assert_null (sample);
+
+  /* Once on, it holds the newest frame as RGBA in the decoded size. */
+  parley_media_video_sink_set_view (vsink, TRUE);
   sample = gst_app_sink_try_pull_sample (GST_APP_SINK (appsink), 5 * GST_SECOND);
   g_assert_nonnull (sample);
   g_assert_true (gst_video_info_from_caps (&info, gst_sample_get_caps (sample)));
