@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds Parley, starts a local parley-server on
 # its embedded SQLite database and runs a short demo: two users, alice and
-# bob, chat with parley-cli. The server keeps running until Ctrl-C.
+# bob, chat and call each other with parley-cli. The server keeps running
+# until Ctrl-C.
 # Usage: scripts/run.sh [--demo-only]
 set -euo pipefail
 
@@ -55,6 +56,20 @@ listen_pid=
 echo
 echo "alice's conversations:"
 as alice conversations
+
+echo
+echo "alice calls bob for 3 seconds (test tone and pattern; bob answers automatically):"
+as bob listen --auto-answer --test-media --tone 660 --calls 1 --timeout 30 \
+  --stats-interval 0 > "$data/bob-call.jsonl" &
+listen_pid=$!
+for _ in $(seq 100); do
+  grep -q '"event":"connected"' "$data/bob-call.jsonl" 2>/dev/null && break
+  sleep 0.1
+done
+as alice call bob --test-media --tone 440 --duration 3 --stats-interval 0 |
+  grep -E '"(call-state|first-remote-frame)"|"kind":"audio"' || true
+wait "$listen_pid" || true
+listen_pid=
 
 if [ "${1:-}" = "--demo-only" ]; then
   exit 0
