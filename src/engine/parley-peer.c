@@ -22,12 +22,14 @@
 #define WATCHDOG_INTERVAL_MS 200
 #define MAX_AUTO_RENEGOTIATIONS 2
 
+/* The payload types of our own offers (Chromium's numbers); answers and later
+ * offers use the numbers the far side's offer gave Opus and VP8. */
 #define AUDIO_PT 111
 #define VIDEO_PT 96
 #define AUDIO_CAPS "application/x-rtp, media=(string)audio, encoding-name=(string)OPUS, " \
-                   "payload=(int)111, clock-rate=(int)48000, encoding-params=(string)2"
+                   "payload=(int)%d, clock-rate=(int)48000, encoding-params=(string)2"
 #define VIDEO_CAPS "application/x-rtp, media=(string)video, encoding-name=(string)VP8, " \
-                   "payload=(int)96, clock-rate=(int)90000, rtcp-fb-nack-pli=(boolean)true"
+                   "payload=(int)%d, clock-rate=(int)90000, rtcp-fb-nack-pli=(boolean)true"
 #define UNRELIABLE_OPTIONS "application/data-channel, ordered=(boolean)false, " \
                            "max-retransmits=(int)0"
 
@@ -696,14 +698,109 @@ enum_nick (GType type,
   return ev != NULL ? ev->value_nick : "unknown";
 }
 
+/* The codec of @kind under payload type @pt, or under our default one when
+ * @pt is negative. */
 static GstCaps *
-caps_for_kind (GstWebRTCKind kind)
+caps_for_kind (GstWebRTCKind kind,
+               int           pt)
 {
-  return gst_caps_from_string (kind == GST_WEBRTC_KIND_VIDEO ? VIDEO_CAPS : AUDIO_CAPS);
+  g_autofree char *text = NULL;
+
+  if (kind == GST_WEBRTC_KIND_VIDEO)
+    text = g_strdup_printf (VIDEO_CAPS, pt >= 0 ? pt : VIDEO_PT);
+  else
+    text = g_strdup_printf (AUDIO_CAPS, pt >= 0 ? pt : AUDIO_PT);
+  return gst_caps_from_string (text);
+}
+
+static const char *
+kind_encoding (GstWebRTCKind kind)
+{
+  return kind == GST_WEBRTC_KIND_VIDEO ? "VP8" : "OPUS";
+}
+
+static const char *
+kind_media (GstWebRTCKind kind)
+{
+  return kind == GST_WEBRTC_KIND_VIDEO ? "video" : "audio";
+}
+
+/* The payload type that @media gives @encoding (an a=rtpmap of one of its
+ * formats, compared without case), or -1. */
+static int
+media_payload_type (const GstSDPMedia *media,
+                    const char        *encoding)
+{
+  gsize encoding_len = strlen (encoding);
+
+  for (guint i = 0; i < gst_sdp_media_attributes_len (media); i++) {
+    const GstSDPAttribute *attr = gst_sdp_media_get_attribute (media, i);
+    const char *value = attr->value;
+    char *end = NULL;
+    guint64 pt;
+
+    if (g_strcmp0 (attr->key, "rtpmap") != 0 || value == NULL)
+      continue;
+    pt = g_ascii_strtoull (value, &end, 10);
+    if (end == value || *end != ' ' || pt > 127)
+      continue;
+    while (*end == ' ')
+      end++;
+    if (g_ascii_strncasecmp (end, encoding, encoding_len) != 0 || end[encoding_len] != '/')
+      continue;
+    /* Only a format the m-line lists counts. */
+    for (guint f = 0; f < gst_sdp_media_formats_len (media); f++) {
+      const char *format = gst_sdp_media_get_format (media, f);
+
+      if (format != NULL && g_ascii_strtoull (format, NULL, 10) == pt &&
+          g_ascii_isdigit (format[0]))
+        return (int) pt;
+    }
+  }
+  return -1;
+}
+
+static const GstSDPMedia *
+sdp_media_for_mid (const GstSDPMessage *sdp,
+                   const char          *mid)
+{
+  for (guint i = 0; mid != NULL && i < gst_sdp_message_medias_len (sdp); i++) {
+    const GstSDPMedia *media = gst_sdp_message_get_media (sdp, i);
+
+    if (g_strcmp0 (gst_sdp_media_get_attribute_val (media, "mid"), mid) == 0)
+      return media;
+  }
+  return NULL;
+}
+
+/* The payload type the current remote description gives the codec of @kind on
+ * the m-line @mid, or -1. */
+static int
+conn_remote_payload_type (Conn          *conn,
+                          const char    *mid,
+                          GstWebRTCKind  kind)
+{
+  GstWebRTCSessionDescription *desc = NULL;
+  int pt = -1;
+
+  if (mid == NULL)
+    return -1;
+  g_object_get (conn->webrtc, "current-remote-description", &desc, NULL);
+  if (desc == NULL)
+    g_object_get (conn->webrtc, "remote-description", &desc, NULL);
+  if (desc != NULL && desc->sdp != NULL) {
+    const GstSDPMedia *media = sdp_media_for_mid (desc->sdp, mid);
+
+    if (media != NULL)
+      pt = media_payload_type (media, kind_encoding (kind));
+  }
+  g_clear_pointer (&desc, gst_webrtc_session_description_free);
+  return pt;
 }
 
 /* After a remote offer created recvonly transceivers, webrtcbin cannot make an
- * offer of its own unless every transceiver has codec preferences. */
+ * offer of its own unless every transceiver has codec preferences. They name
+ * the payload type that m-line already uses, so that a later offer keeps it. */
 static void
 conn_fix_codec_preferences (Conn *conn)
 {
@@ -716,14 +813,107 @@ conn_fix_codec_preferences (Conn *conn)
   for (guint i = 0; i < transceivers->len; i++) {
     GstWebRTCRTPTransceiver *trans = g_array_index (transceivers, GstWebRTCRTPTransceiver *, i);
     g_autoptr(GstCaps) prefs = NULL;
+    g_autofree char *mid = NULL;
     GstWebRTCKind kind = GST_WEBRTC_KIND_UNKNOWN;
 
-    g_object_get (trans, "codec-preferences", &prefs, "kind", &kind, NULL);
+    g_object_get (trans, "codec-preferences", &prefs, "kind", &kind, "mid", &mid, NULL);
     if (prefs != NULL || kind == GST_WEBRTC_KIND_UNKNOWN)
       continue;
 
-    prefs = caps_for_kind (kind);
+    prefs = caps_for_kind (kind, conn_remote_payload_type (conn, mid, kind));
     g_object_set (trans, "codec-preferences", prefs, NULL);
+  }
+}
+
+/* The RTP payloader that feeds webrtcbin's sink pad @pad (the last element of
+ * the encoder bin linked to it). */
+static GstElement *
+sender_payloader (GstPad *pad)
+{
+  g_autoptr(GstPad) peer = gst_pad_get_peer (pad);
+  g_autoptr(GstPad) target = NULL;
+
+  if (peer == NULL || !GST_IS_GHOST_PAD (peer))
+    return NULL;
+  target = gst_ghost_pad_get_target (GST_GHOST_PAD (peer));
+  return target != NULL ? gst_pad_get_parent_element (target) : NULL;
+}
+
+/* Before answering @offer: our senders take the payload types the offer gives
+ * Opus and VP8 on the m-lines they will be matched with (webrtcbin matches a
+ * transceiver to an m-line only when its codec preferences, payload type
+ * included, fit the offer), so that the answer and the RTP we send use the
+ * offerer's numbers. Browsers other than Chromium use other numbers, and a
+ * browser may renumber on a later offer. */
+static void
+conn_adopt_payload_types (Conn                *conn,
+                          const GstSDPMessage *offer)
+{
+  GstPad *pads[] = { conn->audio_pad, conn->video_pad };
+  GstWebRTCKind kinds[] = { GST_WEBRTC_KIND_AUDIO, GST_WEBRTC_KIND_VIDEO };
+  g_autoptr(GArray) transceivers = NULL;
+
+  g_signal_emit_by_name (conn->webrtc, "get-transceivers", &transceivers);
+
+  for (guint k = 0; k < G_N_ELEMENTS (pads); k++) {
+    g_autoptr(GstWebRTCRTPTransceiver) trans = NULL;
+    g_autoptr(GstElement) payloader = NULL;
+    g_autoptr(GstCaps) prefs = NULL;
+    g_autofree char *mid = NULL;
+    const GstSDPMedia *media = NULL;
+    int pt, current = -1;
+
+    if (pads[k] == NULL)
+      continue;
+    g_object_get (pads[k], "transceiver", &trans, NULL);
+    if (trans == NULL)
+      continue;
+    g_object_get (trans, "mid", &mid, "codec-preferences", &prefs, NULL);
+
+    if (mid != NULL) {
+      media = sdp_media_for_mid (offer, mid);
+    } else {
+      /* Not associated yet: webrtcbin takes the first m-line of this kind that
+       * no other transceiver owns. */
+      for (guint i = 0; media == NULL && i < gst_sdp_message_medias_len (offer); i++) {
+        const GstSDPMedia *m = gst_sdp_message_get_media (offer, i);
+        const char *m_mid = gst_sdp_media_get_attribute_val (m, "mid");
+        gboolean owned = FALSE;
+
+        if (g_strcmp0 (gst_sdp_media_get_media (m), kind_media (kinds[k])) != 0 ||
+            gst_sdp_media_get_port (m) == 0)
+          continue;
+        for (guint t = 0; transceivers != NULL && t < transceivers->len && !owned; t++) {
+          GstWebRTCRTPTransceiver *other = g_array_index (transceivers,
+                                                          GstWebRTCRTPTransceiver *, t);
+          g_autofree char *other_mid = NULL;
+
+          g_object_get (other, "mid", &other_mid, NULL);
+          owned = other_mid != NULL && g_strcmp0 (other_mid, m_mid) == 0;
+        }
+        if (!owned)
+          media = m;
+      }
+    }
+    if (media == NULL)
+      continue;
+    pt = media_payload_type (media, kind_encoding (kinds[k]));
+    if (pt < 0)
+      continue;
+
+    if (prefs != NULL && gst_caps_get_size (prefs) > 0)
+      gst_structure_get_int (gst_caps_get_structure (prefs, 0), "payload", &current);
+    if (pt == current)
+      continue;
+
+    g_debug ("Sending %s as payload type %d (was %d), as the offer has it",
+             kind_encoding (kinds[k]), pt, current);
+    g_clear_pointer (&prefs, gst_caps_unref);
+    prefs = caps_for_kind (kinds[k], pt);
+    g_object_set (trans, "codec-preferences", prefs, NULL);
+    payloader = sender_payloader (pads[k]);
+    if (payloader != NULL)
+      g_object_set (payloader, "pt", (guint) pt, NULL);
   }
 }
 
@@ -1454,7 +1644,7 @@ conn_add_sender (Conn        *conn,
    * caps arrive, and let webrtcbin reuse transceivers on later offers. */
   g_object_get (pad, "transceiver", &trans, NULL);
   if (trans != NULL) {
-    prefs = caps_for_kind (video ? GST_WEBRTC_KIND_VIDEO : GST_WEBRTC_KIND_AUDIO);
+    prefs = caps_for_kind (video ? GST_WEBRTC_KIND_VIDEO : GST_WEBRTC_KIND_AUDIO, -1);
     g_object_set (trans, "codec-preferences", prefs, NULL);
   }
 
@@ -1727,6 +1917,9 @@ peer_handle_remote_offer (ParleyPeer                  *self,
   self->answering = TRUE;
   if (self->state == PARLEY_PEER_STATE_NEW)
     peer_set_state (self, PARLEY_PEER_STATE_CONNECTING);
+
+  if (offer->sdp != NULL)
+    conn_adopt_payload_types (conn, offer->sdp);
 
   /* webrtcbin runs its operations in order, so the answer is created right after
    * the offer is applied. */

@@ -8,7 +8,7 @@
 //   parley-interop.mjs bench --server URL [--calls N] [--cpu-seconds S] [--pings N]
 //   parley-interop.mjs peer --server URL --user U --password P
 //       (--call USER | --auto-answer) [--audio-only] [--duration S] [--timeout S]
-//       [--still-video] [--tone HZ]
+//       [--still-video] [--tone HZ] [--remap-payload-types]
 //
 // playwright-core is loaded from $PARLEY_INTEROP_MODULES/node_modules
 // (scripts/setup-chromium.sh installs it there). Exit codes: 0 success,
@@ -53,7 +53,7 @@ function parseArgs (argv) {
     }
     const eq = a.indexOf('=');
     const key = (eq > 0 ? a.slice(2, eq) : a.slice(2));
-    if (['auto-answer', 'audio-only', 'help', 'still-video', 'verbose'].includes(key)) {
+    if (['auto-answer', 'audio-only', 'help', 'remap-payload-types', 'still-video', 'verbose'].includes(key)) {
       opts[key] = true;
     } else if (eq > 0) {
       opts[key] = a.slice(eq + 1);
@@ -752,7 +752,9 @@ async function peerCall (pw, opts, { duration, timeout, stillVideo, line, extraA
     let callId;
     if (opts.call) {
       const target = await resolveUser(base, me.account.token, opts.call);
-      callId = await me.call(target, { video: !opts['audio-only'], dataChannel: true });
+      callId = await me.call(target, {
+        video: !opts['audio-only'], dataChannel: true, remapPayloadTypes: !!opts['remap-payload-types'],
+      });
     } else {
       await me.setAutoAnswer(true);
       callId = (await me.waitEvent(on('incoming'), timeout * 1000, 'incoming call')).callId;

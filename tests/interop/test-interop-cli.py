@@ -100,7 +100,7 @@ def cli_video_moves(proc, call_id, timeout=20):
 
 
 def browser_tone(proc, hz, timeout=20):
-    return proc.wait_for(lambda e: e.get("event") == "remote-audio-frequency"
+    return proc.wait_for(lambda e: e.get("event") in ("remote-audio-frequency", "remote-audio-tone")
                          and abs((e.get("hz") or 0) - hz) <= TONE_TOLERANCE_HZ, timeout)
 
 
@@ -108,6 +108,18 @@ def browser_pattern(proc, timeout=20):
     return proc.wait_for(lambda e: e.get("event") == "remote-video-colors" and
                          colors_match(expected_colors, parse_colors(e.get("colors")),
                                       COLOR_TOLERANCE), timeout)
+
+
+def offer_payload_types(sdp):
+    """{"opus": pt, "VP8": pt} from the a=rtpmap lines of an SDP."""
+    out = {}
+    for line in sdp.splitlines():
+        if line.startswith("a=rtpmap:"):
+            pt, _, codec = line[len("a=rtpmap:"):].partition(" ")
+            name = codec.split("/")[0]
+            if name.lower() == "opus" or name.upper() == "VP8":
+                out.setdefault("opus" if name.lower() == "opus" else "VP8", int(pt))
+    return out
 
 
 def browser_result(proc, timeout=30):
@@ -149,7 +161,7 @@ def check_browser_receives(web, tone, video, who):
     tap.ok(web.wait_event("connected", 20), f"{who}: the browser connects", diag(web))
     got = browser_tone(web, tone)
     tap.ok(got, f"{who}: the browser hears parley-cli's {tone} Hz tone",
-           web.select("remote-audio-frequency"))
+           (web.select("remote-audio-frequency") + web.select("remote-audio-tone"))[-4:])
     if video:
         tap.ok(web.wait_event("first-remote-video", 15),
                f"{who}: the browser decodes parley-cli's video", diag(web))
@@ -221,10 +233,50 @@ try:
     tap.ok(res and res.get("live") and not res["live"].get("video") and
            not res["live"]["stats"]["inbound"].get("video"),
            f"{who}: the browser receives no video", res and res.get("live", {}).get("stats"))
+
+    # 3. Chromium calls parley-cli with Opus and VP8 under other payload type
+    # numbers than Chromium's defaults (as other browsers number them);
+    # parley-cli answers with those numbers and renegotiates mid-call.
+    who = "Chromium → parley-cli (other payload types)"
+    mark = bob.mark()
+    web = browser("--call", "bob", "--remap-payload-types", "--duration", "60")
+    call_id = cli_call_id(bob, 40, mark)
+    tap.ok(call_id, f"{who}: the call becomes active", diag(bob, web))
+    offer = bob.wait_for(lambda e: e.get("event") == "call-signal" and
+                         e.get("type") == "call-offer", 5, mark)
+    sdp = offer and offer.get("frame", {}).get("sdp", "")
+    pts = offer_payload_types(sdp or "")
+    tap.ok(pts.get("opus") not in (None, 111) and pts.get("VP8") not in (None, 96),
+           f"{who}: the browser's offer numbers Opus and VP8 otherwise than 111 and 96", pts)
+    check_browser_receives(web, CALLEE_TONE, True, who)
+    check_cli_receives(bob, call_id, True, who)
+    mark = bob.mark()
+    r = users.control("bob", "renegotiate")
+    answer = bob.wait_for(lambda e: e.get("event") == "call-signal" and
+                          e.get("type") == "call-answer", 15, mark)
+    tap.ok(r.returncode == 0 and answer, f"{who}: the browser answers parley-cli's new offer",
+           (r.stderr, diag(bob)))
+    tone_after = bob.wait_for(lambda e: e.get("event") == "media-report" and
+                              e.get("kind") == "audio" and e.get("callId") == call_id and
+                              abs((e.get("frequency") or 0) - BROWSER_TONE) <= TONE_TOLERANCE_HZ,
+                              15, bob.mark())
+    tap.ok(tone_after and cli_video_moves(bob, call_id),
+           f"{who}: after the renegotiation parley-cli still gets sound and video", diag(bob))
+    bars_after = answer and web.wait_for(
+        lambda e: e.get("event") == "remote-video-colors" and e.get("t", 0) > answer["t"] + 500
+        and colors_match(expected_colors, parse_colors(e.get("colors")), COLOR_TOLERANCE), 15)
+    tap.ok(bars_after, f"{who}: after the renegotiation the browser still sees parley-cli's bars",
+           [(e.get("t"), e.get("colors")) for e in web.select("remote-video-colors")][-4:])
+    r = users.control("bob", "hangup")
+    ended = web.wait_event("ended", 15)
+    tap.ok(r.returncode == 0 and ended and ended.get("reason") == "hangup",
+           f"{who}: the browser sees parley-cli hang up", (r.stderr, ended))
+    check_browser_result(web, who)
+
     bob.stop()
     check_cli_clean(bob, "parley-cli listen")
 
-    # 3. parley-cli calls Chromium (video); the browser hangs up.
+    # 4. parley-cli calls Chromium (video); the browser hangs up.
     who = "parley-cli → Chromium (video)"
     web = browser("--auto-answer", "--duration", "4")
     if not web.wait_event("hello", 30):
@@ -242,7 +294,7 @@ try:
     check_browser_result(web, who)
     check_cli_clean(bob, "parley-cli call (video)")
 
-    # 4. parley-cli calls Chromium, audio only; parley-cli hangs up.
+    # 5. parley-cli calls Chromium, audio only; parley-cli hangs up.
     who = "parley-cli → Chromium (audio only)"
     web = browser("--auto-answer", "--duration", "60")
     if not web.wait_event("hello", 30):

@@ -85,7 +85,7 @@
   }
 
   class Call {
-    constructor ({ callId, peerId, outgoing, video, dataChannel }) {
+    constructor ({ callId, peerId, outgoing, video, dataChannel, remapPayloadTypes }) {
       this.id = callId;
       this.peerId = peerId;
       this.outgoing = outgoing;
@@ -93,6 +93,10 @@
       this.polite = !outgoing;
       this.video = video;
       this.wantDataChannel = dataChannel;
+      // Offers with Opus and VP8 under other payload type numbers than
+      // Chromium's own (111 and 96), as other browsers use.
+      this.remapPayloadTypes = !!remapPayloadTypes;
+      this.payloadTypes = null;
       this.gen = 0;
       this.t0 = performance.now();
       this.marks = {};
@@ -181,7 +185,12 @@
           return;
         try {
           this.makingOffer = true;
-          await pc.setLocalDescription();
+          if (this.remapPayloadTypes) {
+            const offer = await pc.createOffer();
+            await pc.setLocalDescription({ type: 'offer', sdp: this.remapOffer(offer.sdp) });
+          } else {
+            await pc.setLocalDescription();
+          }
           if (this.pc !== pc || pc.localDescription.type !== 'offer')
             return;
           const frame = { id: randomId('o'), sdp: pc.localDescription.sdp, gen };
@@ -260,6 +269,37 @@
       };
       this.watchFirstPackets(pc);
       return pc;
+    }
+
+    // Renames the payload types of Opus and VP8 (and the RTX streams that
+    // point at them) to numbers this SDP does not use otherwise, chosen at
+    // the first offer and kept for the whole call.
+    remapOffer (sdp) {
+      const used = new Set([...sdp.matchAll(/^a=rtpmap:(\d+) /gm)].map(m => Number(m[1])));
+      if (!this.payloadTypes) {
+        const free = [];
+        for (let pt = 127; pt >= 96 && free.length < 2; pt--)
+          if (!used.has(pt))
+            free.push(pt);
+        this.payloadTypes = { opus: free[0], VP8: free[1] };
+      }
+      const sections = sdp.split(/(?=^m=)/m);
+      return sections.map(section => {
+        for (const [codec, to] of Object.entries(this.payloadTypes)) {
+          const m = section.match(new RegExp(`^a=rtpmap:(\\d+) ${codec}/`, 'mi'));
+          if (!m || Number(m[1]) === to)
+            continue;
+          const from = m[1];
+          section = section
+            .replace(/^(m=\S+ \S+ \S+)((?: \d+)*)/m, (all, head, pts) =>
+              head + pts.split(' ').map(pt => pt === from ? String(to) : pt).join(' '))
+            .replace(new RegExp(`^a=(rtpmap|fmtp|rtcp-fb):${from} `, 'gm'), `a=$1:${to} `)
+            .replace(new RegExp(`apt=${from}(?=\\D|$)`, 'gm'), `apt=${to}`)
+            // RED's redundant encodings: a=fmtp:63 111/111.
+            .replace(new RegExp(`^(a=fmtp:\\d+ )${from}/${from}(?=\r|$)`, 'gm'), `$1${to}/${to}`);
+        }
+        return section;
+      }).join('');
     }
 
     // The first RTP packet of each kind, from the stats every 20 ms until
@@ -543,6 +583,10 @@
           audio.frequency = this.dominantFrequency();
           this.mark('remote-audio-frequency', { hz: audio.frequency });
         }
+        // The first estimate can still carry the start of the stream; the
+        // sum over every voiced window so far, twice a second.
+        if (audio.voiced % 50 === 0)
+          emit('remote-audio-tone', { callId: this.id, ms: this.ms(), hz: this.dominantFrequency(), windows: audio.voiced });
       }, 10);
       this.timers.push(timer);
     }
@@ -811,6 +855,7 @@
     const call = new Call({
       callId: randomId('c'), peerId, outgoing: true,
       video: options.video !== false, dataChannel: options.dataChannel !== false,
+      remapPayloadTypes: !!options.remapPayloadTypes,
     });
     parley.calls.push(call);
     parley.current = call;
