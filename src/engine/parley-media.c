@@ -891,7 +891,8 @@ parley_media_video_sink_set_view (GstElement *sink,
  * Creates the video sink of a call: a bin with one sink pad "sink" that accepts any
  * raw video. It reports the video (see parley-media.h) and keeps the latest frame as
  * RGBA in an appsink named "video-appsink" (drop=true, max-buffers=1, sync=false)
- * for the user interface to pull, once parley_media_video_sink_set_view() turned that on. The sink behaves the same in test-media mode.
+ * for the user interface to pull, once parley_media_video_sink_set_view() turned that
+ * on. The sink behaves the same in test-media mode.
  *
  * Returns: (transfer floating): the sink bin, or %NULL with @error set
  */
