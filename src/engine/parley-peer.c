@@ -603,6 +603,14 @@ on_pad_added_cb (GstElement *webrtc,
 
   if (video && GST_IS_BIN (sink)) {
     g_autoptr(GstElement) appsink = gst_bin_get_by_name (GST_BIN (sink), "video-appsink");
+    /* Frames are converted for a view only if someone listens to remote-video-sample
+     * when the stream arrives (a user interface connects before the call connects). */
+    g_autoptr(ParleyPeer) peer = g_weak_ref_get (&conn->peer);
+    gboolean view = peer != NULL &&
+                    g_signal_has_handler_pending (peer, signals[SIGNAL_REMOTE_VIDEO_SAMPLE], 0,
+                                                  TRUE);
+
+    parley_media_video_sink_set_view (sink, view);
 
     if (appsink != NULL) {
       g_object_set (appsink, "emit-signals", TRUE, NULL);
