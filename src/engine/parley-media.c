@@ -18,7 +18,7 @@
                           "rate=(int)48000, channels=(int)1"
 /* One audio report per 500 ms of audio. */
 #define REPORT_SAMPLES    (AUDIO_RATE / 2)
-/* The frequency estimate looks at the newest 200 ms of each report period. */
+/* The frequency estimate looks at 200 ms of each report period, around its loudest part. */
 #define SPECTRUM_SAMPLES  (AUDIO_RATE / 5)
 #define REPORT_INTERVAL   (500 * GST_MSECOND)
 /* The size of the frames the video analyser looks at. */
@@ -550,6 +550,31 @@ first_frame_cb (GstPad          *pad,
   return GST_PAD_PROBE_REMOVE;
 }
 
+/* The @window_len samples of @samples centred on its loudest 10 ms, so that a short beep
+ * (a browser's fake microphone) is analysed as well as a steady tone. */
+static const gint16 *
+loudest_window (const gint16 *samples,
+                gsize         n_samples,
+                gsize         window_len)
+{
+  const gsize block = AUDIO_RATE / 100;
+  gsize best = 0, start;
+  double best_energy = -1.0;
+
+  for (gsize b = 0; b + block <= n_samples; b += block) {
+    double energy = 0.0;
+
+    for (gsize i = b; i < b + block; i++)
+      energy += (double) samples[i] * samples[i];
+    if (energy > best_energy) {
+      best_energy = energy;
+      best = b;
+    }
+  }
+  start = best + block / 2 > window_len / 2 ? best + block / 2 - window_len / 2 : 0;
+  return samples + MIN (start, n_samples - window_len);
+}
+
 static double
 level_dbfs (const gint16 *samples,
             gsize         n_samples)
@@ -591,8 +616,8 @@ analyse_audio_cb (GstPad          *pad,
     offset += n * sizeof (gint16);
 
     if (state->n_samples == REPORT_SAMPLES) {
-      const gint16 *tail = state->samples + REPORT_SAMPLES - SPECTRUM_SAMPLES;
-      double frequency = parley_media_dominant_frequency (tail, SPECTRUM_SAMPLES, AUDIO_RATE);
+      const gint16 *window = loudest_window (state->samples, REPORT_SAMPLES, SPECTRUM_SAMPLES);
+      double frequency = parley_media_dominant_frequency (window, SPECTRUM_SAMPLES, AUDIO_RATE);
       double level = level_dbfs (state->samples, REPORT_SAMPLES);
 
       post_report (state, gst_structure_new ("parley-audio-report",
