@@ -547,6 +547,8 @@ parley_call_manager_finalize (GObject *object)
 {
   ParleyCallManager *self = PARLEY_CALL_MANAGER (object);
 
+  /* The process may exit after the last manager: the preload thread must be done. */
+  parley_media_preload_finish ();
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->calls, g_hash_table_unref);
   g_queue_clear (&self->finished_order);

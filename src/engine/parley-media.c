@@ -1119,20 +1119,44 @@ preload_thread (gpointer data)
   return NULL;
 }
 
+static GMutex preload_lock;
+static GThread *preload_thread_handle;
+static gboolean preload_started;
+
 /**
  * parley_media_preload:
  *
  * Loads the GStreamer plugins of a call and the process's DTLS certificate
  * on a thread of its own, once per process, so that the first call does not
- * wait for them. Returns at once; gst_init() must have been called.
+ * wait for them. Returns at once; gst_init() must have been called. Whoever
+ * starts it calls parley_media_preload_finish() before the process may exit.
  */
 void
 parley_media_preload (void)
 {
-  static gsize started = 0;
-
-  if (g_once_init_enter (&started)) {
-    g_thread_unref (g_thread_new ("parley-preload", preload_thread, NULL));
-    g_once_init_leave (&started, 1);
+  g_mutex_lock (&preload_lock);
+  if (!preload_started) {
+    preload_started = TRUE;
+    preload_thread_handle = g_thread_new ("parley-preload", preload_thread, NULL);
   }
+  g_mutex_unlock (&preload_lock);
+}
+
+/**
+ * parley_media_preload_finish:
+ *
+ * Waits for the thread of parley_media_preload(), if it still runs: a
+ * process must not exit while it generates the DTLS certificate (OpenSSL's
+ * exit handlers would pull its state away). Cheap once the thread ended.
+ */
+void
+parley_media_preload_finish (void)
+{
+  GThread *thread;
+
+  g_mutex_lock (&preload_lock);
+  thread = g_steal_pointer (&preload_thread_handle);
+  g_mutex_unlock (&preload_lock);
+  if (thread != NULL)
+    g_thread_join (thread);
 }

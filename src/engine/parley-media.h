@@ -65,6 +65,8 @@ gboolean    parley_media_source_get_muted    (GstElement          *source);
  * the process's DTLS certificate (an RSA key: about 0.3 s here), so that the first call
  * does not wait for them. Returns at once. */
 void        parley_media_preload             (void);
+/* Waits for that thread if it still runs; call it before the process may exit. */
+void        parley_media_preload_finish      (void);
 
 /* The strongest frequency in @samples (mono S16, @rate Hz) by a windowed DFT scan from
  * 100 Hz to 4 kHz in 5 Hz steps; exposed for unit tests. Returns 0 for silence. */

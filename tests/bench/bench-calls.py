@@ -14,6 +14,7 @@ Usage: bench-calls.py [--calls N] [--cpu-seconds S] [--pings N] [--no-chromium]
 Chromium needs /usr/bin/chromium and PARLEY_INTEROP_MODULES (scripts/setup-chromium.sh)."""
 
 import argparse
+import concurrent.futures
 import json
 import os
 import statistics
@@ -79,6 +80,28 @@ def measure_parley(args, users):
         users.control("alice", "hangup")
         alice.wait_event("call-state", 15, amark, state="ended")
         bob.wait_event("call-state", 15, mark, state="ended")
+    # Call glare: both users call each other at the same moment; the time from the first
+    # `call` to connected at both ends, against the normal set-up above.
+    glare = []
+    merged = 0
+    for i in range(args.glare):
+        mark, amark = bob.mark(), alice.mark()
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            list(ex.map(lambda c: users.control(*c), (("alice", "call bob"), ("bob", "call alice"))))
+        starts = [e for e in (alice.wait_event("call-state", 20, amark, state="outgoing-ringing"),
+                              bob.wait_event("call-state", 5, mark, state="outgoing-ringing"))
+                  if e]
+        a_on = alice.wait_event("call-state", 20, amark, state="active")
+        b_on = bob.wait_event("call-state", 20, mark, state="active")
+        if starts and a_on and b_on:
+            glare.append(max(a_on["t"], b_on["t"]) - min(e["t"] for e in starts))
+        else:
+            failures += 1
+        if alice.wait_event("call-merged", 0, amark) or bob.wait_event("call-merged", 0, mark):
+            merged += 1
+        users.control("alice", "hangup")
+        alice.wait_event("call-state", 15, amark, state="ended")
+        bob.wait_event("call-state", 15, mark, state="ended")
     alice.stop()
 
     # Data channel ping with media flowing, then CPU of each peer in a video call.
@@ -106,6 +129,8 @@ def measure_parley(args, users):
                  "received": ping.get("received") if ping else 0},
         "cpu": {"caller": 100.0 * (a1 - a0) / CLK_TCK / wall,
                 "callee": 100.0 * (b1 - b0) / CLK_TCK / wall},
+        "glare": {"runs": len(glare), "merged": merged, "median": pct(glare, 50),
+                  "max": max(glare) if glare else float("nan")},
     }
 
 
@@ -155,6 +180,7 @@ def main():
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--cpu-seconds", type=float, default=10.0)
     ap.add_argument("--pings", type=int, default=500)
+    ap.add_argument("--glare", type=int, default=10)
     ap.add_argument("--no-chromium", action="store_true")
     args = ap.parse_args()
 
@@ -193,6 +219,12 @@ def main():
     for side in ("caller", "callee"):
         print(f"{'CPU of the ' + side + ' in a video call':44} {fmt(parley['cpu'][side], '%'):>24} "
               f"{fmt(cc.get(side), '%'):>24} {ratio(parley['cpu'][side], cc.get(side)):>15}")
+    g = parley["glare"]
+    normal = max(parley["setup"]["caller_connected"]["median"],
+                 parley["setup"]["callee_connected"]["median"])
+    print(f"Call glare ({g['runs']} rounds of both calling at once, {g['merged']} merged): "
+          f"first call → connected at both ends median {fmt(g['median'])}, max {fmt(g['max'])}; "
+          f"max / normal median = {ratio(g['max'], normal)} (target ≤ 2×)")
     if chromium is None:
         print(f"Chromium not measured: {why}")
     else:
