@@ -10,6 +10,7 @@
 #include "parley-cli.h"
 #include "parley-cli-private.h"
 #include "parley-error.h"
+#include "parley-media.h"
 
 /*
  * Calls in parley-cli: `call USER`, `listen` (which also rings, and answers
@@ -721,6 +722,7 @@ cli_calls_setup (Cli     *cli,
 {
   if (!gst_init_check (NULL, NULL, error))
     return FALSE;
+  cli->media_started = TRUE;
   cli->media = parley_media_settings_new ();
   parley_media_settings_set_test_media (cli->media, cli->test_media);
   if (cli->tone_hz > 0)
@@ -767,6 +769,9 @@ cli_calls_cleanup (Cli *cli)
     g_signal_handlers_disconnect_by_data (cli->calls, cli);
   g_clear_object (&cli->calls);
   g_clear_object (&cli->media);
+  /* Exit only once the plugin preload is done (see parley_media_preload_finish()). */
+  if (cli->media_started)
+    parley_media_preload_finish ();
   if (cli->control != NULL) {
     g_socket_service_stop (cli->control);
     g_socket_listener_close (G_SOCKET_LISTENER (cli->control));

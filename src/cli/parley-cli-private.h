@@ -44,6 +44,7 @@ typedef struct {
   char                *pattern;
   guint                duration_id;
   gboolean             call_connected;
+  gboolean             media_started;
   int                  ping_count;
   ParleyDataChannel   *ping_channel;
   GArray              *ping_rtts;
