@@ -178,6 +178,8 @@ struct _ParleyPeer {
   gboolean             negotiated_once;
   guint                offer_serial;
   guint                auto_renegotiations;
+  guint                offer_retries;
+  GSource             *offer_retry_source;
   GstWebRTCSessionDescription *pending_offer;
   GstWebRTCSessionDescription *local_answer;
   GstWebRTCSessionDescription *queued_remote_offer;
@@ -1173,6 +1175,7 @@ peer_negotiation_done (ParleyPeer *self)
 
   self->negotiated_once = TRUE;
   self->conn->negotiated = TRUE;
+  self->offer_retries = 0;
   conn_fix_codec_preferences (self->conn);
   if (self->state == PARLEY_PEER_STATE_NEW || self->state == PARLEY_PEER_STATE_RESTARTING)
     peer_set_state (self, PARLEY_PEER_STATE_CONNECTING);
@@ -1206,6 +1209,26 @@ peer_negotiation_done (ParleyPeer *self)
   } else {
     self->auto_renegotiations = 0;
   }
+}
+
+static GSource *peer_add_timeout  (ParleyPeer  *self,
+                                   guint        interval_ms,
+                                   GSourceFunc  func,
+                                   const char  *name);
+static void     peer_clear_source (GSource    **source);
+
+#define OFFER_RETRIES 3
+#define OFFER_RETRY_MS 150
+
+static gboolean
+offer_retry_cb (gpointer user_data)
+{
+  ParleyPeer *self = user_data;
+
+  g_clear_pointer (&self->offer_retry_source, g_source_unref);
+  if (!self->closed)
+    peer_negotiate_internal (self, FALSE);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -1254,6 +1277,18 @@ handle_promise (ParleyPeer *self,
       return;
     }
     offer = reply_get_description (event->reply, "offer", &error);
+    if (offer == NULL && self->negotiated_once && self->offer_retries < OFFER_RETRIES &&
+        self->offer_retry_source == NULL) {
+      /* A renegotiation of a working connection: webrtcbin refuses an offer while a sender's
+       * caps are in flux (seen right after a glare); the call goes on, so try again shortly
+       * instead of failing it. */
+      g_debug ("Peer %p: %s; offering again in %d ms", self, error->message, OFFER_RETRY_MS);
+      self->offer_retries++;
+      self->making_offer = FALSE;
+      self->offer_retry_source = peer_add_timeout (self, OFFER_RETRY_MS, offer_retry_cb,
+                                                   "[parley] peer offer retry");
+      return;
+    }
     if (offer == NULL) {
       peer_negotiation_failed (self, error);
       return;
@@ -3008,6 +3043,7 @@ parley_peer_close (ParleyPeer *self)
 
   self->closed = TRUE;
   peer_clear_source (&self->watchdog_source);
+  peer_clear_source (&self->offer_retry_source);
   peer_clear_source (&self->stats_source);
   peer_drop_conn (self);
   peer_reset_negotiation (self);
