@@ -21,6 +21,8 @@ meson test -C "$top/build" --print-errorlogs --suite unit --suite integration "$
 if ((asan)); then
   "$here/setup.sh" "$top/build-asan" -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debug -Dbench=false
+  # The browser peers are the same for both builds.
+  [ -e "$top/build-asan/interop-node" ] || ln -s "$top/build/interop-node" "$top/build-asan/interop-node"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C "$top/build-asan" --print-errorlogs --suite unit --suite integration \
     --timeout-multiplier 3 "$@"
