@@ -466,6 +466,33 @@ print_conversations (Cli *cli)
   }
 }
 
+/* The call log, newest first. */
+static void
+print_calls (Cli *cli)
+{
+  g_autoptr(GPtrArray) calls = parley_cache_list_calls (parley_client_get_cache (cli->client),
+                                                        NULL, 1000);
+
+  for (guint i = 0; calls != NULL && i < calls->len; i++) {
+    const ParleyCallRecord *record = g_ptr_array_index (calls, i);
+    JsonBuilder *builder = json_builder_new ();
+
+    json_builder_begin_object (builder);
+    cli_add_string (builder, "callId", record->call_id);
+    cli_add_string (builder, "peer", record->peer_name);
+    cli_add_string (builder, "peerId", record->peer_id);
+    cli_add_string (builder, "direction", record->outgoing ? "outgoing" : "incoming");
+    json_builder_set_member_name (builder, "video");
+    json_builder_add_boolean_value (builder, record->video);
+    cli_add_int (builder, "createdAt", record->created_at / 1000);
+    cli_add_int (builder, "answeredAt", record->answered_at / 1000);
+    cli_add_int (builder, "endedAt", record->ended_at / 1000);
+    cli_add_string (builder, "reason", parley_call_end_reason_to_string (record->end_reason));
+    cli_add_int (builder, "duration", record->duration);
+    cli_end_and_print (builder);
+  }
+}
+
 static void
 print_after_sync (Cli     *cli,
                   gboolean synced)
@@ -658,6 +685,7 @@ static const Command commands[] = {
   { "history", 1, TRUE, "history USER" },
   { "conversations", 0, TRUE, "conversations" },
   { "contacts", 0, TRUE, "contacts" },
+  { "calls", 0, TRUE, "calls" },
   { "add-contact", 1, TRUE, "add-contact USER" },
   { "search", 1, TRUE, "search PREFIX" },
   { "turn-credentials", 0, TRUE, "turn-credentials" },
@@ -738,6 +766,9 @@ start_command (Cli *cli)
     parley_client_search_users_async (cli->client, cli->args[0], NULL, search_cb, cli);
   } else if (g_str_equal (command, "turn-credentials")) {
     parley_client_get_turn_credentials_async (cli->client, NULL, turn_cb, cli);
+  } else if (g_str_equal (command, "calls")) {
+    print_calls (cli);
+    return PARLEY_CLI_EXIT_OK;
   } else if (g_str_equal (command, "hangup")) {
     cli_control_send (cli, "hangup");
   } else if (g_str_equal (command, "call-control")) {
@@ -811,7 +842,7 @@ parley_cli_run (int    argc,
   g_option_context_set_summary (context, "The headless Parley client. Commands:\n"
     "  register USER, login USER, logout, send USER TEXT, listen, history USER,\n"
     "  conversations, contacts, add-contact USER, search PREFIX, turn-credentials,\n"
-    "  call USER, hangup, call-control COMMAND\n"
+    "  call USER, hangup, call-control COMMAND, calls\n"
     "Passwords come from $PARLEY_PASSWORD or one line of stdin.");
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("parley-cli: %s\n", error->message);

@@ -9,6 +9,7 @@ Environment: PARLEY_SERVER, PARLEY_CLI (set by meson); PARLEY_GLARE_RUNS
 (default 10) sets how many glare rounds run."""
 
 import concurrent.futures
+import json
 import os
 import sys
 
@@ -191,7 +192,29 @@ try:
            a_end)
     tap.ok(alice.wait_exit(10) == 4, "`call` exits 4 when the callee is offline", diag(alice))
 
-    # 10. Glare: both call each other at the same moment, repeatedly.
+    # 10. The call log on each side (newest first), with durations of answered calls.
+    def call_log(user):
+        r = users.run(user, "calls")
+        return [json.loads(line) for line in r.stdout.decode().splitlines()] \
+            if r.returncode == 0 else None
+
+    a_log, b_log, c_log = call_log("alice"), call_log("bob"), call_log("carol")
+    a_reasons = [e["reason"] for e in a_log or []]
+    tap.ok(a_log is not None and {"hangup", "rejected", "missed", "cancelled", "offline"} <=
+           set(a_reasons), "alice's call log has every way her calls ended", a_reasons)
+    answered = [e for e in a_log or [] if e["answeredAt"]]
+    tap.ok(len(answered) >= 3 and all(e["reason"] == "hangup" and e["duration"] >= 0 and
+                                      e["endedAt"] >= e["answeredAt"] >= e["createdAt"]
+                                      for e in answered),
+           "answered calls are logged with their times and duration", answered)
+    b_reasons = [e["reason"] for e in b_log or []]
+    tap.ok(b_reasons.count("missed") >= 3 and "hangup" in b_reasons and
+           all(e["direction"] == "incoming" for e in b_log if e["reason"] == "missed"),
+           "bob's log shows the missed, cancelled and busy calls as missed", b_reasons)
+    tap.ok(c_log is not None and [e["reason"] for e in c_log] == ["busy"],
+           "carol's log shows her call as busy", c_log)
+
+    # 11. Glare: both call each other at the same moment, repeatedly.
     good = 0
     failures = []
     for i in range(glare_runs):
