@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 
 #include "parley-cache.h"
+#include "parley-engine-test.h"
 #include "parley-error.h"
 
 typedef struct {
@@ -28,24 +29,11 @@ setup (Fixture       *fixture,
 }
 
 static void
-remove_dir (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir && (name = g_dir_read_name (dir)) != NULL) {
-    g_autofree char *child = g_build_filename (path, name, NULL);
-    g_unlink (child);
-  }
-  g_rmdir (path);
-}
-
-static void
 teardown (Fixture       *fixture,
           gconstpointer  data)
 {
   g_assert_finalize_object (fixture->cache);
-  remove_dir (fixture->dir);
+  parley_engine_test_remove_tree (fixture->dir);
   g_free (fixture->path);
   g_free (fixture->dir);
 }

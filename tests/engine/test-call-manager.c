@@ -8,6 +8,7 @@
 
 #include "parley-call-manager.h"
 #include "parley-call-private.h"
+#include "parley-engine-test.h"
 #include "parley-error.h"
 
 /* Calls between ParleyCallManagers of several ParleyClients in one process,
@@ -37,22 +38,6 @@ typedef struct {
   GPtrArray         *incoming;  /* of ParleyCall, every incoming-call */
   GPtrArray         *ended;     /* of ParleyCall, every call-ended */
 } Party;
-
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir && (name = g_dir_read_name (dir)) != NULL) {
-    g_autofree char *child = g_build_filename (path, name, NULL);
-    if (g_file_test (child, G_FILE_TEST_IS_DIR))
-      remove_tree (child);
-    else
-      g_unlink (child);
-  }
-  g_rmdir (path);
-}
 
 static void
 server_start (void)
@@ -97,7 +82,7 @@ server_stop (void)
   g_subprocess_send_signal (server->process, SIGTERM);
   g_subprocess_wait (server->process, NULL, NULL);
   g_object_unref (server->process);
-  remove_tree (server->dir);
+  parley_engine_test_remove_tree (server->dir);
   g_free (server->dir);
   g_free (server->base_url);
   g_clear_pointer (&server, g_free);
@@ -244,7 +229,7 @@ party_free (Party *party)
   parley_client_disconnect (party->client);
   /* Not asserted finalized: a request of the client may still be under way. */
   g_object_unref (party->client);
-  remove_tree (party->dir);
+  parley_engine_test_remove_tree (party->dir);
   g_free (party->dir);
   g_free (party->name);
   g_free (party->user_id);

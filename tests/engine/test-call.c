@@ -6,6 +6,7 @@
 
 #include "parley-cache.h"
 #include "parley-call-private.h"
+#include "parley-engine-test.h"
 #include "parley-error.h"
 #include "parley-session.h"
 
@@ -13,22 +14,6 @@
  * state machine on signaling frames alone. No server runs and no ICE servers
  * are given, so no media connection is ever built: frames go nowhere and the
  * state machine is driven by hand. */
-
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir && (name = g_dir_read_name (dir)) != NULL) {
-    g_autofree char *child = g_build_filename (path, name, NULL);
-    if (g_file_test (child, G_FILE_TEST_IS_DIR))
-      remove_tree (child);
-    else
-      g_unlink (child);
-  }
-  g_rmdir (path);
-}
 
 static JsonObject *
 parse_object (const char *json)
@@ -141,7 +126,7 @@ cache_teardown (CacheFixture  *fixture,
                 gconstpointer  data)
 {
   g_assert_finalize_object (fixture->cache);
-  remove_tree (fixture->dir);
+  parley_engine_test_remove_tree (fixture->dir);
   g_free (fixture->path);
   g_free (fixture->dir);
 }
@@ -295,7 +280,7 @@ call_teardown (CallFixture   *fixture,
   g_assert_finalize_object (fixture->client);
   g_assert_finalize_object (fixture->settings);
   g_array_unref (fixture->transitions);
-  remove_tree (fixture->dir);
+  parley_engine_test_remove_tree (fixture->dir);
   g_free (fixture->dir);
 }
 

@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 
 #include "parley-client.h"
+#include "parley-engine-test.h"
 #include "parley-error.h"
 #include "parley-session.h"
 
@@ -25,22 +26,6 @@ unused_port (void)
   g_assert_no_error (error);
   g_socket_listener_close (listener);
   return port;
-}
-
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir && (name = g_dir_read_name (dir)) != NULL) {
-    g_autofree char *child = g_build_filename (path, name, NULL);
-    if (g_file_test (child, G_FILE_TEST_IS_DIR))
-      remove_tree (child);
-    else
-      g_unlink (child);
-  }
-  g_rmdir (path);
 }
 
 static void
@@ -66,7 +51,7 @@ static void
 teardown (Fixture       *fixture,
           gconstpointer  data)
 {
-  remove_tree (fixture->dir);
+  parley_engine_test_remove_tree (fixture->dir);
   g_free (fixture->dir);
   g_free (fixture->server_url);
 }
