@@ -22,11 +22,29 @@ typedef enum {
 
 G_DECLARE_FINAL_TYPE (ParleyDataChannel, parley_data_channel, PARLEY, DATA_CHANNEL, GObject)
 
+/**
+ * ParleyDataChannelMessageFunc:
+ * @self: the channel
+ * @data: (nullable): the binary message, or %NULL for a text message
+ * @text: (nullable): the text message, or %NULL for a binary message
+ * @user_data: the data given to parley_data_channel_set_message_func()
+ *
+ * Receives a message on the streaming thread it arrived on; see
+ * parley_data_channel_set_message_func(). Exactly one of @data and @text is
+ * non-%NULL. It must return quickly: the next message waits for it.
+ */
+typedef void (*ParleyDataChannelMessageFunc) (ParleyDataChannel *self,
+                                              GBytes            *data,
+                                              const char        *text,
+                                              gpointer           user_data);
+
 /*
  * A WebRTC data channel of a #ParleyPeer that outlives the peer's
  * webrtcbin: when the peer restarts, it binds the channel to the new
  * connection's channel of the same label. All signals are emitted on the
- * main context the channel was created in, never on a streaming thread.
+ * main context the channel was created in, never on a streaming thread
+ * (messages can go to a function on the streaming thread instead, see
+ * parley_data_channel_set_message_func()).
  *
  * Properties: label (string), reliable (gboolean: ordered, retransmitted; FALSE means
  *   ordered=false, max-retransmits=0), state (ParleyDataChannelState),
@@ -46,6 +64,11 @@ gboolean                parley_data_channel_send_string  (ParleyDataChannel *sel
                                                           const char        *text,
                                                           GError           **error);
 void                    parley_data_channel_close        (ParleyDataChannel *self);
+void                    parley_data_channel_set_message_func
+                                                         (ParleyDataChannel            *self,
+                                                          ParleyDataChannelMessageFunc  func,
+                                                          gpointer                      user_data,
+                                                          GDestroyNotify                destroy);
 
 /* For ParleyPeer only. @channel is a GstWebRTCDataChannel (or NULL to unbind while the
  * peer restarts). */

@@ -833,6 +833,271 @@ test_buffered_amount (void)
   pair_free (pair);
 }
 
+/* What a message function saw; filled on a streaming thread. */
+typedef struct {
+  GMutex     lock;
+  GPtrArray *binary;
+  GPtrArray *text;
+  gboolean   off_main_thread;
+  gboolean   echo;
+  gboolean   echo_failed;
+  guint      destroyed;
+} FuncLog;
+
+static FuncLog *
+func_log_new (gboolean echo)
+{
+  FuncLog *log = g_new0 (FuncLog, 1);
+
+  g_mutex_init (&log->lock);
+  log->binary = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  log->text = g_ptr_array_new_with_free_func (g_free);
+  log->off_main_thread = TRUE;
+  log->echo = echo;
+  return log;
+}
+
+static void
+func_log_free (FuncLog *log)
+{
+  g_ptr_array_unref (log->binary);
+  g_ptr_array_unref (log->text);
+  g_mutex_clear (&log->lock);
+  g_free (log);
+}
+
+static void
+func_log_destroyed (gpointer data)
+{
+  FuncLog *log = data;
+
+  g_mutex_lock (&log->lock);
+  log->destroyed++;
+  g_mutex_unlock (&log->lock);
+}
+
+static guint
+func_log_count (FuncLog *log)
+{
+  guint count;
+
+  g_mutex_lock (&log->lock);
+  count = log->binary->len + log->text->len;
+  g_mutex_unlock (&log->lock);
+  return count;
+}
+
+static void
+log_message_func (ParleyDataChannel *channel,
+                  GBytes            *data,
+                  const char        *text,
+                  gpointer           user_data)
+{
+  FuncLog *log = user_data;
+  gboolean echoed = TRUE;
+
+  /* Exactly one of them, and echoing works from here. */
+  g_assert_true ((data == NULL) != (text == NULL));
+  if (log->echo && data != NULL)
+    echoed = parley_data_channel_send_bytes (channel, data, NULL);
+  else if (log->echo)
+    echoed = parley_data_channel_send_string (channel, text, NULL);
+
+  g_mutex_lock (&log->lock);
+  if (g_thread_self () == main_thread)
+    log->off_main_thread = FALSE;
+  if (!echoed)
+    log->echo_failed = TRUE;
+  if (data != NULL)
+    g_ptr_array_add (log->binary, g_bytes_ref (data));
+  else
+    g_ptr_array_add (log->text, g_strdup (text));
+  g_mutex_unlock (&log->lock);
+}
+
+/* Opens one unreliable channel from a to b and binds both ends. */
+static Pair *
+open_ends (Ends       *ends,
+           const char *label,
+           GObject   **local_out,
+           GObject   **remote_out)
+{
+  Pair *pair = pair_new ();
+
+  *local_out = create_gst_channel (&pair->a, label, FALSE);
+  negotiate (pair);
+  WAIT_UNTIL (received_count (&pair->b) == 1);
+  *remote_out = find_received (&pair->b, label);
+  ends_init (ends, label, FALSE);
+  ends_bind (ends, *local_out, *remote_out);
+  WAIT_UNTIL (ends_open (ends));
+  return pair;
+}
+
+static void
+test_message_func_echo (void)
+{
+  g_autoptr(GObject) local = NULL;
+  g_autoptr(GObject) remote = NULL;
+  FuncLog *log = func_log_new (TRUE);
+  Ends ends;
+  Pair *pair = open_ends (&ends, "echo", &local, &remote);
+
+  parley_data_channel_set_message_func (ends.remote, log_message_func, log, func_log_destroyed);
+
+  /* The far end gets them on a streaming thread, not as signals, and its
+   * echo from there comes back to the main context as signals. */
+  for (guint i = 0; i < 20; i++) {
+    g_autoptr(GBytes) payload = make_payload (16 + i, i);
+    g_autofree char *text = make_text (8 + i, i);
+
+    g_assert_true (parley_data_channel_send_bytes (ends.local, payload, NULL));
+    g_assert_true (parley_data_channel_send_string (ends.local, text, NULL));
+  }
+  WAIT_UNTIL (ends.local_rec->binary->len == 20 && ends.local_rec->text->len == 20);
+  g_assert_cmpuint (func_log_count (log), ==, 40);
+  g_assert_true (log->off_main_thread);
+  g_assert_false (log->echo_failed);
+  g_assert_cmpuint (ends.remote_rec->binary->len, ==, 0);
+  g_assert_cmpuint (ends.remote_rec->text->len, ==, 0);
+
+  /* Each echo is what was sent (unordered: match by size). */
+  for (guint i = 0; i < 20; i++) {
+    g_autoptr(GBytes) payload = make_payload (16 + i, i);
+    g_autofree char *text = make_text (8 + i, i);
+    guint found = 0;
+
+    for (guint j = 0; j < 20; j++) {
+      GBytes *got = g_ptr_array_index (ends.local_rec->binary, j);
+      const char *got_text = g_ptr_array_index (ends.local_rec->text, j);
+
+      if (g_bytes_get_size (got) == 16 + i && g_bytes_equal (got, payload))
+        found++;
+      if (strlen (got_text) == 8 + i && g_str_equal (got_text, text))
+        found++;
+    }
+    g_assert_cmpuint (found, ==, 2);
+  }
+
+  /* Without a function, messages are signals on the main context again. */
+  parley_data_channel_set_message_func (ends.remote, NULL, NULL, NULL);
+  g_assert_cmpuint (log->destroyed, ==, 1);
+  g_assert_true (parley_data_channel_send_string (ends.local, "signal again", NULL));
+  WAIT_UNTIL (ends.remote_rec->text->len == 1);
+  g_assert_cmpstr (g_ptr_array_index (ends.remote_rec->text, 0), ==, "signal again");
+  g_assert_cmpuint (func_log_count (log), ==, 40);
+
+  ends_clear (&ends);
+  g_assert_cmpuint (log->destroyed, ==, 1);
+  func_log_free (log);
+  pair_free (pair);
+}
+
+/* Counts messages of a raw webrtcbin channel, on its streaming thread. */
+static void
+count_raw_cb (GObject    *channel,
+              const char *text,
+              int        *count)
+{
+  g_atomic_int_inc (count);
+  g_main_context_wakeup (NULL);
+}
+
+static void
+test_message_func_replaced_and_disposed (void)
+{
+  g_autoptr(GObject) local = NULL;
+  g_autoptr(GObject) remote = NULL;
+  FuncLog *first = func_log_new (FALSE);
+  FuncLog *second = func_log_new (FALSE);
+  int raw_count = 0;
+  Ends ends;
+  Pair *pair = open_ends (&ends, "replace", &local, &remote);
+
+  parley_data_channel_set_message_func (ends.remote, log_message_func, first, func_log_destroyed);
+  g_assert_true (parley_data_channel_send_string (ends.local, "one", NULL));
+  WAIT_UNTIL (func_log_count (first) == 1);
+
+  /* Replacing frees the old data at once; later messages go to the new one. */
+  parley_data_channel_set_message_func (ends.remote, log_message_func, second,
+                                        func_log_destroyed);
+  g_assert_cmpuint (first->destroyed, ==, 1);
+  g_assert_true (parley_data_channel_send_string (ends.local, "two", NULL));
+  WAIT_UNTIL (func_log_count (second) == 1);
+  g_assert_cmpstr (g_ptr_array_index (second->text, 0), ==, "two");
+  g_assert_cmpuint (func_log_count (first), ==, 1);
+  g_assert_cmpstr (g_ptr_array_index (first->text, 0), ==, "one");
+
+  /* A message that arrives while the channel is unbound is not handed on. */
+  g_signal_connect (remote, "on-message-string", G_CALLBACK (count_raw_cb), &raw_count);
+  parley_data_channel_bind (ends.remote, NULL);
+  g_assert_true (parley_data_channel_send_string (ends.local, "unbound", NULL));
+  WAIT_UNTIL (g_atomic_int_get (&raw_count) == 1);
+  g_assert_cmpuint (func_log_count (second), ==, 1);
+
+  /* The function stays set across a bind, and goes with the channel. */
+  parley_data_channel_bind (ends.remote, remote);
+  WAIT_UNTIL (parley_data_channel_get_state (ends.remote) == PARLEY_DATA_CHANNEL_STATE_OPEN);
+  g_assert_true (parley_data_channel_send_string (ends.local, "three", NULL));
+  WAIT_UNTIL (func_log_count (second) == 2);
+  g_assert_cmpstr (g_ptr_array_index (second->text, 1), ==, "three");
+  g_assert_cmpint (g_atomic_int_get (&raw_count), ==, 2);
+  g_signal_handlers_disconnect_by_func (remote, count_raw_cb, &raw_count);
+  g_assert_cmpuint (second->destroyed, ==, 0);
+  g_assert_cmpuint (ends.remote_rec->text->len, ==, 0);
+  ends_clear (&ends);
+  g_assert_cmpuint (second->destroyed, ==, 1);
+  g_assert_cmpuint (first->destroyed, ==, 1);
+
+  func_log_free (first);
+  func_log_free (second);
+  pair_free (pair);
+}
+
+/* Sends from a thread of its own, as a message function would. */
+typedef struct {
+  ParleyDataChannel *channel;
+  gboolean           sent;
+  GError            *error;
+} OtherThreadSend;
+
+static gpointer
+send_from_other_thread (gpointer data)
+{
+  OtherThreadSend *send = data;
+  g_autoptr(GBytes) payload = g_bytes_new_static ("other thread", 12);
+
+  send->sent = parley_data_channel_send_bytes (send->channel, payload, &send->error);
+  return NULL;
+}
+
+static void
+test_send_from_other_thread (void)
+{
+  g_autoptr(GObject) local = NULL;
+  g_autoptr(GObject) remote = NULL;
+  OtherThreadSend send = { 0 };
+  Ends ends;
+  Pair *pair = open_ends (&ends, "threads", &local, &remote);
+
+  send.channel = ends.local;
+  g_thread_join (g_thread_new ("sender", send_from_other_thread, &send));
+  g_assert_no_error (send.error);
+  g_assert_true (send.sent);
+  WAIT_UNTIL (ends.remote_rec->binary->len == 1);
+
+  /* Unbound, it refuses from another thread too. */
+  parley_data_channel_bind (ends.local, NULL);
+  send.sent = TRUE;
+  g_thread_join (g_thread_new ("sender", send_from_other_thread, &send));
+  g_assert_false (send.sent);
+  g_assert_error (send.error, PARLEY_ERROR, PARLEY_ERROR_STATE);
+  g_clear_error (&send.error);
+
+  ends_clear (&ends);
+  pair_free (pair);
+}
+
 static void
 test_properties (void)
 {
@@ -867,6 +1132,10 @@ main (int argc, char **argv)
   g_test_add_func ("/data-channel/bind-from-streaming-thread", test_bind_from_streaming_thread);
   g_test_add_func ("/data-channel/reopen-after-far-close", test_reopen_after_far_close);
   g_test_add_func ("/data-channel/buffered-amount", test_buffered_amount);
+  g_test_add_func ("/data-channel/message-func-echo", test_message_func_echo);
+  g_test_add_func ("/data-channel/message-func-replaced-and-disposed",
+                   test_message_func_replaced_and_disposed);
+  g_test_add_func ("/data-channel/send-from-other-thread", test_send_from_other_thread);
 
   return g_test_run ();
 }
