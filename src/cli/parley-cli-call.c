@@ -277,16 +277,12 @@ ping_start (Cli        *cli,
                    PARLEY_DATA_CHANNEL_STATE_CONNECTING, cli);
 }
 
-/* Echoes pings on the streaming thread they arrive on: going through the main
- * context would add a thread wake-up to every round trip. */
 static void
-echo_message_func (ParleyDataChannel *channel,
-                   GBytes            *bytes,
-                   const char        *text,
-                   gpointer           user_data)
+echo_message_cb (ParleyDataChannel *channel,
+                 GBytes            *bytes,
+                 gpointer           user_data)
 {
-  if (bytes != NULL)
-    parley_data_channel_send_bytes (channel, bytes, NULL);
+  parley_data_channel_send_bytes (channel, bytes, NULL);
 }
 
 static void
@@ -295,7 +291,7 @@ peer_data_channel_cb (ParleyPeer        *peer,
                       ParleyCall        *call)
 {
   if (g_strcmp0 (parley_data_channel_get_label (channel), PING_LABEL) == 0)
-    parley_data_channel_set_message_func (channel, echo_message_func, NULL, NULL);
+    g_signal_connect_object (channel, "message", G_CALLBACK (echo_message_cb), NULL, 0);
 }
 
 static void
