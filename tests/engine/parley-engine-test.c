@@ -27,3 +27,53 @@ parley_engine_test_remove_tree (const char *path)
   }
   g_rmdir (path);
 }
+
+/* UPnP port mapping is of no use on loopback, and libnice's UPnP client
+ * warns when two agents of one process race for the same port. */
+void
+parley_engine_test_disable_upnp (GstElement *webrtc)
+{
+  g_autoptr(GObject) ice = NULL;
+  g_autoptr(GObject) agent = NULL;
+
+  g_object_get (webrtc, "ice-agent", &ice, NULL);
+  g_assert_nonnull (ice);
+  g_object_get (ice, "agent", &agent, NULL);
+  g_assert_nonnull (agent);
+  g_object_set (agent, "upnp", FALSE, NULL);
+}
+
+GstWebRTCSessionDescription *
+parley_engine_test_create_description (GstElement *webrtc,
+                                       const char *action,
+                                       const char *field)
+{
+  GstPromise *promise = gst_promise_new ();
+  GstWebRTCSessionDescription *desc = NULL;
+  const GstStructure *reply;
+
+  g_signal_emit_by_name (webrtc, action, NULL, promise);
+  g_assert_cmpint (gst_promise_wait (promise), ==, GST_PROMISE_RESULT_REPLIED);
+  reply = gst_promise_get_reply (promise);
+  g_assert_nonnull (reply);
+  g_assert_false (gst_structure_has_field (reply, "error"));
+  gst_structure_get (reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, NULL);
+  g_assert_nonnull (desc);
+  gst_promise_unref (promise);
+  return desc;
+}
+
+void
+parley_engine_test_set_description (GstElement                  *webrtc,
+                                    const char                  *action,
+                                    GstWebRTCSessionDescription *desc)
+{
+  GstPromise *promise = gst_promise_new ();
+  const GstStructure *reply;
+
+  g_signal_emit_by_name (webrtc, action, desc, promise);
+  g_assert_cmpint (gst_promise_wait (promise), ==, GST_PROMISE_RESULT_REPLIED);
+  reply = gst_promise_get_reply (promise);
+  g_assert_true (reply == NULL || !gst_structure_has_field (reply, "error"));
+  gst_promise_unref (promise);
+}

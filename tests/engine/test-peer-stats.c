@@ -7,6 +7,7 @@
 #include <gst/gst.h>
 #include <gst/webrtc/webrtc.h>
 
+#include "parley-engine-test.h"
 #include "parley-peer-stats.h"
 
 #define TIMEOUT_MS 10000
@@ -417,21 +418,6 @@ on_ice_candidate_cb (GstElement *webrtc,
   g_signal_emit_by_name (other->webrtc, "add-ice-candidate", mline, candidate);
 }
 
-/* UPnP port mapping is of no use on loopback, and libnice's UPnP client
- * warns when two agents of one process race for the same port. */
-static void
-disable_upnp (GstElement *webrtc)
-{
-  g_autoptr(GObject) ice = NULL;
-  g_autoptr(GObject) agent = NULL;
-
-  g_object_get (webrtc, "ice-agent", &ice, NULL);
-  g_assert_nonnull (ice);
-  g_object_get (ice, "agent", &agent, NULL);
-  g_assert_nonnull (agent);
-  g_object_set (agent, "upnp", FALSE, NULL);
-}
-
 static void
 side_init (Side       *side,
            const char *name)
@@ -445,7 +431,7 @@ side_init (Side       *side,
   side->webrtc = gst_element_factory_make ("webrtcbin", NULL);
   g_assert_nonnull (side->webrtc);
   g_object_set (side->webrtc, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, NULL);
-  disable_upnp (side->webrtc);
+  parley_engine_test_disable_upnp (side->webrtc);
   gst_bin_add (GST_BIN (side->pipe), side->webrtc);
   g_signal_connect (side->webrtc, "pad-added", G_CALLBACK (pad_added_cb), side);
 
@@ -457,53 +443,18 @@ side_init (Side       *side,
   g_assert_cmpint (gst_pad_link (src_pad, sink_pad), ==, GST_PAD_LINK_OK);
 }
 
-static GstWebRTCSessionDescription *
-create_description (GstElement *webrtc,
-                    const char *action,
-                    const char *field)
-{
-  GstPromise *promise = gst_promise_new ();
-  GstWebRTCSessionDescription *desc = NULL;
-  const GstStructure *reply;
-
-  g_signal_emit_by_name (webrtc, action, NULL, promise);
-  g_assert_cmpint (gst_promise_wait (promise), ==, GST_PROMISE_RESULT_REPLIED);
-  reply = gst_promise_get_reply (promise);
-  g_assert_nonnull (reply);
-  g_assert_false (gst_structure_has_field (reply, "error"));
-  gst_structure_get (reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, NULL);
-  g_assert_nonnull (desc);
-  gst_promise_unref (promise);
-  return desc;
-}
-
-static void
-set_description (GstElement                  *webrtc,
-                 const char                  *action,
-                 GstWebRTCSessionDescription *desc)
-{
-  GstPromise *promise = gst_promise_new ();
-  const GstStructure *reply;
-
-  g_signal_emit_by_name (webrtc, action, desc, promise);
-  g_assert_cmpint (gst_promise_wait (promise), ==, GST_PROMISE_RESULT_REPLIED);
-  reply = gst_promise_get_reply (promise);
-  g_assert_true (reply == NULL || !gst_structure_has_field (reply, "error"));
-  gst_promise_unref (promise);
-}
-
 static void
 negotiate (Side *offerer,
            Side *answerer)
 {
   GstWebRTCSessionDescription *offer, *answer;
 
-  offer = create_description (offerer->webrtc, "create-offer", "offer");
-  set_description (offerer->webrtc, "set-local-description", offer);
-  set_description (answerer->webrtc, "set-remote-description", offer);
-  answer = create_description (answerer->webrtc, "create-answer", "answer");
-  set_description (answerer->webrtc, "set-local-description", answer);
-  set_description (offerer->webrtc, "set-remote-description", answer);
+  offer = parley_engine_test_create_description (offerer->webrtc, "create-offer", "offer");
+  parley_engine_test_set_description (offerer->webrtc, "set-local-description", offer);
+  parley_engine_test_set_description (answerer->webrtc, "set-remote-description", offer);
+  answer = parley_engine_test_create_description (answerer->webrtc, "create-answer", "answer");
+  parley_engine_test_set_description (answerer->webrtc, "set-local-description", answer);
+  parley_engine_test_set_description (offerer->webrtc, "set-remote-description", answer);
   gst_webrtc_session_description_free (offer);
   gst_webrtc_session_description_free (answer);
 }
