@@ -296,6 +296,21 @@ def cleanup_workdir(d):
 
 # Media checks
 
+TONE_TOLERANCE_HZ = 15
+
+
+def diag(*procs):
+    """The ends of the logs of some parley-cli processes, for a failed check."""
+    return "\n".join(p.log_tail() for p in procs)
+
+
+def tone_seen(proc, hz, start=0, timeout=20, call_id=None):
+    """Waits for an audio report (of the call, when given) that found the tone hz."""
+    return proc.wait_for(lambda e: e.get("event") == "media-report" and e.get("kind") == "audio"
+                         and (call_id is None or e.get("callId") == call_id)
+                         and abs((e.get("frequency") or 0) - hz) <= TONE_TOLERANCE_HZ,
+                         timeout, start)
+
 def pattern_patch_colors(pattern, width=640, height=480):
     """Mean RGB and the largest per-channel standard deviation of the 8
     patches (4 columns x 2 rows, each centred in its cell, 1/4 of its size)

@@ -15,10 +15,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from calltest import (Server, Tap, Users, cleanup_workdir,  # noqa: E402
+from calltest import (Server, Tap, Users, cleanup_workdir, diag, tone_seen,  # noqa: E402
                       unexpected_warnings, workdir)
 
-TONE_TOLERANCE_HZ = 15
 TURN_SECRET = "netns-test-turn-secret"
 TURN_TTL_S = 6
 
@@ -80,16 +79,6 @@ def start_turn(work):
          "--max-port=50999", "--log-file=stdout", "--simple-log"],
         stdout=log, stderr=subprocess.STDOUT)
     return proc
-
-
-def diag(*procs):
-    return "\n".join(p.log_tail() for p in procs)
-
-
-def tone_seen(proc, hz, start=0, timeout=20):
-    return proc.wait_for(lambda e: e.get("event") == "media-report" and e.get("kind") == "audio"
-                         and abs((e.get("frequency") or 0) - hz) <= TONE_TOLERANCE_HZ,
-                         timeout, start)
 
 
 def is_relay(e, side):

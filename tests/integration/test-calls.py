@@ -14,10 +14,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from calltest import (Server, Tap, Users, cleanup_workdir, colors_match,  # noqa: E402
-                      parse_colors, pattern_patch_colors, unexpected_warnings, workdir)
+from calltest import (Server, Tap, Users, cleanup_workdir, colors_match, diag,  # noqa: E402
+                      parse_colors, pattern_patch_colors, tone_seen, unexpected_warnings,
+                      workdir)
 
-TONE_TOLERANCE_HZ = 15
 COLOR_TOLERANCE = 30
 
 tap = Tap()
@@ -31,16 +31,6 @@ expected_colors = {p: pattern_patch_colors(p) for p in ("smpte", "smpte75")}
 # The two patterns must be told apart, or the checks could not tell which side's video arrived.
 assert not colors_match(expected_colors["smpte"],
                         [tuple(round(x) for x in m) for m, _ in expected_colors["smpte75"]])
-
-
-def diag(*procs):
-    return "\n".join(p.log_tail() for p in procs)
-
-
-def tone_seen(proc, hz, start=0, timeout=20):
-    return proc.wait_for(lambda e: e.get("event") == "media-report" and e.get("kind") == "audio"
-                         and abs((e.get("frequency") or 0) - hz) <= TONE_TOLERANCE_HZ,
-                         timeout, start)
 
 
 def pattern_seen(proc, pattern, start=0, timeout=20):

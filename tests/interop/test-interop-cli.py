@@ -18,11 +18,11 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from calltest import (CliProcess, Server, Tap, Users, cleanup_workdir,  # noqa: E402
-                      colors_match, parse_colors, pattern_patch_colors, workdir)
+from calltest import (TONE_TOLERANCE_HZ, CliProcess, Server, Tap, Users,  # noqa: E402
+                      cleanup_workdir, colors_match, diag, parse_colors, pattern_patch_colors,
+                      tone_seen, workdir)
 
 EXIT_SKIP = 77
-TONE_TOLERANCE_HZ = 15
 COLOR_TOLERANCE = 30
 # The browser's microphone plays a steady tone from a file (see docs/interop.md:
 # parley-cli's analysis looks at a fixed part of every 500 ms of audio, and
@@ -71,16 +71,6 @@ def browser(*args):
     proc = CliProcess(argv, dict(os.environ), f"browser-{browser_count}", work)
     users.procs.append(proc)
     return proc
-
-
-def diag(*procs):
-    return "\n".join(p.log_tail() for p in procs)
-
-
-def cli_tone(proc, hz, call_id, timeout=20):
-    return proc.wait_for(lambda e: e.get("event") == "media-report" and e.get("kind") == "audio"
-                         and e.get("callId") == call_id
-                         and abs((e.get("frequency") or 0) - hz) <= TONE_TOLERANCE_HZ, timeout)
 
 
 def cli_video_frames(proc, call_id):
@@ -140,7 +130,7 @@ def check_cli_receives(cli, call_id, video, who):
     """parley-cli hears the browser's tone and, in a video call, decodes frames."""
     tap.ok(cli.wait_event("first-remote-frame", 15, kind="audio", callId=call_id),
            f"{who}: parley-cli decodes the browser's audio", diag(cli))
-    tap.ok(cli_tone(cli, BROWSER_TONE, call_id),
+    tap.ok(tone_seen(cli, BROWSER_TONE, call_id=call_id),
            f"{who}: parley-cli hears the browser's {BROWSER_TONE} Hz tone",
            [(e.get("frequency"), e.get("level")) for e in
             cli.select("media-report", kind="audio", callId=call_id)])
