@@ -360,6 +360,97 @@ test_messages_durable (Fixture       *f,
   g_assert_cmpstr (((ParleyUserInfo *) contacts->pdata[0])->user_id, ==, a);
 }
 
+/* Copies @from to @to, as the file is now (the page cache is what a killed
+ * process leaves behind). */
+static void
+copy_file (const char *from,
+           const char *to)
+{
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+
+  g_assert_true (g_file_get_contents (from, &contents, &len, NULL));
+  g_assert_true (g_file_set_contents (to, contents, len, NULL));
+}
+
+static void
+assert_history (ParleyStore *store,
+                const char  *user,
+                guint        n)
+{
+  g_autoptr(GPtrArray) history = parley_store_history_since (store, user, 0, 10000);
+
+  g_assert_cmpuint (history->len, ==, n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoredMessage *m = g_ptr_array_index (history, i);
+    g_autofree char *id = g_strdup_printf ("w%u", i);
+    g_autofree char *content = g_strdup_printf ("\"%u %0200u\"", i, i);
+
+    g_assert_cmpstr (m->id, ==, id);
+    g_assert_cmpstr (m->content, ==, content);
+  }
+}
+
+/* The log's WAL is written with zeros ahead of the frames in use. A copy of
+ * the files taken while the store is open, as kill -9 leaves them, opens
+ * with every acknowledged message. */
+static void
+test_wal_primed_survives_crash (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autofree char *a = create_user (f, "alice");
+  g_autofree char *b = create_user (f, "bob");
+  g_autofree char *wal = g_strconcat (f->path, "-wal", NULL);
+  g_autofree char *crash = g_build_filename (f->dir, "crash.db", NULL);
+  g_autofree char *crash_wal = g_strconcat (crash, "-wal", NULL);
+  g_autofree char *tail = NULL;
+  g_autoptr(GError) error = NULL;
+  ParleyStore *copy;
+  GStatBuf st;
+  const guint n = 3000;
+  gsize len;
+
+  /* Enough batches of messages with some content to use thousands of
+   * frames, so that the priming moves on more than once. */
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("w%u", i);
+    g_autofree char *text = g_strdup_printf ("%u %0200u", i, i);
+
+    parley_store_submit (f->store, message_op (a, b, id, text, 1700000000000 + i));
+    if (i % 10 == 9)
+      collector_wait (&f->c, i + 1);
+  }
+  collector_wait (&f->c, n);
+  for (guint i = 0; i < n; i++)
+    g_assert_no_error (collector_get (&f->c, i)->error);
+
+  /* Primed: the file is larger than the frames in it, and ends in zeros. */
+  g_assert_cmpint (g_stat (wal, &st), ==, 0);
+  g_assert_cmpint (st.st_size, >=, 1024 * 1024);
+  g_assert_true (g_file_get_contents (wal, &tail, &len, NULL));
+  for (gsize i = len - 4096; i < len; i++)
+    g_assert_cmpint (tail[i], ==, 0);
+
+  copy_file (f->path, crash);
+  copy_file (wal, crash_wal);
+  copy = parley_store_open (crash, NULL, NULL, &error);
+  g_assert_no_error (error);
+  assert_history (copy, b, n);
+  parley_store_close (copy);
+
+  /* Reopened from the copy once more after a clean close. */
+  copy = parley_store_open (crash, NULL, NULL, &error);
+  g_assert_no_error (error);
+  assert_history (copy, a, n);
+  parley_store_close (copy);
+  remove_database (crash);
+
+  /* The original goes on too. */
+  close_store (f);
+  open_store (f);
+  assert_history (f->store, a, n);
+}
+
 static void
 test_dedup_same_batch (Fixture       *f,
                        gconstpointer  data)
@@ -1180,6 +1271,7 @@ main (int argc, char **argv)
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/store/users", test_users);
   ADD ("/store/messages-durable", test_messages_durable);
+  ADD ("/store/wal-primed-survives-crash", test_wal_primed_survives_crash);
   ADD ("/store/dedup-same-batch", test_dedup_same_batch);
   ADD ("/store/dedup-across-batches-and-receipts", test_dedup_across_batches_and_receipts);
   ADD ("/store/read-markers", test_read_markers);
