@@ -164,7 +164,6 @@ peer_error_cb (ParleyPeer   *peer,
  * while media flows; every parley-cli echoes what arrives on a "parley-ping" channel. */
 
 #define PING_LABEL "parley-ping"
-#define PING_INTERVAL_MS 10
 #define PING_TIMEOUT_MS 5000
 
 static int
@@ -219,10 +218,10 @@ static gboolean
 ping_send_cb (gpointer user_data)
 {
   Cli *cli = user_data;
-  gint64 payload[2] = { cli->ping_sent, g_get_monotonic_time () };
+  gint64 payload[2] = { (cli->ping_run << 32) | cli->ping_sent, g_get_monotonic_time () };
   g_autoptr(GBytes) bytes = g_bytes_new (payload, sizeof payload);
 
-  if (cli->ping_sent >= cli->ping_count) {
+  if (cli->ping_sent >= cli->ping_target) {
     cli->ping_id = g_timeout_add (PING_TIMEOUT_MS, ping_timeout_cb, cli);
     return G_SOURCE_REMOVE;
   }
@@ -240,11 +239,11 @@ ping_reply_cb (ParleyDataChannel *channel,
   const gint64 *payload = g_bytes_get_data (bytes, &len);
   gint64 rtt;
 
-  if (len != 2 * sizeof (gint64) || cli->ping_rtts == NULL)
+  if (len != 2 * sizeof (gint64) || cli->ping_rtts == NULL || (payload[0] >> 32) != cli->ping_run)
     return;
   rtt = g_get_monotonic_time () - payload[1];
   g_array_append_val (cli->ping_rtts, rtt);
-  if ((int) cli->ping_rtts->len == cli->ping_count && cli->ping_sent == cli->ping_count) {
+  if ((int) cli->ping_rtts->len == cli->ping_target && cli->ping_sent == cli->ping_target) {
     g_clear_handle_id (&cli->ping_id, g_source_remove);
     ping_report (cli);
   }
@@ -256,25 +255,59 @@ ping_state_cb (ParleyDataChannel      *channel,
                ParleyDataChannelState  old_state,
                Cli                    *cli)
 {
-  if (new_state == PARLEY_DATA_CHANNEL_STATE_OPEN && cli->ping_id == 0 && cli->ping_sent == 0)
-    cli->ping_id = g_timeout_add (PING_INTERVAL_MS, ping_send_cb, cli);
+  if (new_state == PARLEY_DATA_CHANNEL_STATE_OPEN && cli->ping_id == 0 && cli->ping_sent == 0 &&
+      cli->ping_target > 0)
+    cli->ping_id = g_timeout_add (cli->ping_interval_ms, ping_send_cb, cli);
 }
 
+/* Forgets the ping channel and any run on it (the call it belongs to is over). */
 static void
+ping_reset (Cli *cli)
+{
+  g_clear_handle_id (&cli->ping_id, g_source_remove);
+  if (cli->ping_channel != NULL)
+    g_signal_handlers_disconnect_by_data (cli->ping_channel, cli);
+  g_clear_object (&cli->ping_channel);
+  g_clear_pointer (&cli->ping_rtts, g_array_unref);
+  g_clear_object (&cli->ping_call);
+  cli->ping_sent = 0;
+}
+
+/* Starts a run of @count pings on @call, on its ping channel (opened by the
+ * first run). */
+static gboolean
 ping_start (Cli        *cli,
-            ParleyCall *call)
+            ParleyCall *call,
+            int         count,
+            GError    **error)
 {
   ParleyPeer *peer = parley_call_get_peer (call);
 
-  if (cli->ping_count <= 0 || cli->ping_channel != NULL || peer == NULL)
-    return;
+  if (peer == NULL) {
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "the call has no connection yet");
+    return FALSE;
+  }
+  if (cli->ping_call != call)
+    ping_reset (cli);
+  if (cli->ping_id != 0 || (cli->ping_rtts != NULL && cli->ping_sent < cli->ping_target)) {
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, "pings are running");
+    return FALSE;
+  }
+  cli->ping_target = count;
+  cli->ping_sent = 0;
+  cli->ping_run++;
+  g_clear_pointer (&cli->ping_rtts, g_array_unref);
   cli->ping_rtts = g_array_new (FALSE, FALSE, sizeof (gint64));
-  cli->ping_channel = g_object_ref (parley_peer_create_data_channel (peer, PING_LABEL, FALSE));
-  g_signal_connect (cli->ping_channel, "message", G_CALLBACK (ping_reply_cb), cli);
-  g_signal_connect (cli->ping_channel, "state-changed", G_CALLBACK (ping_state_cb), cli);
+  if (cli->ping_channel == NULL) {
+    g_set_object (&cli->ping_call, call);
+    cli->ping_channel = g_object_ref (parley_peer_create_data_channel (peer, PING_LABEL, FALSE));
+    g_signal_connect (cli->ping_channel, "message", G_CALLBACK (ping_reply_cb), cli);
+    g_signal_connect (cli->ping_channel, "state-changed", G_CALLBACK (ping_state_cb), cli);
+  }
   if (parley_data_channel_get_state (cli->ping_channel) == PARLEY_DATA_CHANNEL_STATE_OPEN)
     ping_state_cb (cli->ping_channel, PARLEY_DATA_CHANNEL_STATE_OPEN,
                    PARLEY_DATA_CHANNEL_STATE_CONNECTING, cli);
+  return TRUE;
 }
 
 static void
@@ -380,7 +413,8 @@ call_state_cb (ParleyCall      *call,
   hook_peer (cli, call);
   if (new_state == PARLEY_CALL_STATE_ACTIVE && call == cli->call) {
     cli->call_connected = TRUE;
-    ping_start (cli, call);
+    if (cli->ping_count > 0 && cli->ping_call != call)
+      ping_start (cli, call, cli->ping_count, NULL);
     if (cli->duration_s > 0 && cli->duration_id == 0)
       cli->duration_id = g_timeout_add_seconds ((guint) cli->duration_s, duration_elapsed_cb, cli);
   }
@@ -549,6 +583,16 @@ control_execute (Cli        *cli,
       return NULL;
   } else if (g_str_equal (command, "renegotiate")) {
     parley_call_renegotiate (call);
+  } else if (g_str_has_prefix (command, "ping ")) {
+    char *end = NULL;
+    gint64 count = g_ascii_strtoll (command + strlen ("ping "), &end, 10);
+
+    if (end == command + strlen ("ping ") || *end != '\0' || count < 1 || count > 100000) {
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "usage: ping N (1–100000)");
+      return NULL;
+    }
+    if (!ping_start (cli, call, (int) count, error))
+      return NULL;
   } else if (g_str_equal (command, "restart")) {
     ParleyPeer *peer = parley_call_get_peer (call);
 
@@ -759,11 +803,7 @@ cli_calls_cleanup (Cli *cli)
     parley_call_hangup (cli->call);
   }
   g_clear_handle_id (&cli->duration_id, g_source_remove);
-  g_clear_handle_id (&cli->ping_id, g_source_remove);
-  if (cli->ping_channel != NULL)
-    g_signal_handlers_disconnect_by_data (cli->ping_channel, cli);
-  g_clear_object (&cli->ping_channel);
-  g_clear_pointer (&cli->ping_rtts, g_array_unref);
+  ping_reset (cli);
   g_clear_object (&cli->call);
   if (cli->calls != NULL)
     g_signal_handlers_disconnect_by_data (cli->calls, cli);

@@ -45,8 +45,12 @@ typedef struct {
   guint                duration_id;
   gboolean             call_connected;
   gboolean             media_started;
-  int                  ping_count;
+  int                  ping_count;    /* --ping */
+  int                  ping_target;   /* pings of the current run */
+  gint64               ping_run;      /* numbers the runs, to drop late replies */
+  int                  ping_interval_ms;
   ParleyDataChannel   *ping_channel;
+  ParleyCall          *ping_call;     /* the call ping_channel belongs to */
   GArray              *ping_rtts;
   int                  ping_sent;
   guint                ping_id;

@@ -801,7 +801,7 @@ parley_cli_run (int    argc,
   g_autofree char *server = NULL;
   g_autofree char *profile = NULL;
   int count = 0, timeout_s = 0;
-  Cli cli = { .stats_interval_ms = 1000 };
+  Cli cli = { .stats_interval_ms = 1000, .ping_interval_ms = 20 };
   GOptionEntry entries[] = {
     { "server", 's', 0, G_OPTION_ARG_STRING, &server, "Server URL", "URL" },
     { "profile", 'p', 0, G_OPTION_ARG_FILENAME, &profile, "Profile directory", "DIR" },
@@ -826,6 +826,8 @@ parley_cli_run (int    argc,
       "call, listen: seconds before an unanswered call is missed", "S" },
     { "ping", 0, 0, G_OPTION_ARG_INT, &cli.ping_count,
       "call: measure N data channel round trips once connected", "N" },
+    { "ping-interval", 0, 0, G_OPTION_ARG_INT, &cli.ping_interval_ms,
+      "call, listen: milliseconds between two pings (20)", "MS" },
     { "stats-interval", 0, 0, G_OPTION_ARG_INT, &cli.stats_interval_ms,
       "call, listen: print connection statistics every MS (0: never)", "MS" },
     { NULL }
@@ -867,9 +869,10 @@ parley_cli_run (int    argc,
   }
   if (count < 0 || timeout_s < 0 || cli.duration_s < 0 || cli.max_calls < 0 ||
       cli.ring_timeout_s < 0 || cli.stats_interval_ms < 0 || cli.ping_count < 0 ||
-      cli.tone_hz < 0 || cli.tone_hz > 20000) {
+      cli.ping_interval_ms < 1 || cli.tone_hz < 0 || cli.tone_hz > 20000) {
     g_printerr ("parley-cli: --count, --timeout, --duration, --calls, --ring-timeout, "
-                "--stats-interval, --ping must not be negative, --tone must be 0–20000 Hz\n");
+                "--stats-interval, --ping must not be negative, --ping-interval must be "
+                "positive, --tone must be 0–20000 Hz\n");
     return PARLEY_CLI_EXIT_USAGE;
   }
 
