@@ -390,6 +390,46 @@ handle_new_offer (ParleyCallManager *self,
     g_signal_emit (self, signals[SIGNAL_INCOMING_CALL], 0, call);
 }
 
+/* A copy of what another device of this account sent for a call: the server
+ * gives a user's other devices the callee's call-accept and call-reject. The
+ * call stops ringing here; one that has not rung yet never will. */
+static void
+handle_own_signal (ParleyCallManager *self,
+                   const char        *type,
+                   const char        *call_id,
+                   JsonObject        *frame)
+{
+  const char *peer = parley_call_frame_get_string (frame, "recipientId");
+  const char *reason = parley_call_frame_get_string (frame, "reason");
+  ParleyCallEndReason end;
+  ParleyCall *call;
+
+  if (g_str_equal (type, "call-accept"))
+    end = PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE;
+  else if (g_str_equal (type, "call-reject"))
+    end = g_strcmp0 (reason, "busy") == 0 ? PARLEY_CALL_END_REASON_MISSED
+                                           : PARLEY_CALL_END_REASON_REJECTED;
+  else {
+    g_debug ("Ignoring a %s from another device of this account", type);
+    return;
+  }
+
+  call = g_hash_table_lookup (self->calls, call_id);
+  if (call == NULL) {
+    if (!g_hash_table_contains (self->finished, call_id))
+      remember_finished (self, call_id);
+    return;
+  }
+  if (parley_call_get_outgoing (call) || g_strcmp0 (parley_call_get_peer_id (call), peer) != 0) {
+    g_debug ("Ignoring a %s from another device for call %s, not ours to answer", type, call_id);
+    return;
+  }
+  if (parley_call_get_state (call) != PARLEY_CALL_STATE_INCOMING_RINGING)
+    return;
+  g_debug ("Call %s was %s on another device", call_id, type);
+  parley_call_end_silently (call, end);
+}
+
 static void
 call_signal_cb (ParleyClient      *client,
                 const char        *type,
@@ -406,7 +446,7 @@ call_signal_cb (ParleyClient      *client,
     return;
   }
   if (g_strcmp0 (sender, self_id) == 0) {
-    g_debug ("Ignoring a %s from this account", type);
+    handle_own_signal (self, type, call_id, frame);
     return;
   }
 

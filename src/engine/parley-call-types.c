@@ -33,6 +33,7 @@ static const char * const end_reasons[] = {
   [PARLEY_CALL_END_REASON_FAILED] = "failed",
   [PARLEY_CALL_END_REASON_CANCELLED] = "cancelled",
   [PARLEY_CALL_END_REASON_OFFLINE] = "offline",
+  [PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE] = "answered-elsewhere",
 };
 
 /**

@@ -60,6 +60,8 @@ typedef enum {
  * @PARLEY_CALL_END_REASON_FAILED: The connection could not be made or remade.
  * @PARLEY_CALL_END_REASON_CANCELLED: The caller hung up before an answer.
  * @PARLEY_CALL_END_REASON_OFFLINE: The callee had no device online.
+ * @PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE: Another device of this account
+ *   answered the call that rang here.
  *
  * Why a call ended.
  */
@@ -72,6 +74,7 @@ typedef enum {
   PARLEY_CALL_END_REASON_FAILED,
   PARLEY_CALL_END_REASON_CANCELLED,
   PARLEY_CALL_END_REASON_OFFLINE,
+  PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE,
 } ParleyCallEndReason;
 
 const char          *parley_peer_state_to_string        (ParleyPeerState      state);

@@ -726,11 +726,15 @@ user_exists (ParleyWsServer *self,
   return parley_store_user_exists (self->store, key);
 }
 
+/* Forwards @env to the recipient's devices with the sender's id. @carbon:
+ * also to the sender's other devices (a callee's call-accept or call-reject,
+ * which stops the call ringing on them). */
 static void
 relay (ParleyWsServer *self,
        Conn           *conn,
        ParleyEnvelope *env,
-       gboolean        must_be_online)
+       gboolean        must_be_online,
+       gboolean        carbon)
 {
   GByteArray *out = self->scratch;
   static const char * const drop[] = { "id", "senderName", NULL };
@@ -739,6 +743,8 @@ relay (ParleyWsServer *self,
   g_byte_array_set_size (out, 0);
   parley_envelope_splice (env, out, conn->sender_members, conn->sender_members_len, drop);
   send_to_user (self, env->recipient_id.ptr, env->recipient_id.len, NULL, out, &n_sent);
+  if (carbon && n_sent > 0)
+    send_to_user (self, conn->user_id, strlen (conn->user_id), conn, out, NULL);
 
   if (n_sent == 0 && must_be_online) {
     if (!user_exists (self, env->recipient_id))
@@ -924,15 +930,17 @@ conn_handle_text (ParleyWsServer *self,
       handle_read (self, conn, &env);
       break;
     case PARLEY_MSG_TYPING:
-      relay (self, conn, &env, FALSE);
+      relay (self, conn, &env, FALSE, FALSE);
       break;
     case PARLEY_MSG_CALL_OFFER:
     case PARLEY_MSG_CALL_ANSWER:
     case PARLEY_MSG_CALL_ICE_CANDIDATE:
+    case PARLEY_MSG_CALL_HANGUP:
+      relay (self, conn, &env, TRUE, FALSE);
+      break;
     case PARLEY_MSG_CALL_ACCEPT:
     case PARLEY_MSG_CALL_REJECT:
-    case PARLEY_MSG_CALL_HANGUP:
-      relay (self, conn, &env, TRUE);
+      relay (self, conn, &env, TRUE, TRUE);
       break;
     case PARLEY_MSG_SYNC:
       handle_sync (self, conn, &env);

@@ -175,8 +175,11 @@ call_ended_cb (ParleyCallManager *manager,
   g_ptr_array_add (party->ended, g_object_ref (call));
 }
 
+/* A new user, or with @same_user another device (its own profile) of that
+ * party's user. */
 static Party *
-party_new (gboolean connect)
+party_new_full (gboolean  connect,
+                Party    *same_user)
 {
   Party *party = g_new0 (Party, 1);
   g_autoptr(GError) error = NULL;
@@ -185,16 +188,21 @@ party_new (gboolean connect)
 
   party->dir = g_dir_make_tmp ("parley-call-party-XXXXXX", &error);
   g_assert_no_error (error);
-  party->name = g_strdup_printf ("user%u_%u", (guint) getpid () % 10000, ++user_counter);
   party->client = parley_client_new (server->base_url, party->dir, &error);
   g_assert_no_error (error);
 
-  parley_client_register_async (party->client, party->name, PASSWORD, NULL, async_cb, &wait);
-  WAIT_FOR (wait.done, SHORT_WAIT_MS);
-  party->user_id = parley_client_register_finish (party->client, wait.result, &error);
-  g_assert_no_error (error);
-  g_clear_object (&wait.result);
-  wait.done = FALSE;
+  if (same_user != NULL) {
+    party->name = g_strdup (same_user->name);
+    party->user_id = g_strdup (same_user->user_id);
+  } else {
+    party->name = g_strdup_printf ("user%u_%u", (guint) getpid () % 10000, ++user_counter);
+    parley_client_register_async (party->client, party->name, PASSWORD, NULL, async_cb, &wait);
+    WAIT_FOR (wait.done, SHORT_WAIT_MS);
+    party->user_id = parley_client_register_finish (party->client, wait.result, &error);
+    g_assert_no_error (error);
+    g_clear_object (&wait.result);
+    wait.done = FALSE;
+  }
   parley_client_login_async (party->client, party->name, PASSWORD, NULL, async_cb, &wait);
   WAIT_FOR (wait.done, SHORT_WAIT_MS);
   g_assert_true (parley_client_login_finish (party->client, wait.result, &error));
@@ -216,6 +224,12 @@ party_new (gboolean connect)
     WAIT_FOR (parley_client_get_synced (party->client), SHORT_WAIT_MS);
   }
   return party;
+}
+
+static Party *
+party_new (gboolean connect)
+{
+  return party_new_full (connect, NULL);
 }
 
 static void
@@ -391,6 +405,71 @@ test_reject (void)
   assert_logged (b, call_b, PARLEY_CALL_END_REASON_REJECTED);
   g_assert_cmpint (parley_call_get_answered_at (call_a), ==, 0);
   g_assert_null (parley_call_get_peer (call_b));
+}
+
+/* The callee has two devices: both ring; when one answers, the other stops
+ * ringing (answered elsewhere, in its log too) and the call goes on between
+ * the caller and the device that answered. */
+static void
+test_other_device_answers (void)
+{
+  g_autoptr(Party) a = party_new (TRUE);
+  g_autoptr(Party) b1 = party_new (TRUE);
+  g_autoptr(Party) b2 = party_new_full (TRUE, b1);
+  g_autoptr(GError) error = NULL;
+  ParleyCall *call_a, *call_b1, *call_b2;
+
+  call_a = parley_call_manager_call (a->manager, b1->user_id, FALSE, &error);
+  g_assert_no_error (error);
+  WAIT_FOR (b1->incoming->len == 1 && b2->incoming->len == 1, WAIT_MS);
+  call_b1 = last_call (b1->incoming);
+  call_b2 = last_call (b2->incoming);
+  g_assert_cmpstr (parley_call_get_call_id (call_b2), ==, parley_call_get_call_id (call_a));
+
+  g_assert_true (parley_call_accept (call_b1, &error));
+  g_assert_no_error (error);
+  WAIT_FOR (b2->ended->len == 1, WAIT_MS);
+  g_assert_true (last_call (b2->ended) == call_b2);
+  assert_logged (b2, call_b2, PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE);
+  g_assert_null (parley_call_manager_get_active_call (b2->manager));
+  g_assert_null (parley_call_get_peer (call_b2));
+
+  WAIT_FOR (is_state (call_a, PARLEY_CALL_STATE_ACTIVE) &&
+            is_state (call_b1, PARLEY_CALL_STATE_ACTIVE), WAIT_MS);
+  run_for (500);
+  g_assert_true (is_state (call_a, PARLEY_CALL_STATE_ACTIVE));
+  g_assert_cmpuint (a->ended->len, ==, 0);
+
+  parley_call_hangup (call_a);
+  WAIT_FOR (a->ended->len == 1 && b1->ended->len == 1, WAIT_MS);
+  assert_logged (a, call_a, PARLEY_CALL_END_REASON_HANGUP);
+  assert_logged (b1, call_b1, PARLEY_CALL_END_REASON_HANGUP);
+  g_assert_cmpuint (b2->ended->len, ==, 1);
+  g_assert_cmpuint (log_length (b2), ==, 1);
+}
+
+/* Declining on one device declines the call on all of them. */
+static void
+test_other_device_declines (void)
+{
+  g_autoptr(Party) a = party_new (TRUE);
+  g_autoptr(Party) b1 = party_new (TRUE);
+  g_autoptr(Party) b2 = party_new_full (TRUE, b1);
+  g_autoptr(GError) error = NULL;
+  ParleyCall *call_a, *call_b1, *call_b2;
+
+  call_a = parley_call_manager_call (a->manager, b1->user_id, TRUE, &error);
+  g_assert_no_error (error);
+  WAIT_FOR (b1->incoming->len == 1 && b2->incoming->len == 1, WAIT_MS);
+  call_b1 = last_call (b1->incoming);
+  call_b2 = last_call (b2->incoming);
+
+  g_assert_true (parley_call_reject (call_b2, &error));
+  g_assert_no_error (error);
+  WAIT_FOR (a->ended->len == 1 && b1->ended->len == 1 && b2->ended->len == 1, WAIT_MS);
+  assert_logged (a, call_a, PARLEY_CALL_END_REASON_REJECTED);
+  assert_logged (b1, call_b1, PARLEY_CALL_END_REASON_REJECTED);
+  assert_logged (b2, call_b2, PARLEY_CALL_END_REASON_REJECTED);
 }
 
 static void
@@ -684,6 +763,8 @@ main (int argc, char **argv)
   g_test_add_data_func ("/call-manager/callee-hangs-up-video", GINT_TO_POINTER (TRUE),
                         test_call_and_hangup);
   g_test_add_func ("/call-manager/reject", test_reject);
+  g_test_add_func ("/call-manager/other-device-answers", test_other_device_answers);
+  g_test_add_func ("/call-manager/other-device-declines", test_other_device_declines);
   g_test_add_func ("/call-manager/busy-and-cancelled", test_busy_and_cancelled);
   g_test_add_func ("/call-manager/missed", test_missed);
   g_test_add_func ("/call-manager/offline", test_offline);

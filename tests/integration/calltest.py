@@ -187,7 +187,8 @@ class CliProcess:
 
 
 class Users:
-    """parley-cli profiles of registered users on one server."""
+    """parley-cli profiles of registered users on one server; "bob#2" is a second device
+    (profile) of bob."""
 
     def __init__(self, server, workdir, netns=None):
         self.server = server
@@ -207,7 +208,7 @@ class Users:
 
     def env(self, user):
         env = dict(os.environ)
-        env["PARLEY_PASSWORD"] = f"password of {user}"
+        env["PARLEY_PASSWORD"] = f"password of {user.split('#')[0]}"
         # GStreamer 1.22.0 and libnice log a few harmless warnings of their own (see
         # KNOWN_UPSTREAM_WARNINGS); instead of making every warning fatal, the tests check the
         # logs with check_logs() and fail on any other warning or critical.
@@ -237,6 +238,15 @@ class Users:
                 raise RuntimeError(f"login {user}: {r.stderr.decode()}")
             ids[user] = json.loads(r.stdout)["userId"]
         return ids
+
+    def add_device(self, user, n):
+        """Logs @user in on another device (profile "user#n"); returns that name for
+        spawn(), run() and control()."""
+        device = f"{user}#{n}"
+        r = self.run(device, "login", user)
+        if r.returncode != 0:
+            raise RuntimeError(f"login {device}: {r.stderr.decode()}")
+        return device
 
     def spawn(self, user, *args):
         self.counter += 1

@@ -198,7 +198,33 @@ try:
            a_end)
     tap.ok(alice.wait_exit(10) == 4, "`call` exits 4 when the callee is offline", diag(alice))
 
-    # 10. The call log on each side (newest first), with durations of answered calls.
+    # 10. Two devices: both ring; one answers and the other stops ringing.
+    bob = callee("bob", "--tone", "660")
+    bob2 = users.spawn(users.add_device("bob", 2), "listen", "--test-media")
+    bob2.wait_event("connected", 15)
+    alice = caller("alice", "bob", "--audio-only", "--tone", "440")
+    tap.ok(bob2.wait_event("incoming-call", 20), "bob's second device rings too", diag(bob2))
+    b2_end = ended(bob2, 20)
+    tap.ok(b2_end and b2_end.get("reason") == "answered-elsewhere",
+           "it stops ringing as answered elsewhere when the first device answers", b2_end)
+    tap.ok(alice.wait_event("call-state", 20, state="active") and tone_seen(alice, 660)
+           and tone_seen(bob, 440), "the call goes on with the device that answered",
+           diag(alice, bob))
+    users.control("alice", "hangup")
+    a_end = ended(alice)
+    tap.ok(a_end and a_end.get("reason") == "hangup" and
+           not bob2.select("call-state", state="active"),
+           "the second device never joined the call", (a_end, bob2.states()))
+    alice.wait_exit(10)
+    r = users.run("bob#2", "calls")
+    b2_log = [json.loads(line) for line in r.stdout.decode().splitlines()] \
+        if r.returncode == 0 else []
+    tap.ok([e["reason"] for e in b2_log] == ["answered-elsewhere"],
+           "the second device logs the call as answered elsewhere", b2_log)
+    bob.stop()
+    bob2.stop()
+
+    # 11. The call log on each side (newest first), with durations of answered calls.
     def call_log(user):
         r = users.run(user, "calls")
         return [json.loads(line) for line in r.stdout.decode().splitlines()] \
@@ -220,7 +246,7 @@ try:
     tap.ok(c_log is not None and [e["reason"] for e in c_log] == ["busy"],
            "carol's log shows her call as busy", c_log)
 
-    # 11. Glare: both call each other at the same moment, repeatedly.
+    # 12. Glare: both call each other at the same moment, repeatedly.
     good = 0
     failures = []
     for i in range(glare_runs):
