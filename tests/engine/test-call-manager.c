@@ -410,6 +410,27 @@ test_reject (void)
 /* The callee has two devices: both ring; when one answers, the other stops
  * ringing (answered elsewhere, in its log too) and the call goes on between
  * the caller and the device that answered. */
+/* A calls the user of B1 and B2 (two devices); returns once both ring. */
+static ParleyCall *
+ring_two_devices (Party       *a,
+                  Party       *b1,
+                  Party       *b2,
+                  gboolean     video,
+                  ParleyCall **out_b1,
+                  ParleyCall **out_b2)
+{
+  g_autoptr(GError) error = NULL;
+  ParleyCall *call_a = parley_call_manager_call (a->manager, b1->user_id, video, &error);
+
+  g_assert_no_error (error);
+  WAIT_FOR (b1->incoming->len == 1 && b2->incoming->len == 1, WAIT_MS);
+  *out_b1 = last_call (b1->incoming);
+  *out_b2 = last_call (b2->incoming);
+  g_assert_cmpstr (parley_call_get_call_id (*out_b1), ==, parley_call_get_call_id (call_a));
+  g_assert_cmpstr (parley_call_get_call_id (*out_b2), ==, parley_call_get_call_id (call_a));
+  return call_a;
+}
+
 static void
 test_other_device_answers (void)
 {
@@ -417,14 +438,8 @@ test_other_device_answers (void)
   g_autoptr(Party) b1 = party_new (TRUE);
   g_autoptr(Party) b2 = party_new_full (TRUE, b1);
   g_autoptr(GError) error = NULL;
-  ParleyCall *call_a, *call_b1, *call_b2;
-
-  call_a = parley_call_manager_call (a->manager, b1->user_id, FALSE, &error);
-  g_assert_no_error (error);
-  WAIT_FOR (b1->incoming->len == 1 && b2->incoming->len == 1, WAIT_MS);
-  call_b1 = last_call (b1->incoming);
-  call_b2 = last_call (b2->incoming);
-  g_assert_cmpstr (parley_call_get_call_id (call_b2), ==, parley_call_get_call_id (call_a));
+  ParleyCall *call_b1, *call_b2;
+  ParleyCall *call_a = ring_two_devices (a, b1, b2, FALSE, &call_b1, &call_b2);
 
   g_assert_true (parley_call_accept (call_b1, &error));
   g_assert_no_error (error);
@@ -456,13 +471,8 @@ test_other_device_declines (void)
   g_autoptr(Party) b1 = party_new (TRUE);
   g_autoptr(Party) b2 = party_new_full (TRUE, b1);
   g_autoptr(GError) error = NULL;
-  ParleyCall *call_a, *call_b1, *call_b2;
-
-  call_a = parley_call_manager_call (a->manager, b1->user_id, TRUE, &error);
-  g_assert_no_error (error);
-  WAIT_FOR (b1->incoming->len == 1 && b2->incoming->len == 1, WAIT_MS);
-  call_b1 = last_call (b1->incoming);
-  call_b2 = last_call (b2->incoming);
+  ParleyCall *call_b1, *call_b2;
+  ParleyCall *call_a = ring_two_devices (a, b1, b2, TRUE, &call_b1, &call_b2);
 
   g_assert_true (parley_call_reject (call_b2, &error));
   g_assert_no_error (error);
