@@ -26,6 +26,9 @@
 /* libsoup 3.2 has no name for 429. */
 #define STATUS_TOO_MANY_REQUESTS 429
 
+/* Seconds between two deletions of expired refresh tokens. */
+#define PRUNE_INTERVAL_S 3600
+
 #define BODY_KEY "parley-http-api-body"
 #define BODY_TOO_LARGE_KEY "parley-http-api-body-too-large"
 
@@ -56,6 +59,9 @@ struct _ParleyHttpApi {
   /* A hash to verify against for unknown users, made on first use. */
   GMutex dummy_lock;
   char *dummy_hash;
+
+  /* When expired refresh tokens were last deleted (seconds; rate_lock). */
+  gint64 pruned_at;
 
   /* Thread work in flight, so that free can wait for it. */
   GMutex work_lock;
@@ -564,6 +570,7 @@ start_session (Request    *req,
   g_autofree char *refresh_hash = parley_token_hash_refresh (refresh);
   g_autofree char *family = parley_token_new_refresh ();
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gboolean prune;
 
   if (!parley_store_add_refresh_token (self->store, refresh_hash, user_id, family,
                                        now + self->config->refresh_ttl, &error)) {
@@ -574,6 +581,19 @@ start_session (Request    *req,
 
   req->status = SOUP_STATUS_OK;
   req->body = session_body (self, user_id, username, refresh);
+
+  /* Expired refresh tokens are deleted at most once per PRUNE_INTERVAL_S. */
+  g_mutex_lock (&self->rate_lock);
+  prune = now - self->pruned_at >= PRUNE_INTERVAL_S;
+  if (prune)
+    self->pruned_at = now;
+  g_mutex_unlock (&self->rate_lock);
+  if (prune) {
+    gint64 n = parley_store_prune_refresh_tokens (self->store, now);
+
+    if (n > 0)
+      g_debug ("Deleted %" G_GINT64_FORMAT " expired refresh tokens", n);
+  }
 }
 
 static void

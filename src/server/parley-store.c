@@ -2675,6 +2675,40 @@ parley_store_add_refresh_token (ParleyStore  *self,
   return ok;
 }
 
+/**
+ * parley_store_prune_refresh_tokens:
+ * @self: a store
+ * @now: the time, in seconds since the epoch
+ *
+ * Deletes the refresh tokens that expired by @now, used, revoked or not:
+ * none of them can be exchanged any more, and a replayed one is refused as
+ * unknown (no longer by revoking its family, whose newer tokens expire
+ * later and stay).
+ *
+ * Returns: how many were deleted, or -1 on an error (logged)
+ */
+gint64
+parley_store_prune_refresh_tokens (ParleyStore *self,
+                                   gint64       now)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint64 deleted = -1;
+
+  g_return_val_if_fail (self != NULL, -1);
+
+  g_mutex_lock (&self->read_lock);
+  stmt = prepare (self->rdb, "DELETE FROM refresh_tokens WHERE expires <= ?1", FALSE);
+  sqlite3_bind_int64 (stmt, 1, now);
+  if (sqlite3_step (stmt) == SQLITE_DONE)
+    deleted = sqlite3_changes64 (self->rdb);
+  else
+    g_warning ("Cannot prune refresh tokens: %s", sqlite3_errmsg (self->rdb));
+  g_clear_pointer (&stmt, sqlite3_finalize);
+  g_mutex_unlock (&self->read_lock);
+
+  return deleted;
+}
+
 static void
 revoke_family_locked (ParleyStore *self,
                       const char  *family)

@@ -219,6 +219,8 @@ ParleyRefreshResult parley_store_rotate_refresh_token (ParleyStore  *self,
                                                        char        **out_user_id);
 void           parley_store_revoke_refresh_family (ParleyStore  *self,
                                                    const char   *token_hash);
+gint64         parley_store_prune_refresh_tokens  (ParleyStore  *self,
+                                                   gint64        now);
 
 GPtrArray     *parley_store_pending_for   (ParleyStore         *self,
                                            const char          *user_id,

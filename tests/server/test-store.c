@@ -660,6 +660,21 @@ test_refresh_tokens (Fixture       *f,
   g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "x2", "x3", 999, 2000, NULL),
                    ==, PARLEY_REFRESH_UNKNOWN);
   parley_store_revoke_refresh_family (f->store, "unknown");
+
+  /* Pruning deletes what expired, used or not, and nothing else. */
+  g_assert_true (parley_store_add_refresh_token (f->store, "p1", "u7", "fam3", 3000, &error));
+  g_assert_true (parley_store_add_refresh_token (f->store, "p2", "u7", "fam4", 4000, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (parley_store_prune_refresh_tokens (f->store, 1000), ==, 2);  /* h1, x1 */
+  g_assert_cmpint (parley_store_prune_refresh_tokens (f->store, 1000), ==, 0);
+  g_assert_cmpint (parley_store_prune_refresh_tokens (f->store, 2000), ==, 3);  /* h2, h3, x2 */
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "p1", "p3", 2500, 5000, NULL),
+                   ==, PARLEY_REFRESH_OK);
+  g_assert_cmpint (parley_store_prune_refresh_tokens (f->store, 3000), ==, 1);  /* p1 */
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "p2", "p4", 3500, 5000, NULL),
+                   ==, PARLEY_REFRESH_OK);
+  g_assert_cmpint (parley_store_rotate_refresh_token (f->store, "p3", "p5", 3500, 5000, NULL),
+                   ==, PARLEY_REFRESH_OK);
 }
 
 typedef struct {
