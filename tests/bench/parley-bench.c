@@ -1588,13 +1588,83 @@ make_clients (guint first_user,
 
 /* Measurement. */
 
+/* CPU ticks of the server's threads of one name (parley-net, parley-store...). */
+#define MAX_THREAD_NAMES 12
+
+typedef struct {
+  char name[16];
+  guint64 ticks;
+} ThreadTicks;
+
 typedef struct {
   gint64 wall;
   guint64 server_ticks;
   gint64 gen_us;
   guint64 cpu_busy[2];        /* busy ticks of CPUs 0 and 1, from /proc/stat */
   guint64 cpu_all[2];         /* all ticks of CPUs 0 and 1 */
+  ThreadTicks threads[MAX_THREAD_NAMES];
+  guint n_threads;
 } Snapshot;
+
+/* Adds up the CPU ticks of the server's threads by thread name. */
+static void
+server_thread_ticks (Snapshot *s)
+{
+  g_autofree char *dir_path = g_strdup_printf ("/proc/%d/task", B.srv->pid);
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+  const char *tid;
+
+  s->n_threads = 0;
+  while (dir != NULL && (tid = g_dir_read_name (dir)) != NULL) {
+    g_autofree char *path = g_build_filename (dir_path, tid, "stat", NULL);
+    g_autofree char *text = NULL;
+    const char *open, *close;
+    char name[16];
+    guint64 ticks;
+    guint i;
+
+    if (!read_file_text (path, &text) || !parley_bench_proc_stat_cpu (text, &ticks) ||
+        (open = strchr (text, '(')) == NULL || (close = strrchr (text, ')')) == NULL ||
+        close <= open)
+      continue;
+    g_strlcpy (name, open + 1, MIN ((gsize) (close - open), sizeof name));
+    for (i = 0; i < s->n_threads && strcmp (s->threads[i].name, name) != 0; i++)
+      ;
+    if (i == s->n_threads) {
+      if (s->n_threads == MAX_THREAD_NAMES)
+        continue;
+      g_strlcpy (s->threads[i].name, name, sizeof s->threads[i].name);
+      s->threads[i].ticks = 0;
+      s->n_threads++;
+    }
+    s->threads[i].ticks += ticks;
+  }
+}
+
+/* "parley-net 12.3, parley-store 4.5, ..." µs per message between two
+ * snapshots, for the threads that used any CPU (threads that ended between
+ * the two are not counted). */
+static char *
+thread_cpu_per_message (const Snapshot *a,
+                        const Snapshot *b,
+                        guint64         messages)
+{
+  GString *out = g_string_new (NULL);
+
+  for (guint i = 0; i < b->n_threads && messages > 0; i++) {
+    guint64 before = 0;
+    double us;
+
+    for (guint j = 0; j < a->n_threads; j++)
+      if (strcmp (a->threads[j].name, b->threads[i].name) == 0)
+        before = a->threads[j].ticks;
+    if (b->threads[i].ticks <= before)
+      continue;
+    us = (double) (b->threads[i].ticks - before) * 1e6 / (double) B.clk_tck / (double) messages;
+    g_string_append_printf (out, "%s%s %.2f", out->len ? ", " : "", b->threads[i].name, us);
+  }
+  return g_string_free (out, FALSE);
+}
 
 /* Reads the busy and total ticks of CPUs 0 and 1. */
 static void
@@ -1647,6 +1717,7 @@ snapshot (Snapshot *s)
   s->wall = now_ns ();
   if (!server_cpu_ticks (&s->server_ticks))
     s->server_ticks = 0;
+  server_thread_ticks (s);
   s->gen_us = self_cpu_us ();
   read_cpu_ticks (s->cpu_busy, s->cpu_all);
 }
@@ -1824,6 +1895,11 @@ run_traffic (Role        role,
              B.lat->max / 1e3);
   print_row ("server CPU", "%.3f s = %.1f %% of a core, %.2f us per message", server_us / 1e6,
              r->server_pct, per_msg);
+  {
+    g_autofree char *by_thread = thread_cpu_per_message (&s0, &s1, messages);
+
+    print_row ("server CPU by thread", "%s us per message", by_thread);
+  }
   print_row ("generator CPU", "%.3f s = %.1f %% of a core, %.2f us per message", gen_us / 1e6,
              r->gen_pct, messages ? gen_us / (double) messages : 0);
   r->cpu0_pct = cpu_busy_pct (&s0, &s1, 0);
