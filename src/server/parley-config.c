@@ -42,6 +42,7 @@ parley_config_new (void)
   self->auth_timeout = 5;
   self->ping_interval = 30;
   self->idle_timeout = 75;
+  self->replay_batch = 100;
 
   return self;
 }
@@ -183,6 +184,7 @@ parley_config_load_file (ParleyConfig *self,
   READ_UINT ("ws", "auth-timeout", auth_timeout, 3600);
   READ_UINT ("ws", "ping-interval", ping_interval, 3600);
   READ_UINT ("ws", "idle-timeout", idle_timeout, 3600);
+  READ_UINT ("ws", "replay-batch", replay_batch, 100000);
 
   return parley_config_validate (self, error);
 }
@@ -263,6 +265,8 @@ parley_config_validate (ParleyConfig *self,
     problem = "max-frame must be at least 1024 bytes";
   else if (self->rate_burst == 0 || self->rate_per_second == 0)
     problem = "rate and rate-burst must be positive";
+  else if (self->replay_batch == 0)
+    problem = "replay-batch must be positive";
   else if (self->ping_interval == 0 || self->idle_timeout <= self->ping_interval)
     problem = "idle-timeout must be longer than ping-interval";
   else if (self->turn_ttl < 5)

@@ -40,6 +40,7 @@ typedef struct {
   guint auth_timeout;             /* [ws] auth-timeout seconds, default 5 */
   guint ping_interval;            /* [ws] ping-interval seconds, default 30 */
   guint idle_timeout;             /* [ws] idle-timeout seconds, default 75 */
+  guint replay_batch;             /* [ws] replay-batch, default 100 stored messages per loop */
 } ParleyConfig;
 
 ParleyConfig *parley_config_new       (void);

@@ -22,7 +22,12 @@
 #define READ_BUFFER_SIZE (64 * 1024)
 #define MAX_EVENTS 256
 #define MAX_OUTPUT (8 * 1024 * 1024)
-#define PENDING_BATCH 500
+/* Stored messages are replayed to a connecting device a little at a time:
+ * at most [ws] replay-batch per loop iteration over all devices that replay,
+ * a look-up counting as at least REPLAY_QUERY_COST of them (or the whole
+ * batch if smaller), so that a device with a long backlog never holds up
+ * everyone else's traffic. */
+#define REPLAY_QUERY_COST 10
 #define SYNC_LIMIT_MAX 1000
 #define PARLEY_ID_MAX 64
 #define POOL_MAX_BUFFERS 1024
@@ -52,12 +57,29 @@ struct _Conn {
   double tokens;            /* rate limit bucket */
   gint64 tokens_at;         /* monotonic µs of the last refill */
 
+  /* While the messages stored for the user are replayed (in seq order, a
+   * batch per loop iteration), live messages for this device wait in held
+   * so that none overtakes a stored one. */
+  gboolean replaying;
+  gint64 replay_after;      /* seq of the last stored message sent */
+  GArray *held;             /* HeldFrame */
+  GByteArray *held_data;
+
   guint32 epoll_events;
   gboolean dirty;
   gboolean closing;         /* flush what is queued, then close */
   gboolean dead;
   Conn *next_dirty;
 };
+
+/* A live message frame held back during a replay. @to_user: addressed to
+ * the device's user (else a copy of the user's own message). */
+typedef struct {
+  gint64 seq;
+  gboolean to_user;
+  guint off;
+  guint len;
+} HeldFrame;
 
 typedef struct {
   int fd;
@@ -85,6 +107,7 @@ struct _ParleyWsServer {
   gint64 now_s;
   gint64 last_sweep;
   guint authenticated;
+  GQueue replays;           /* Conn * that replay stored messages, in turn */
 
   /* Shared with other threads, under lock. */
   GMutex lock;
@@ -420,6 +443,96 @@ send_stored_messages (ParleyWsServer *self,
   }
 }
 
+/* Sends what was held back during the replay, except messages to the user
+ * that the replay already sent (seq up to replay_after: the stored ones
+ * come in seq order, and a message to the user that it did not include was
+ * acknowledged by another device meanwhile, so it is the history's now). */
+static void
+replay_done (ParleyWsServer *self,
+             Conn           *conn)
+{
+  GByteArray *out = self->scratch;
+
+  conn->replaying = FALSE;
+  for (guint i = 0; conn->held != NULL && i < conn->held->len; i++) {
+    HeldFrame *h = &g_array_index (conn->held, HeldFrame, i);
+
+    if (h->to_user && h->seq <= conn->replay_after)
+      continue;
+    g_byte_array_set_size (out, 0);
+    g_byte_array_append (out, conn->held_data->data + h->off, h->len);
+    conn_queue_text (self, conn, out);
+  }
+  g_clear_pointer (&conn->held, g_array_unref);
+  g_clear_pointer (&conn->held_data, g_byte_array_unref);
+}
+
+/* Sends the next stored messages to the devices that replay them, within
+ * [ws] replay-batch, each device in turn. */
+static void
+replay_step (ParleyWsServer *self)
+{
+  guint budget = self->config->replay_batch;
+
+  while (budget > 0 && !g_queue_is_empty (&self->replays)) {
+    Conn *conn = g_queue_pop_head (&self->replays);
+    g_autoptr (GPtrArray) pending = parley_store_pending_for (self->store, conn->user_id,
+                                                             conn->replay_after, budget);
+    guint n = pending ? pending->len : 0;
+
+    if (n > 0) {
+      send_stored_messages (self, conn, pending, n);
+      conn->replay_after = ((ParleyStoredMessage *) g_ptr_array_index (pending, n - 1))->seq;
+    }
+    if (pending == NULL || n < budget) {
+      if (pending == NULL)
+        g_warning ("Cannot read the stored messages of a connecting device");
+      replay_done (self, conn);
+    } else {
+      g_queue_push_tail (&self->replays, conn);
+    }
+    budget -= MIN (budget, MAX (n, MIN (REPLAY_QUERY_COST, self->config->replay_batch)));
+  }
+}
+
+/* send_to_user() for a message frame (@out) of @seq: a device that is
+ * replaying stored messages holds it until the replay is done. */
+static void
+send_message_to_user (ParleyWsServer *self,
+                      const char     *user_id,
+                      Conn           *except,
+                      GByteArray     *out,
+                      gint64          seq,
+                      gboolean        to_user,
+                      guint          *n_sent)
+{
+  const GPtrArray *devices = parley_router_lookup (self->router, user_id, strlen (user_id));
+
+  if (n_sent)
+    *n_sent = 0;
+  for (guint i = 0; devices != NULL && i < devices->len; i++) {
+    Conn *device = g_ptr_array_index (devices, i);
+
+    if (device == except)
+      continue;
+    if (device->replaying) {
+      HeldFrame h = { seq, to_user, 0, out->len };
+
+      if (device->held == NULL) {
+        device->held = g_array_new (FALSE, FALSE, sizeof (HeldFrame));
+        device->held_data = g_byte_array_new ();
+      }
+      h.off = device->held_data->len;
+      g_byte_array_append (device->held_data, out->data, out->len);
+      g_array_append_val (device->held, h);
+    } else {
+      conn_queue_text (self, device, out);
+    }
+    if (n_sent)
+      (*n_sent)++;
+  }
+}
+
 static void
 conn_authenticated (ParleyWsServer *self,
                     Conn           *conn,
@@ -427,7 +540,6 @@ conn_authenticated (ParleyWsServer *self,
 {
   GByteArray *out = self->scratch;
   gboolean first;
-  gint64 after = 0;
 
   conn->user_id = user_id;
   conn->auth_deadline = 0;
@@ -448,18 +560,11 @@ conn_authenticated (ParleyWsServer *self,
   append_literal (out, "}");
   conn_queue_text (self, conn, out);
 
-  /* Everything addressed to the user that no device acknowledged yet. */
-  for (;;) {
-    g_autoptr (GPtrArray) pending = parley_store_pending_for (self->store, user_id, after,
-                                                             PENDING_BATCH);
-
-    if (pending == NULL || pending->len == 0)
-      break;
-    send_stored_messages (self, conn, pending, pending->len);
-    after = ((ParleyStoredMessage *) g_ptr_array_index (pending, pending->len - 1))->seq;
-    if (pending->len < PENDING_BATCH)
-      break;
-  }
+  /* Everything addressed to the user that no device acknowledged yet, from
+   * the next loop iterations on (replay_step()). */
+  conn->replaying = TRUE;
+  conn->replay_after = 0;
+  g_queue_push_tail (&self->replays, conn);
 
   announce_presence (self, user_id, TRUE, first, conn);
 }
@@ -473,6 +578,10 @@ conn_destroy (ParleyWsServer *self,
   if (conn->dead)
     return;
   conn->dead = TRUE;
+  if (conn->replaying) {
+    g_queue_remove (&self->replays, conn);
+    conn->replaying = FALSE;
+  }
   epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
   close (conn->fd);
   g_hash_table_remove (self->conns, &conn->id);
@@ -494,6 +603,10 @@ conn_free (Conn *conn)
     g_byte_array_unref (conn->out);
   g_free (conn->user_id);
   g_free (conn->sender_members);
+  if (conn->held)
+    g_array_unref (conn->held);
+  if (conn->held_data)
+    g_byte_array_unref (conn->held_data);
   g_free (conn);
 }
 
@@ -1006,8 +1119,8 @@ complete_message (ParleyWsServer *self,
 
     build_message (self, out, op->message_id, op->user_id, op->peer_id, op->content,
                    op->content_len, op->seq, op->timestamp);
-    send_to_user (self, op->peer_id, strlen (op->peer_id), NULL, out, &n_recipient);
-    send_to_user (self, op->user_id, strlen (op->user_id), sender, out, NULL);
+    send_message_to_user (self, op->peer_id, NULL, out, op->seq, TRUE, &n_recipient);
+    send_message_to_user (self, op->user_id, sender, out, op->seq, FALSE, NULL);
     delivered = n_recipient > 0;
   }
 
@@ -1179,7 +1292,9 @@ network_thread (gpointer data)
   self->last_sweep = self->now_s;
 
   while (running) {
-    int n = epoll_wait (self->epoll_fd, events, MAX_EVENTS, 1000);
+    /* Replays still to do: look for events, but do not wait for any. */
+    int n = epoll_wait (self->epoll_fd, events, MAX_EVENTS,
+                        g_queue_is_empty (&self->replays) ? 1000 : 0);
 
     if (n < 0 && errno != EINTR) {
       g_warning ("epoll_wait failed: %s", g_strerror (errno));
@@ -1207,6 +1322,7 @@ network_thread (gpointer data)
       self->last_sweep = self->now_s;
       sweep (self);
     }
+    replay_step (self);
     flush_dirty (self);
     g_ptr_array_set_size (self->graveyard, 0);
   }

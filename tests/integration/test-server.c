@@ -168,6 +168,55 @@ test_offline_delivery (Fixture       *f,
   parley_test_ws_free (bob);
 }
 
+/* A backlog that takes many replay steps (one message per loop iteration
+ * here) arrives in seq order and exactly once, and a message sent while it
+ * is replayed does not overtake it. */
+static void
+test_backlog_replay (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  g_autoptr (JsonObject) live_ack = NULL;
+  ParleyTestWs *bob;
+  const guint n = 2000, chunk = 250;
+  gint64 last_seq = 0;
+
+  for (guint i = 0; i < n; i += chunk) {
+    for (guint j = i; j < i + chunk; j++) {
+      g_autofree char *id = g_strdup_printf ("m%u", j);
+      g_autofree char *body = g_strdup_printf ("message %u", j);
+
+      send_message (alice, id, f->bob_id, body);
+    }
+    for (guint j = i; j < i + chunk; j++) {
+      g_autofree char *id = g_strdup_printf ("m%u", j);
+
+      json_object_unref (parley_test_ws_expect_ref (alice, "ack", id));
+    }
+  }
+
+  /* The live message goes once the first stored ones have come, while the
+   * rest are still being replayed. */
+  bob = connect_user (f, f->bob_token);
+  for (guint i = 0; i <= n; i++) {
+    g_autoptr (JsonObject) msg = parley_test_ws_expect (bob, "message");
+    g_autofree char *id = i < n ? g_strdup_printf ("m%u", i) : g_strdup ("live");
+    g_autofree char *body = i < n ? g_strdup_printf ("message %u", i) : g_strdup ("live message");
+    gint64 seq = json_object_get_int_member (msg, "seq");
+
+    assert_message (msg, id, f->alice_id, body);
+    g_assert_cmpint (seq, >, last_seq);
+    last_seq = seq;
+    if (i == 0)
+      send_message (alice, "live", f->bob_id, "live message");
+  }
+  live_ack = parley_test_ws_expect_ref (alice, "ack", "live");
+  g_assert_cmpint (json_object_get_int_member (live_ack, "seq"), ==, last_seq);
+  parley_test_ws_settle (bob);
+  g_assert_cmpuint (parley_test_ws_count (bob, "message"), ==, 0);
+  parley_test_ws_free (bob);
+}
+
 static void
 test_kill_after_ack (Fixture       *f,
                      gconstpointer  data)
@@ -581,6 +630,9 @@ main (int   argc,
               fixture_teardown);
   g_test_add ("/server/offline-delivery", Fixture, NULL, fixture_setup, test_offline_delivery,
               fixture_teardown);
+  g_test_add ("/server/backlog-replay", Fixture,
+              "[ws]\nrate=100000\nrate-burst=100000\nreplay-batch=1\n",
+              fixture_setup, test_backlog_replay, fixture_teardown);
   g_test_add ("/server/kill-after-ack", Fixture, NULL, fixture_setup, test_kill_after_ack,
               fixture_teardown);
   g_test_add ("/server/forged-sender", Fixture, NULL, fixture_setup, test_forged_sender,

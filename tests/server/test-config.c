@@ -111,6 +111,7 @@ test_bad_values (void)
     "[ws]\nmax-frame=10\n",
     "[ws]\nrate=0\n",
     "[ws]\nping-interval=30\nidle-timeout=10\n",
+    "[ws]\nreplay-batch=0\n",
     "[turn]\nttl=1\n",
     "not a key file at all [",
   };
