@@ -428,6 +428,36 @@ test_call_signaling (Fixture       *f,
   bob = connect_user (f, f->bob_token);
   parley_test_ws_settle (bob);
   g_assert_cmpuint (parley_test_ws_count (bob, "call-ice-candidate"), ==, 0);
+
+  /* A callee's call-accept and call-reject also go to its other devices,
+   * with its own senderId; its answers and candidates do not. */
+  {
+    g_autoptr (ParleyTestWs) bob2 = connect_user (f, f->bob_token);
+    const char *carbons[] = { "call-accept", "call-reject" };
+
+    for (guint i = 0; i < G_N_ELEMENTS (carbons); i++) {
+      g_autoptr (JsonObject) to_alice = NULL;
+      g_autoptr (JsonObject) to_bob2 = NULL;
+
+      parley_test_ws_send (bob, "{\"type\":\"%s\",\"recipientId\":\"%s\",\"callId\":\"c1\","
+                           "\"reason\":\"rejected\",\"senderId\":\"%s\"}", carbons[i],
+                           f->alice_id, f->alice_id);
+      to_alice = parley_test_ws_expect (alice, carbons[i]);
+      g_assert_cmpstr (json_object_get_string_member (to_alice, "senderId"), ==, f->bob_id);
+      to_bob2 = parley_test_ws_expect (bob2, carbons[i]);
+      g_assert_cmpstr (json_object_get_string_member (to_bob2, "senderId"), ==, f->bob_id);
+      g_assert_cmpstr (json_object_get_string_member (to_bob2, "recipientId"), ==, f->alice_id);
+      g_assert_cmpstr (json_object_get_string_member (to_bob2, "callId"), ==, "c1");
+    }
+    parley_test_ws_send (bob, "{\"type\":\"call-answer\",\"recipientId\":\"%s\","
+                         "\"callId\":\"c1\",\"sdp\":\"v=0\"}", f->alice_id);
+    json_object_unref (parley_test_ws_expect (alice, "call-answer"));
+    parley_test_ws_settle (bob2);
+    parley_test_ws_settle (bob);
+    g_assert_cmpuint (parley_test_ws_count (bob2, "call-answer"), ==, 0);
+    g_assert_cmpuint (parley_test_ws_count (bob, "call-accept"), ==, 0);
+    g_assert_cmpuint (parley_test_ws_count (bob, "call-reject"), ==, 0);
+  }
 }
 
 static void
