@@ -1277,8 +1277,14 @@ handle_promise (ParleyPeer *self,
       return;
     }
     offer = reply_get_description (event->reply, "offer", &error);
-    if (offer == NULL && self->negotiated_once && self->offer_retries < OFFER_RETRIES &&
-        self->offer_retry_source == NULL) {
+    if (offer == NULL && self->negotiated_once && self->offer_retry_source != NULL) {
+      /* Another offer of the same renegotiation (negotiation-needed again) failed the same
+       * way while a retry is already due: that retry makes the offer. */
+      g_debug ("Peer %p: %s; a retry is already due", self, error->message);
+      self->making_offer = FALSE;
+      return;
+    }
+    if (offer == NULL && self->negotiated_once && self->offer_retries < OFFER_RETRIES) {
       /* A renegotiation of a working connection: webrtcbin refuses an offer while a sender's
        * caps are in flux (seen right after a glare); the call goes on, so try again shortly
        * instead of failing it. */
