@@ -536,6 +536,38 @@ conn_discard_stream (Conn   *conn,
   gst_pad_link (pad, sink_pad);
 }
 
+/* webrtcbin 1.22 can attach a receive pad to the transceiver of the other
+ * kind (seen in about half the video calls, when video arrives before
+ * audio): when it later builds an offer, it asks the pad's peer for caps
+ * with that transceiver's codec preferences as the filter, which this
+ * stream's depayloader cannot accept, so every renegotiation of the call
+ * fails ("Caps negotiation on pad src_0 failed"). A caps query whose filter
+ * has nothing of this stream's media is answered with the filter itself,
+ * which leaves that transceiver's preferences as they are. */
+static GstPadProbeReturn
+receive_caps_query_cb (GstPad          *pad,
+                       GstPadProbeInfo *info,
+                       gpointer         user_data)
+{
+  const char *media = user_data;
+  GstQuery *query = GST_PAD_PROBE_INFO_QUERY (info);
+  GstCaps *filter = NULL;
+
+  if (GST_QUERY_TYPE (query) != GST_QUERY_CAPS)
+    return GST_PAD_PROBE_OK;
+  gst_query_parse_caps (query, &filter);
+  if (filter == NULL || gst_caps_is_any (filter) || gst_caps_is_empty (filter))
+    return GST_PAD_PROBE_OK;
+  for (guint i = 0; i < gst_caps_get_size (filter); i++) {
+    const char *kind = gst_structure_get_string (gst_caps_get_structure (filter, i), "media");
+
+    if (kind == NULL || g_str_equal (kind, media))
+      return GST_PAD_PROBE_OK;
+  }
+  gst_query_set_caps_result (query, filter);
+  return GST_PAD_PROBE_HANDLED;
+}
+
 static void
 on_pad_added_cb (GstElement *webrtc,
                  GstPad     *pad,
@@ -633,6 +665,8 @@ on_pad_added_cb (GstElement *webrtc,
   gst_element_sync_state_with_parent (decode_bin);
 
   bin_sink = gst_element_get_static_pad (decode_bin, "sink");
+  gst_pad_add_probe (bin_sink, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM, receive_caps_query_cb,
+                     (gpointer) (video ? "video" : "audio"), NULL);
   if (gst_pad_link (pad, bin_sink) != GST_PAD_LINK_OK) {
     g_debug ("Could not link the remote %s stream", media);
   } else {
@@ -1217,7 +1251,9 @@ static GSource *peer_add_timeout  (ParleyPeer  *self,
                                    const char  *name);
 static void     peer_clear_source (GSource    **source);
 
-#define OFFER_RETRIES 3
+/* Renegotiation offers that webrtcbin refuses while a sender's caps are in
+ * flux are tried again after 150, 300, 600, 1200 and 2400 ms. */
+#define OFFER_RETRIES 5
 #define OFFER_RETRY_MS 150
 
 static gboolean
@@ -1288,10 +1324,12 @@ handle_promise (ParleyPeer *self,
       /* A renegotiation of a working connection: webrtcbin refuses an offer while a sender's
        * caps are in flux (seen right after a glare); the call goes on, so try again shortly
        * instead of failing it. */
-      g_debug ("Peer %p: %s; offering again in %d ms", self, error->message, OFFER_RETRY_MS);
+      guint delay_ms = OFFER_RETRY_MS << self->offer_retries;
+
+      g_debug ("Peer %p: %s; offering again in %u ms", self, error->message, delay_ms);
       self->offer_retries++;
       self->making_offer = FALSE;
-      self->offer_retry_source = peer_add_timeout (self, OFFER_RETRY_MS, offer_retry_cb,
+      self->offer_retry_source = peer_add_timeout (self, delay_ms, offer_retry_cb,
                                                    "[parley] peer offer retry");
       return;
     }
