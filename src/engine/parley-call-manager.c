@@ -416,8 +416,7 @@ handle_own_signal (ParleyCallManager *self,
 
   call = g_hash_table_lookup (self->calls, call_id);
   if (call == NULL) {
-    if (!g_hash_table_contains (self->finished, call_id))
-      remember_finished (self, call_id);
+    remember_finished (self, call_id);
     return;
   }
   if (parley_call_get_outgoing (call) || g_strcmp0 (parley_call_get_peer_id (call), peer) != 0) {

@@ -336,31 +336,42 @@ call_message_func (ParleyDataChannel *self,
   return handled;
 }
 
+/* Hands a message (@data, or @text) to the message function on this thread,
+ * or queues it for the main context. */
+static void
+deliver_message (Binding    *binding,
+                 GBytes     *data,
+                 const char *text)
+{
+  ParleyDataChannel *self;
+  Event *event = event_new (binding, data != NULL ? EVENT_MESSAGE : EVENT_STRING, &self);
+
+  if (event == NULL)
+    return;
+  if (call_message_func (self, binding, data, text)) {
+    g_free (event);
+    g_object_unref (self);
+    return;
+  }
+  /* The event takes over the reference on @self. */
+  if (data != NULL)
+    event->bytes = g_bytes_ref (data);
+  else
+    event->text = g_strdup (text);
+  queue_event (self, event);
+}
+
 static void
 on_message_data_cb (GstWebRTCDataChannel *channel,
                     GBytes               *data,
                     Binding              *binding)
 {
   g_autoptr(GBytes) empty = NULL;
-  ParleyDataChannel *self = g_weak_ref_get (&binding->self);
-  Event *event;
 
-  if (self == NULL)
-    return;
   /* An empty binary message may come as NULL. */
   if (data == NULL)
     data = empty = g_bytes_new (NULL, 0);
-  if (call_message_func (self, binding, data, NULL)) {
-    g_object_unref (self);
-    return;
-  }
-
-  /* The event takes over the reference on @self. */
-  event = g_new0 (Event, 1);
-  event->kind = EVENT_MESSAGE;
-  event->serial = binding->serial;
-  event->bytes = g_bytes_ref (data);
-  queue_event (self, event);
+  deliver_message (binding, data, NULL);
 }
 
 static void
@@ -368,24 +379,8 @@ on_message_string_cb (GstWebRTCDataChannel *channel,
                       const char           *text,
                       Binding              *binding)
 {
-  ParleyDataChannel *self = g_weak_ref_get (&binding->self);
-  Event *event;
-
-  if (self == NULL)
-    return;
   /* An empty text message may come as NULL. */
-  if (text == NULL)
-    text = "";
-  if (call_message_func (self, binding, NULL, text)) {
-    g_object_unref (self);
-    return;
-  }
-
-  event = g_new0 (Event, 1);
-  event->kind = EVENT_STRING;
-  event->serial = binding->serial;
-  event->text = g_strdup (text);
-  queue_event (self, event);
+  deliver_message (binding, NULL, text != NULL ? text : "");
 }
 
 static void

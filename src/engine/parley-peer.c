@@ -1245,11 +1245,10 @@ peer_negotiation_done (ParleyPeer *self)
   }
 }
 
-static GSource *peer_add_timeout  (ParleyPeer  *self,
-                                   guint        interval_ms,
-                                   GSourceFunc  func,
-                                   const char  *name);
-static void     peer_clear_source (GSource    **source);
+static GSource *peer_add_timeout (ParleyPeer  *self,
+                                  guint        interval_ms,
+                                  GSourceFunc  func,
+                                  const char  *name);
 
 /* Renegotiation offers that webrtcbin refuses while a sender's caps are in
  * flux are tried again after 150, 300, 600, 1200 and 2400 ms. */
@@ -1313,24 +1312,21 @@ handle_promise (ParleyPeer *self,
       return;
     }
     offer = reply_get_description (event->reply, "offer", &error);
-    if (offer == NULL && self->negotiated_once && self->offer_retry_source != NULL) {
-      /* Another offer of the same renegotiation (negotiation-needed again) failed the same
-       * way while a retry is already due: that retry makes the offer. */
-      g_debug ("Peer %p: %s; a retry is already due", self, error->message);
-      self->making_offer = FALSE;
-      return;
-    }
-    if (offer == NULL && self->negotiated_once && self->offer_retries < OFFER_RETRIES) {
+    if (offer == NULL && self->negotiated_once &&
+        (self->offer_retry_source != NULL || self->offer_retries < OFFER_RETRIES)) {
       /* A renegotiation of a working connection: webrtcbin refuses an offer while a sender's
        * caps are in flux (seen right after a glare); the call goes on, so try again shortly
-       * instead of failing it. */
-      guint delay_ms = OFFER_RETRY_MS << self->offer_retries;
-
-      g_debug ("Peer %p: %s; offering again in %u ms", self, error->message, delay_ms);
-      self->offer_retries++;
+       * instead of failing it. Another offer of the same renegotiation that fails while a
+       * retry is already due leaves it to that retry. */
       self->making_offer = FALSE;
-      self->offer_retry_source = peer_add_timeout (self, delay_ms, offer_retry_cb,
-                                                   "[parley] peer offer retry");
+      if (self->offer_retry_source == NULL) {
+        guint delay_ms = OFFER_RETRY_MS << self->offer_retries;
+
+        g_debug ("Peer %p: %s; offering again in %u ms", self, error->message, delay_ms);
+        self->offer_retries++;
+        self->offer_retry_source = peer_add_timeout (self, delay_ms, offer_retry_cb,
+                                                     "[parley] peer offer retry");
+      }
       return;
     }
     if (offer == NULL) {

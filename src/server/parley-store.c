@@ -1177,7 +1177,6 @@ writer_publish (ParleyStore *self)
   g_ptr_array_set_size (self->staged_messages, 0);
 }
 
-/* Runs @n_ops ops in one transaction and commits it. */
 /* Makes sure that the log's WAL has at least WAL_PRIME_FRAMES / 2 frames of
  * zeros beyond those in use (see WAL_PRIME_FRAMES). Called inside the
  * writer's transaction, whose BEGIN IMMEDIATE holds the WAL's write lock:
@@ -1228,6 +1227,7 @@ writer_prime_wal (ParleyStore *self)
   close (fd);
 }
 
+/* Runs @n_ops ops in one transaction and commits it. */
 static void
 writer_run_batch (ParleyStore    *self,
                   ParleyStoreOp **ops,

@@ -72,15 +72,6 @@ struct _Conn {
   Conn *next_dirty;
 };
 
-/* A live message frame held back during a replay. @to_user: addressed to
- * the device's user (else a copy of the user's own message). */
-typedef struct {
-  gint64 seq;
-  gboolean to_user;
-  guint off;
-  guint len;
-} HeldFrame;
-
 typedef struct {
   int fd;
   char *user_id;
@@ -315,13 +306,28 @@ conn_set_events (ParleyWsServer *self,
 
 /* Presence and routing. */
 
+/* A live message frame held back during a replay. @to_user: addressed to
+ * the device's user (else a copy of the user's own message). */
+typedef struct {
+  gint64 seq;
+  gboolean to_user;
+  guint off;
+  guint len;
+} HeldFrame;
+
+/* Queues @payload for every online device of the user but @except. @seq:
+ * the seq of a message frame (0 for any other frame), which a device that
+ * is still replaying stored messages holds back until it is done, so that
+ * no live message overtakes a stored one; @to_user as in HeldFrame. */
 static void
-send_to_user (ParleyWsServer *self,
-              const char     *user_id,
-              gsize           user_id_len,
-              Conn           *except,
-              GByteArray     *payload,
-              guint          *n_sent)
+send_to_devices (ParleyWsServer *self,
+                 const char     *user_id,
+                 gsize           user_id_len,
+                 Conn           *except,
+                 GByteArray     *payload,
+                 gint64          seq,
+                 gboolean        to_user,
+                 guint          *n_sent)
 {
   const GPtrArray *devices = parley_router_lookup (self->router, user_id, user_id_len);
 
@@ -334,10 +340,33 @@ send_to_user (ParleyWsServer *self,
 
     if (device == except)
       continue;
-    conn_queue_text (self, device, payload);
+    if (seq > 0 && device->replaying) {
+      HeldFrame h = { seq, to_user, 0, payload->len };
+
+      if (device->held == NULL) {
+        device->held = g_array_new (FALSE, FALSE, sizeof (HeldFrame));
+        device->held_data = g_byte_array_new ();
+      }
+      h.off = device->held_data->len;
+      g_byte_array_append (device->held_data, payload->data, payload->len);
+      g_array_append_val (device->held, h);
+    } else {
+      conn_queue_text (self, device, payload);
+    }
     if (n_sent)
       (*n_sent)++;
   }
+}
+
+static void
+send_to_user (ParleyWsServer *self,
+              const char     *user_id,
+              gsize           user_id_len,
+              Conn           *except,
+              GByteArray     *payload,
+              guint          *n_sent)
+{
+  send_to_devices (self, user_id, user_id_len, except, payload, 0, FALSE, n_sent);
 }
 
 static void
@@ -492,44 +521,6 @@ replay_step (ParleyWsServer *self)
       g_queue_push_tail (&self->replays, conn);
     }
     budget -= MIN (budget, MAX (n, MIN (REPLAY_QUERY_COST, self->config->replay_batch)));
-  }
-}
-
-/* send_to_user() for a message frame (@out) of @seq: a device that is
- * replaying stored messages holds it until the replay is done. */
-static void
-send_message_to_user (ParleyWsServer *self,
-                      const char     *user_id,
-                      Conn           *except,
-                      GByteArray     *out,
-                      gint64          seq,
-                      gboolean        to_user,
-                      guint          *n_sent)
-{
-  const GPtrArray *devices = parley_router_lookup (self->router, user_id, strlen (user_id));
-
-  if (n_sent)
-    *n_sent = 0;
-  for (guint i = 0; devices != NULL && i < devices->len; i++) {
-    Conn *device = g_ptr_array_index (devices, i);
-
-    if (device == except)
-      continue;
-    if (device->replaying) {
-      HeldFrame h = { seq, to_user, 0, out->len };
-
-      if (device->held == NULL) {
-        device->held = g_array_new (FALSE, FALSE, sizeof (HeldFrame));
-        device->held_data = g_byte_array_new ();
-      }
-      h.off = device->held_data->len;
-      g_byte_array_append (device->held_data, out->data, out->len);
-      g_array_append_val (device->held, h);
-    } else {
-      conn_queue_text (self, device, out);
-    }
-    if (n_sent)
-      (*n_sent)++;
   }
 }
 
@@ -1119,8 +1110,9 @@ complete_message (ParleyWsServer *self,
 
     build_message (self, out, op->message_id, op->user_id, op->peer_id, op->content,
                    op->content_len, op->seq, op->timestamp);
-    send_message_to_user (self, op->peer_id, NULL, out, op->seq, TRUE, &n_recipient);
-    send_message_to_user (self, op->user_id, sender, out, op->seq, FALSE, NULL);
+    send_to_devices (self, op->peer_id, strlen (op->peer_id), NULL, out, op->seq, TRUE,
+                     &n_recipient);
+    send_to_devices (self, op->user_id, strlen (op->user_id), sender, out, op->seq, FALSE, NULL);
     delivered = n_recipient > 0;
   }
 
