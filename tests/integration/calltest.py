@@ -280,19 +280,22 @@ KNOWN_UPSTREAM_WARNINGS = (
 )
 
 
+def unexpected_log_lines(path):
+    """Warning, critical and error lines of one parley-cli log that are not known upstream
+    ones."""
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip() for line in f
+                    if ("-WARNING **" in line or "-CRITICAL **" in line or "-ERROR **" in line)
+                    and not any(k in line for k in KNOWN_UPSTREAM_WARNINGS)]
+    except OSError:
+        return []
+
+
 def unexpected_warnings(workdir):
-    """Warning and critical lines in the parley-cli logs of a test that are not known
-    upstream ones."""
-    found = []
-    for name in sorted(os.listdir(workdir)):
-        if not name.endswith(".stderr"):
-            continue
-        with open(os.path.join(workdir, name), errors="replace") as f:
-            for line in f:
-                if ("-WARNING **" in line or "-CRITICAL **" in line or "-ERROR **" in line) \
-                        and not any(k in line for k in KNOWN_UPSTREAM_WARNINGS):
-                    found.append(f"{name}: {line.rstrip()}")
-    return found
+    """unexpected_log_lines() of every parley-cli log of a test."""
+    return [f"{name}: {line}" for name in sorted(os.listdir(workdir)) if name.endswith(".stderr")
+            for line in unexpected_log_lines(os.path.join(workdir, name))]
 
 
 def workdir(prefix):

@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from calltest import (TONE_TOLERANCE_HZ, CliProcess, Server, Tap, Users,  # noqa: E402
                       cleanup_workdir, colors_match, diag, parse_colors, pattern_patch_colors,
-                      tone_seen, workdir)
+                      tone_seen, unexpected_log_lines, workdir)
 
 EXIT_SKIP = 77
 COLOR_TOLERANCE = 30
@@ -171,12 +171,7 @@ def check_browser_result(web, who):
 
 
 def check_cli_clean(cli, who):
-    try:
-        with open(cli.stderr_path, errors="replace") as f:
-            bad = [line.rstrip() for line in f
-                   if "CRITICAL" in line or "WARNING" in line or "ERROR" in line]
-    except OSError:
-        bad = []
+    bad = unexpected_log_lines(cli.stderr_path)
     tap.ok(not bad, f"{who}: parley-cli logs no warnings", "\n".join(bad[-10:]))
 
 
