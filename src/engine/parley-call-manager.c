@@ -40,6 +40,7 @@ struct _ParleyCallManager {
 
   gboolean             relay_only;
   guint                ring_timeout;
+  char                *device;         /* this device's tag in call frames */
 
   /* TURN credentials. */
   char               **turn_uris;
@@ -309,6 +310,7 @@ static void
 log_busy_call (ParleyCallManager *self,
                const char        *call_id,
                const char        *peer_id,
+               const char        *peer_device,
                gboolean           video)
 {
   g_autofree char *name = lookup_name (self, peer_id);
@@ -319,6 +321,9 @@ log_busy_call (ParleyCallManager *self,
   json_object_set_string_member (frame, "recipientId", peer_id);
   json_object_set_string_member (frame, "callId", call_id);
   json_object_set_string_member (frame, "reason", "busy");
+  json_object_set_string_member (frame, "device", self->device);
+  if (peer_device != NULL)
+    json_object_set_string_member (frame, "toDevice", peer_device);
   parley_client_send_call_signal (self->client, "call-reject", frame);
 
   add_call (self, call);
@@ -333,6 +338,7 @@ handle_new_offer (ParleyCallManager *self,
 {
   const char *sdp = parley_call_frame_get_string (frame, "sdp");
   const char *media = parley_call_frame_get_string (frame, "media");
+  const char *device = parley_call_frame_get_string (frame, "device");
   ParleyCall *active = self->active_call;
   guint generation = 0;
   gboolean video;
@@ -361,7 +367,7 @@ handle_new_offer (ParleyCallManager *self,
       glare = TRUE;
     } else {
       g_debug ("Busy: rejecting call %s from %s", call_id, sender);
-      log_busy_call (self, call_id, sender, video);
+      log_busy_call (self, call_id, sender, device, video);
       return;
     }
   }
@@ -369,6 +375,7 @@ handle_new_offer (ParleyCallManager *self,
   name = lookup_name (self, sender);
   call = parley_call_new_incoming (self->client, self->settings, call_id, sender, name, sdp,
                                    generation, video);
+  parley_call_set_devices (call, self->device, device);
   add_call (self, call);
   set_active_call (self, call);
   parley_call_start_ringing (call, self->ring_timeout);
@@ -429,6 +436,16 @@ handle_own_signal (ParleyCallManager *self,
   parley_call_end_silently (call, end);
 }
 
+/* A device member may be missing (peers that do not tag their frames, such
+ * as a browser page); if present, it is a string of the call id alphabet. */
+static gboolean
+device_member_valid (JsonObject *frame,
+                     const char *member)
+{
+  return !json_object_has_member (frame, member) ||
+         parley_call_id_is_valid (parley_call_frame_get_string (frame, member));
+}
+
 static void
 call_signal_cb (ParleyClient      *client,
                 const char        *type,
@@ -438,14 +455,24 @@ call_signal_cb (ParleyClient      *client,
   const char *sender = parley_call_frame_get_string (frame, "senderId");
   const char *call_id = parley_call_frame_get_string (frame, "callId");
   const char *self_id = parley_client_get_user_id (self->client);
+  const char *to_device = parley_call_frame_get_string (frame, "toDevice");
   ParleyCall *call;
 
   if (!parley_call_id_is_valid (sender) || !parley_call_id_is_valid (call_id)) {
     g_debug ("Ignoring a %s without a valid sender or call id", type);
     return;
   }
+  if (!device_member_valid (frame, "device") || !device_member_valid (frame, "toDevice")) {
+    g_debug ("Ignoring a %s for call %s with a malformed device", type, call_id);
+    return;
+  }
   if (g_strcmp0 (sender, self_id) == 0) {
+    /* A copy of our other device's frame: its toDevice is the peer's. */
     handle_own_signal (self, type, call_id, frame);
+    return;
+  }
+  if (to_device != NULL && !g_str_equal (to_device, self->device)) {
+    g_debug ("Ignoring a %s for call %s addressed to another device", type, call_id);
     return;
   }
 
@@ -589,6 +616,7 @@ parley_call_manager_finalize (GObject *object)
   /* The process may exit after the last manager: the preload thread must be done. */
   parley_media_preload_finish ();
   g_clear_object (&self->cancellable);
+  g_free (self->device);
   g_clear_pointer (&self->calls, g_hash_table_unref);
   g_queue_clear (&self->finished_order);
   g_clear_pointer (&self->finished, g_hash_table_unref);
@@ -670,6 +698,7 @@ parley_call_manager_init (ParleyCallManager *self)
   g_queue_init (&self->finished_order);
   g_queue_init (&self->recent_calls);
   self->ring_timeout = DEFAULT_RING_TIMEOUT_S;
+  self->device = g_uuid_string_random ();
 }
 
 /**
@@ -808,6 +837,7 @@ parley_call_manager_call (ParleyCallManager  *self,
   call_id = g_uuid_string_random ();
   name = lookup_name (self, peer_id);
   call = parley_call_new_outgoing (self->client, self->settings, call_id, peer_id, name, video);
+  parley_call_set_devices (call, self->device, NULL);
   add_call (self, call);
   set_active_call (self, call);
   parley_call_start_ringing (call, self->ring_timeout);

@@ -40,6 +40,10 @@ void              parley_call_set_ring_grace     (ParleyCall          *self,
                                                   guint                seconds);
 void              parley_call_set_relay_only     (ParleyCall          *self,
                                                   gboolean             relay_only);
+/* The devices the call runs between (see the `device` members in docs/protocol.md). */
+void              parley_call_set_devices        (ParleyCall          *self,
+                                                  const char          *device,
+                                                  const char          *peer_device);
 /* How long connecting or reconnecting may last before the call fails. */
 void              parley_call_set_reconnect_timeout (ParleyCall       *self,
                                                      guint             seconds);

@@ -33,6 +33,12 @@ struct _ParleyCall {
   char                *peer_name;
   char                *offer_ref;
 
+  /* Which device of each side the call runs between: the peer's is bound by
+   * its first call-offer (incoming) or call-accept (outgoing); %NULL while it
+   * is not known, or for peers that do not tag their frames. */
+  char                *device;
+  char                *peer_device;
+
   ParleyCallState      state;
   ParleyCallEndReason  end_reason;
   gint64               created_at;
@@ -180,18 +186,32 @@ parley_call_id_is_valid (const char *id)
   return TRUE;
 }
 
+/* Sends @frame to the peer's device @to_device (%NULL: all its devices). */
 static gboolean
-send_frame (ParleyCall *self,
-            const char *type,
-            JsonObject *frame)
+send_frame_to (ParleyCall *self,
+               const char *type,
+               JsonObject *frame,
+               const char *to_device)
 {
   json_object_set_string_member (frame, "recipientId", self->peer_id);
   json_object_set_string_member (frame, "callId", self->call_id);
+  if (self->device != NULL)
+    json_object_set_string_member (frame, "device", self->device);
+  if (to_device != NULL)
+    json_object_set_string_member (frame, "toDevice", to_device);
   if (!parley_client_send_call_signal (self->client, type, frame)) {
     g_debug ("Call %s: cannot send %s, not connected", self->call_id, type);
     return FALSE;
   }
   return TRUE;
+}
+
+static gboolean
+send_frame (ParleyCall *self,
+            const char *type,
+            JsonObject *frame)
+{
+  return send_frame_to (self, type, frame, self->peer_device);
 }
 
 static void
@@ -658,7 +678,9 @@ handle_hangup (ParleyCall *self,
   const char *reason_text = parley_call_frame_get_string (frame, "reason");
   ParleyCallEndReason reason = parley_call_end_reason_from_string (reason_text);
 
-  if (self->outgoing) {
+  if (!self->outgoing && self->answered && reason == PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE) {
+    /* Another device of ours accepted too, and first (see parley_call_handle_frame()). */
+  } else if (self->outgoing) {
     /* Only the caller cancels; the callee's side of anything else is a hangup. */
     if (reason != PARLEY_CALL_END_REASON_FAILED && reason != PARLEY_CALL_END_REASON_MISSED)
       reason = PARLEY_CALL_END_REASON_HANGUP;
@@ -671,6 +693,37 @@ handle_hangup (ParleyCall *self,
     reason = PARLEY_CALL_END_REASON_HANGUP;
   }
   end_call (self, reason);
+}
+
+/* Whether a frame from the peer's @device (%NULL: untagged) is for this call.
+ * A callee may answer on several devices at once: the first call-accept binds
+ * the call to its device; frames from the peer's other devices are dropped,
+ * and a late call-accept gets a call-hangup `answered-elsewhere` addressed to
+ * its device alone, so that device stops instead of fighting over the call. */
+static gboolean
+accept_from_device (ParleyCall *self,
+                    const char *type,
+                    const char *device)
+{
+  if (device == NULL || g_strcmp0 (device, self->peer_device) == 0)
+    return TRUE;
+  if (self->peer_device == NULL) {
+    if (self->outgoing && self->state == PARLEY_CALL_STATE_OUTGOING_RINGING &&
+        g_str_equal (type, "call-accept")) {
+      self->peer_device = g_strdup (device);
+      g_debug ("Call %s: answered on device %s", self->call_id, device);
+    }
+    return TRUE;
+  }
+  g_debug ("Call %s: ignoring %s from device %s, the call is with %s", self->call_id, type,
+           device, self->peer_device);
+  if (self->outgoing && g_str_equal (type, "call-accept")) {
+    g_autoptr(JsonObject) frame = json_object_new ();
+
+    json_object_set_string_member (frame, "reason", "answered-elsewhere");
+    send_frame_to (self, "call-hangup", frame, device);
+  }
+  return FALSE;
 }
 
 /**
@@ -697,6 +750,9 @@ parley_call_handle_frame (ParleyCall *self,
     return;
   }
   hold = g_object_ref (self);
+
+  if (!accept_from_device (self, type, parley_call_frame_get_string (frame, "device")))
+    return;
 
   if (g_str_equal (type, "call-offer")) {
     handle_offer (self, frame);
@@ -819,6 +875,8 @@ parley_call_finalize (GObject *object)
   g_free (self->peer_id);
   g_free (self->peer_name);
   g_free (self->offer_ref);
+  g_free (self->device);
+  g_free (self->peer_device);
   g_free (self->stun_uri);
   g_strfreev (self->turn_uris);
   g_free (self->turn_username);
@@ -1040,6 +1098,27 @@ parley_call_set_relay_only (ParleyCall *self,
 {
   g_return_if_fail (PARLEY_IS_CALL (self));
   self->relay_only = !!relay_only;
+}
+
+/**
+ * parley_call_set_devices:
+ * @self: a call
+ * @device: (nullable): this device's tag, put in every frame the call sends
+ * @peer_device: (nullable): the peer's device the call is with, if known
+ *   (the device of an incoming call's offer)
+ *
+ * Set by the manager when it creates the call.
+ */
+void
+parley_call_set_devices (ParleyCall *self,
+                         const char *device,
+                         const char *peer_device)
+{
+  g_return_if_fail (PARLEY_IS_CALL (self));
+  g_free (self->device);
+  self->device = g_strdup (device);
+  g_free (self->peer_device);
+  self->peer_device = g_strdup (peer_device);
 }
 
 /**

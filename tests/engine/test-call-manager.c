@@ -463,6 +463,63 @@ test_other_device_answers (void)
   g_assert_cmpuint (log_length (b2), ==, 1);
 }
 
+static void
+record_state_cb (ParleyCall      *call,
+                 ParleyCallState  state,
+                 ParleyCallState  old,
+                 GArray          *states)
+{
+  g_array_append_val (states, state);
+}
+
+/* Both devices accept at the same moment: the caller keeps the first accept's
+ * device and tells the other one, which stops as answered elsewhere; the
+ * call never goes back and forth between the two. */
+static void
+test_both_devices_answer (void)
+{
+  g_autoptr(Party) a = party_new (TRUE);
+  g_autoptr(Party) b1 = party_new (TRUE);
+  g_autoptr(Party) b2 = party_new_full (TRUE, b1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) states = g_array_new (FALSE, FALSE, sizeof (ParleyCallState));
+  ParleyCall *call_b1, *call_b2, *winner, *loser;
+  Party *won, *lost;
+  ParleyCall *call_a = ring_two_devices (a, b1, b2, FALSE, &call_b1, &call_b2);
+
+  g_signal_connect (call_a, "state-changed", G_CALLBACK (record_state_cb), states);
+  g_assert_true (parley_call_accept (call_b1, &error));
+  g_assert_true (parley_call_accept (call_b2, &error));
+  g_assert_no_error (error);
+
+  WAIT_FOR (b1->ended->len + b2->ended->len == 1, WAIT_MS);
+  won = b1->ended->len == 0 ? b1 : b2;
+  lost = won == b1 ? b2 : b1;
+  winner = won == b1 ? call_b1 : call_b2;
+  loser = won == b1 ? call_b2 : call_b1;
+  g_assert_true (last_call (lost->ended) == loser);
+  assert_logged (lost, loser, PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE);
+  g_assert_null (parley_call_get_peer (loser));
+
+  WAIT_FOR (is_state (call_a, PARLEY_CALL_STATE_ACTIVE) &&
+            is_state (winner, PARLEY_CALL_STATE_ACTIVE), WAIT_MS);
+  run_for (1500);
+  g_assert_true (is_state (call_a, PARLEY_CALL_STATE_ACTIVE));
+  g_assert_true (is_state (winner, PARLEY_CALL_STATE_ACTIVE));
+  for (guint i = 0; i < states->len; i++)
+    g_assert_cmpint (g_array_index (states, ParleyCallState, i), !=,
+                     PARLEY_CALL_STATE_RECONNECTING);
+  g_assert_cmpuint (a->ended->len, ==, 0);
+  g_assert_cmpuint (lost->ended->len, ==, 1);
+
+  parley_call_hangup (call_a);
+  WAIT_FOR (a->ended->len == 1 && won->ended->len == 1, WAIT_MS);
+  assert_logged (a, call_a, PARLEY_CALL_END_REASON_HANGUP);
+  assert_logged (won, winner, PARLEY_CALL_END_REASON_HANGUP);
+  g_assert_cmpuint (log_length (lost), ==, 1);
+  g_signal_handlers_disconnect_by_data (call_a, states);
+}
+
 /* Declining on one device declines the call on all of them. */
 static void
 test_other_device_declines (void)
@@ -774,6 +831,7 @@ main (int argc, char **argv)
                         test_call_and_hangup);
   g_test_add_func ("/call-manager/reject", test_reject);
   g_test_add_func ("/call-manager/other-device-answers", test_other_device_answers);
+  g_test_add_func ("/call-manager/both-devices-answer", test_both_devices_answer);
   g_test_add_func ("/call-manager/other-device-declines", test_other_device_declines);
   g_test_add_func ("/call-manager/busy-and-cancelled", test_busy_and_cancelled);
   g_test_add_func ("/call-manager/missed", test_missed);

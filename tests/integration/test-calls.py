@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from calltest import (Server, Tap, Users, cleanup_workdir, colors_match, diag,  # noqa: E402
@@ -247,6 +248,40 @@ try:
            "the second device logs the call as answered elsewhere", b2_log)
     bob.stop()
     bob2.stop()
+
+    # 10b. Two devices answer at the same moment (both auto-answer): the call goes on with one
+    # of them, the other stops as answered elsewhere, and the call never hops between them.
+    bob = callee("bob", "--tone", "660")
+    bob3 = callee(users.add_device("bob", 3), "--tone", "880")
+    alice = caller("alice", "bob", "--audio-only", "--tone", "440")
+    tap.ok(alice.wait_event("call-state", 20, state="active"), "a call both devices answer connects",
+           diag(alice, bob, bob3))
+    l_end, loser = None, None
+    deadline = time.monotonic() + 20
+    while loser is None and time.monotonic() < deadline:
+        for p in (bob, bob3):
+            l_end = ended(p, 0.2)
+            if l_end:
+                loser = p
+                break
+    winner, winner_hz = (bob3, 880) if loser is bob else (bob, 660)
+    tap.ok(l_end and l_end.get("reason") == "answered-elsewhere" and
+           winner.wait_event("call-state", 20, state="active"),
+           "one device has the call, the other stops as answered elsewhere",
+           (bob.states(), bob3.states()))
+    mark = alice.mark()
+    tap.ok(tone_seen(alice, winner_hz, start=mark) and tone_seen(winner, 440),
+           "media flows with the device that has the call", diag(alice, winner))
+    tap.ok(alice.states() == ["outgoing-ringing", "connecting", "active"] and
+           winner.states() == ["incoming-ringing", "connecting", "active"],
+           "neither side went back to connecting or reconnecting", (alice.states(), winner.states()))
+    users.control("alice", "hangup")
+    a_end = ended(alice)
+    tap.ok(a_end and a_end.get("reason") == "hangup" and ended(winner), "the call ends normally",
+           (a_end, winner.states()))
+    alice.wait_exit(10)
+    bob.stop()
+    bob3.stop()
 
     # 11. The call log on each side (newest first), with durations of answered calls.
     def call_log(user):
