@@ -678,8 +678,9 @@ handle_hangup (ParleyCall *self,
   const char *reason_text = parley_call_frame_get_string (frame, "reason");
   ParleyCallEndReason reason = parley_call_end_reason_from_string (reason_text);
 
-  if (!self->outgoing && self->answered && reason == PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE) {
-    /* Another device of ours accepted too, and first (see parley_call_handle_frame()). */
+  if (!self->outgoing && reason == PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE) {
+    /* Another device of ours accepted too, and first (see accept_from_device()), or
+     * the call lost a glare against a call from another device of ours. */
   } else if (self->outgoing) {
     /* Only the caller cancels; the callee's side of anything else is a hangup. */
     if (reason != PARLEY_CALL_END_REASON_FAILED && reason != PARLEY_CALL_END_REASON_MISSED)
@@ -1214,6 +1215,10 @@ parley_call_supersede (ParleyCall *self)
   g_return_if_fail (PARLEY_IS_CALL (self));
 
   self->superseded = TRUE;
+  /* The peer's device that called us drops this call by itself; its other
+   * devices ring for it and must stop: the users talk on another device. */
+  if (self->outgoing && self->first_offer_sent)
+    send_reason (self, "call-hangup", "answered-elsewhere");
   end_call (self, PARLEY_CALL_END_REASON_CANCELLED);
 }
 

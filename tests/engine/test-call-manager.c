@@ -663,6 +663,54 @@ test_glare (void)
   g_object_unref (first_b);
 }
 
+/* Glare while the callee has a second device: that device rings for the
+ * caller's call, and must stop whichever call survives (as answered
+ * elsewhere: the two users talk on the first device). Rounds run until each
+ * side's call has survived at least once (the smaller random call id wins). */
+static void
+test_glare_other_device (void)
+{
+  g_autoptr(Party) a = party_new (TRUE);
+  g_autoptr(Party) b1 = party_new (TRUE);
+  g_autoptr(Party) b2 = party_new_full (TRUE, b1);
+  gboolean survived[2] = { FALSE, FALSE };   /* a's call, b1's call */
+
+  for (guint round = 0; round < 24 && !(survived[0] && survived[1]); round++) {
+    g_autoptr(GError) error = NULL;
+    guint b2_ended = b2->ended->len, b1_ended = b1->ended->len;
+    ParleyCall *first_a, *first_b, *rang;
+    ParleyCall *active_a, *active_b;
+    g_autofree char *id_a = NULL;
+
+    first_a = parley_call_manager_call (a->manager, b1->user_id, FALSE, &error);
+    g_assert_no_error (error);
+    first_b = parley_call_manager_call (b1->manager, a->user_id, FALSE, &error);
+    g_assert_no_error (error);
+    id_a = g_strdup (parley_call_get_call_id (first_a));
+    survived[strcmp (id_a, parley_call_get_call_id (first_b)) < 0 ? 0 : 1] = TRUE;
+
+    WAIT_FOR (is_state (parley_call_manager_get_active_call (a->manager),
+                        PARLEY_CALL_STATE_ACTIVE) &&
+              is_state (parley_call_manager_get_active_call (b1->manager),
+                        PARLEY_CALL_STATE_ACTIVE), WAIT_MS);
+    active_a = parley_call_manager_get_active_call (a->manager);
+    active_b = parley_call_manager_get_active_call (b1->manager);
+    g_assert_cmpstr (parley_call_get_call_id (active_a), ==, parley_call_get_call_id (active_b));
+
+    WAIT_FOR (b2->ended->len == b2_ended + 1, WAIT_MS);
+    rang = last_call (b2->ended);
+    g_assert_cmpstr (parley_call_get_call_id (rang), ==, id_a);
+    assert_logged (b2, rang, PARLEY_CALL_END_REASON_ANSWERED_ELSEWHERE);
+    g_assert_null (parley_call_manager_get_active_call (b2->manager));
+
+    parley_call_hangup (active_a);
+    WAIT_FOR (b1->ended->len > b1_ended &&
+              is_state (active_b, PARLEY_CALL_STATE_ENDED), WAIT_MS);
+    g_assert_cmpuint (b2->ended->len, ==, b2_ended + 1);
+  }
+  g_assert_true (survived[0] && survived[1]);
+}
+
 static void
 test_call_back_accepts (void)
 {
@@ -837,6 +885,7 @@ main (int argc, char **argv)
   g_test_add_func ("/call-manager/missed", test_missed);
   g_test_add_func ("/call-manager/offline", test_offline);
   g_test_add_func ("/call-manager/glare", test_glare);
+  g_test_add_func ("/call-manager/glare-other-device", test_glare_other_device);
   g_test_add_func ("/call-manager/call-back-accepts", test_call_back_accepts);
   g_test_add_func ("/call-manager/reconnect", test_reconnect);
   g_test_add_func ("/call-manager/hostile-frames", test_hostile_frames);
