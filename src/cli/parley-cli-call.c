@@ -3,6 +3,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -284,13 +286,13 @@ ping_start (Cli        *cli,
   ParleyPeer *peer = parley_call_get_peer (call);
 
   if (peer == NULL) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "the call has no connection yet");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("the call has no connection yet"));
     return FALSE;
   }
   if (cli->ping_call != call)
     ping_reset (cli);
   if (cli->ping_id != 0 || (cli->ping_rtts != NULL && cli->ping_sent < cli->ping_target)) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, "pings are running");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, _("pings are running"));
     return FALSE;
   }
   cli->ping_target = count;
@@ -547,11 +549,11 @@ control_execute (Cli        *cli,
     const char *user = command + strlen ("call ");
 
     if (call != NULL && parley_call_get_state (call) != PARLEY_CALL_STATE_ENDED) {
-      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, "a call is running");
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, _("a call is running"));
       return NULL;
     }
     if (*user == '\0' || !g_str_equal (cli->command, "listen")) {
-      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "usage: call USER (in listen)");
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("usage: call USER (in listen)"));
       return NULL;
     }
     parley_client_resolve_user_async (cli->client, user, NULL, control_call_resolved_cb, cli);
@@ -559,7 +561,7 @@ control_execute (Cli        *cli,
   }
 
   if (call == NULL || parley_call_get_state (call) == PARLEY_CALL_STATE_ENDED) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "no call");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("no call"));
     return NULL;
   }
   if (g_str_equal (command, "hangup")) {
@@ -588,7 +590,7 @@ control_execute (Cli        *cli,
     gint64 count = g_ascii_strtoll (command + strlen ("ping "), &end, 10);
 
     if (end == command + strlen ("ping ") || *end != '\0' || count < 1 || count > 100000) {
-      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "usage: ping N (1–100000)");
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("usage: ping N (1–100000)"));
       return NULL;
     }
     if (!ping_start (cli, call, (int) count, error))
@@ -597,12 +599,12 @@ control_execute (Cli        *cli,
     ParleyPeer *peer = parley_call_get_peer (call);
 
     if (peer == NULL) {
-      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "the call has no connection yet");
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("the call has no connection yet"));
       return NULL;
     }
     parley_peer_restart (peer);
   } else {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "unknown command");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("unknown command"));
     return NULL;
   }
   return "ok";
@@ -685,7 +687,7 @@ control_start (Cli     *cli,
   /* sun_path holds 108 bytes with the terminator. */
   if (strlen (path) >= 108) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                 "the profile path is too long for a control socket: %s", path);
+                 _("the profile path is too long for a control socket: %s"), path);
     return FALSE;
   }
   g_unlink (path);
@@ -727,7 +729,7 @@ cli_control_send (Cli        *cli,
 
   connection = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
   if (connection == NULL) {
-    g_printerr ("parley-cli: no call is running on this profile (%s)\n", error->message);
+    g_printerr (_("parley-cli: no call is running on this profile (%s)\n"), error->message);
     cli_finish (cli, PARLEY_CLI_EXIT_CALL);
     return;
   }
@@ -741,7 +743,7 @@ cli_control_send (Cli        *cli,
   reply = g_data_input_stream_read_line_utf8 (input, NULL, NULL, &error);
   if (reply == NULL || !g_str_equal (reply, "ok")) {
     g_printerr ("parley-cli: %s: %s\n", line,
-                reply ? reply : error ? error->message : "no answer");
+                reply ? reply : error ? error->message : _("no answer"));
     cli_finish (cli, PARLEY_CLI_EXIT_CALL);
     return;
   }
@@ -841,7 +843,7 @@ call_client_state_cb (ParleyClient      *client,
 
   call = parley_call_manager_call (cli->calls, cli->peer_id, !cli->audio_only, &error);
   if (call == NULL) {
-    cli_fail (cli, "cannot call", error);
+    cli_fail (cli, _("cannot call"), error);
     return;
   }
   track_call (cli, call);
@@ -858,7 +860,7 @@ call_resolved_cb (GObject      *object,
 
   cli->peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
   if (cli->peer_id == NULL) {
-    cli_fail (cli, "cannot call", error);
+    cli_fail (cli, _("cannot call"), error);
     return;
   }
   g_signal_connect (cli->client, "state-changed", G_CALLBACK (call_client_state_cb), cli);

@@ -3,6 +3,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <glib-unix.h>
 #include <stdio.h>
 #include <string.h>
@@ -147,7 +149,7 @@ read_password (void)
     return g_strdup (env);
 
   if (tty) {
-    g_printerr ("Password: ");
+    g_printerr (_("Password: "));
     if (tcgetattr (STDIN_FILENO, &saved) == 0) {
       quiet = saved;
       quiet.c_lflag &= ~(tcflag_t) ECHO;
@@ -180,7 +182,7 @@ register_cb (GObject      *object,
   JsonBuilder *builder;
 
   if (user_id == NULL) {
-    cli_fail (cli, "registration failed", error);
+    cli_fail (cli, _("registration failed"), error);
     return;
   }
   builder = json_builder_new ();
@@ -201,7 +203,7 @@ login_cb (GObject      *object,
   JsonBuilder *builder;
 
   if (!parley_client_login_finish (cli->client, result, &error)) {
-    cli_fail (cli, "login failed", error);
+    cli_fail (cli, _("login failed"), error);
     return;
   }
   builder = json_builder_new ();
@@ -221,7 +223,8 @@ logout_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
 
   if (!parley_client_logout_finish (cli->client, result, &error)) {
-    g_printerr ("parley-cli: logged out locally, but the server did not revoke the session: %s\n",
+    g_printerr (_("parley-cli: logged out locally, "
+                  "but the server did not revoke the session: %s\n"),
                 error->message);
     cli_finish (cli, cli_exit_code_for (error));
     return;
@@ -238,11 +241,11 @@ send_state_cb (ParleyClient      *client,
                Cli               *cli)
 {
   if (new_state == PARLEY_CLIENT_STATE_RECONNECTING && cli->message_id != NULL) {
-    g_printerr ("parley-cli: cannot reach the server; the message is queued and will be sent "
-                "by the next parley-cli command that connects\n");
+    g_printerr (_("parley-cli: cannot reach the server; the message is queued and will be sent "
+                "by the next parley-cli command that connects\n"));
     cli_finish (cli, PARLEY_CLI_EXIT_NETWORK);
   } else if (new_state == PARLEY_CLIENT_STATE_DISCONNECTED && !cli->finished) {
-    g_printerr ("parley-cli: disconnected\n");
+    g_printerr (_("parley-cli: disconnected\n"));
     cli_finish (cli, PARLEY_CLI_EXIT_SERVER);
   }
 }
@@ -260,7 +263,7 @@ send_message_state_cb (ParleyClient  *client,
     return;
 
   if (state == PARLEY_MESSAGE_STATE_FAILED) {
-    g_printerr ("parley-cli: the server refused the message\n");
+    g_printerr (_("parley-cli: the server refused the message\n"));
     cli_finish (cli, PARLEY_CLI_EXIT_SERVER);
     return;
   }
@@ -297,13 +300,13 @@ send_resolved_cb (GObject      *object,
 
   cli->peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
   if (cli->peer_id == NULL) {
-    cli_fail (cli, "cannot send", error);
+    cli_fail (cli, _("cannot send"), error);
     return;
   }
 
   message = parley_client_send_message (cli->client, cli->peer_id, cli->args[1], &error);
   if (message == NULL) {
-    cli_fail (cli, "cannot send", error);
+    cli_fail (cli, _("cannot send"), error);
     return;
   }
   cli->message_id = g_strdup (parley_message_get_id (message));
@@ -505,7 +508,7 @@ print_after_sync (Cli     *cli,
     print_conversations (cli);
 
   if (!synced)
-    g_printerr ("parley-cli: cannot reach the server; showing the local copy\n");
+    g_printerr (_("parley-cli: cannot reach the server; showing the local copy\n"));
   cli_finish (cli, synced ? PARLEY_CLI_EXIT_OK : PARLEY_CLI_EXIT_NETWORK);
 }
 
@@ -553,7 +556,7 @@ history_resolved_cb (GObject      *object,
 
   cli->peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
   if (cli->peer_id == NULL) {
-    cli_fail (cli, "cannot show the history", error);
+    cli_fail (cli, _("cannot show the history"), error);
     return;
   }
   start_sync_then_print (cli);
@@ -590,7 +593,7 @@ contacts_cb (GObject      *object,
   g_autoptr(GPtrArray) contacts = parley_client_list_contacts_finish (cli->client, result, &error);
 
   if (contacts == NULL) {
-    cli_fail (cli, "cannot list the contacts", error);
+    cli_fail (cli, _("cannot list the contacts"), error);
     return;
   }
   print_users (contacts, TRUE);
@@ -607,7 +610,7 @@ search_cb (GObject      *object,
   g_autoptr(GPtrArray) users = parley_client_search_users_finish (cli->client, result, &error);
 
   if (users == NULL) {
-    cli_fail (cli, "search failed", error);
+    cli_fail (cli, _("search failed"), error);
     return;
   }
   print_users (users, FALSE);
@@ -623,7 +626,7 @@ contact_added_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
 
   if (!parley_client_add_contact_finish (cli->client, result, &error)) {
-    cli_fail (cli, "cannot add the contact", error);
+    cli_fail (cli, _("cannot add the contact"), error);
     return;
   }
   cli_finish (cli, PARLEY_CLI_EXIT_OK);
@@ -639,7 +642,7 @@ add_contact_resolved_cb (GObject      *object,
 
   cli->peer_id = parley_client_resolve_user_finish (cli->client, result, &error);
   if (cli->peer_id == NULL) {
-    cli_fail (cli, "cannot add the contact", error);
+    cli_fail (cli, _("cannot add the contact"), error);
     return;
   }
   parley_client_add_contact_async (cli->client, cli->peer_id, NULL, contact_added_cb, cli);
@@ -658,7 +661,7 @@ turn_cb (GObject      *object,
 
   credentials = parley_client_get_turn_credentials_finish (cli->client, result, &error);
   if (credentials == NULL) {
-    cli_fail (cli, "cannot get TURN credentials", error);
+    cli_fail (cli, _("cannot get TURN credentials"), error);
     return;
   }
   node = json_node_init_object (json_node_alloc (), credentials);
@@ -677,23 +680,24 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
-  { "register", 1, FALSE, "register USER" },
-  { "login", 1, FALSE, "login USER" },
-  { "logout", 0, TRUE, "logout" },
-  { "send", 2, TRUE, "send USER TEXT" },
-  { "listen", 0, TRUE, "listen [--count N] [--timeout S]" },
-  { "history", 1, TRUE, "history USER" },
-  { "conversations", 0, TRUE, "conversations" },
-  { "contacts", 0, TRUE, "contacts" },
-  { "calls", 0, TRUE, "calls" },
-  { "add-contact", 1, TRUE, "add-contact USER" },
-  { "search", 1, TRUE, "search PREFIX" },
-  { "turn-credentials", 0, TRUE, "turn-credentials" },
-  { "call", 1, TRUE, "call USER [--audio-only] [--test-media] [--relay-only] [--duration S]" },
-  { "hangup", 0, FALSE, "hangup" },
+  { "register", 1, FALSE, N_("register USER") },
+  { "login", 1, FALSE, N_("login USER") },
+  { "logout", 0, TRUE, N_("logout") },
+  { "send", 2, TRUE, N_("send USER TEXT") },
+  { "listen", 0, TRUE, N_("listen [--count N] [--timeout S]") },
+  { "history", 1, TRUE, N_("history USER") },
+  { "conversations", 0, TRUE, N_("conversations") },
+  { "contacts", 0, TRUE, N_("contacts") },
+  { "calls", 0, TRUE, N_("calls") },
+  { "add-contact", 1, TRUE, N_("add-contact USER") },
+  { "search", 1, TRUE, N_("search PREFIX") },
+  { "turn-credentials", 0, TRUE, N_("turn-credentials") },
+  { "call", 1, TRUE,
+    N_("call USER [--audio-only] [--test-media] [--relay-only] [--duration S]") },
+  { "hangup", 0, FALSE, N_("hangup") },
   { "call-control", 1, FALSE,
-    "call-control accept|reject|mute|unmute|camera-off|camera-on|video|renegotiate|restart|"
-    "'call USER'" },
+    N_("call-control accept|reject|mute|unmute|camera-off|camera-on|video|renegotiate|restart|"
+    "'call USER'") },
 };
 
 static gboolean
@@ -719,7 +723,8 @@ start_command (Cli *cli)
   if (g_str_equal (command, "register") || g_str_equal (command, "login")) {
     password = read_password ();
     if (password == NULL) {
-      g_printerr ("parley-cli: no password given (set PARLEY_PASSWORD or write it to stdin)\n");
+      g_printerr (_("parley-cli: no password given "
+                    "(set PARLEY_PASSWORD or write it to stdin)\n"));
       return PARLEY_CLI_EXIT_USAGE;
     }
     if (g_str_equal (command, "register"))
@@ -780,9 +785,9 @@ start_command (Cli *cli)
 static void
 print_usage (void)
 {
-  g_printerr ("Usage: parley-cli [--server URL] [--profile DIR] COMMAND ...\nCommands:\n");
+  g_printerr (_("Usage: parley-cli [--server URL] [--profile DIR] COMMAND ...\nCommands:\n"));
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    g_printerr ("  %s\n", commands[i].usage);
+    g_printerr ("  %s\n", _(commands[i].usage));
 }
 
 /**
@@ -803,36 +808,39 @@ parley_cli_run (int    argc,
   int count = 0, timeout_s = 0;
   Cli cli = { .stats_interval_ms = 1000, .ping_interval_ms = 20 };
   GOptionEntry entries[] = {
-    { "server", 's', 0, G_OPTION_ARG_STRING, &server, "Server URL", "URL" },
-    { "profile", 'p', 0, G_OPTION_ARG_FILENAME, &profile, "Profile directory", "DIR" },
-    { "count", 'n', 0, G_OPTION_ARG_INT, &count, "listen: stop after N messages", "N" },
-    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s, "listen, call: stop after S seconds", "S" },
-    { "audio-only", 0, 0, G_OPTION_ARG_NONE, &cli.audio_only, "call: without video", NULL },
+    { "server", 's', 0, G_OPTION_ARG_STRING, &server, N_("Server URL"), N_("URL") },
+    { "profile", 'p', 0, G_OPTION_ARG_FILENAME, &profile, N_("Profile directory"), N_("DIR") },
+    { "count", 'n', 0, G_OPTION_ARG_INT, &count, N_("listen: stop after N messages"), N_("N") },
+    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_s,
+      N_("listen, call: stop after S seconds"), N_("S") },
+    { "audio-only", 0, 0, G_OPTION_ARG_NONE, &cli.audio_only, N_("call: without video"), NULL },
     { "test-media", 0, 0, G_OPTION_ARG_NONE, &cli.test_media,
-      "call, listen: send a test tone and pattern, analyse what arrives, play nothing", NULL },
-    { "tone", 0, 0, G_OPTION_ARG_DOUBLE, &cli.tone_hz, "test media: tone frequency", "HZ" },
+      N_("call, listen: send a test tone and pattern, analyse what arrives, play nothing"), NULL },
+    { "tone", 0, 0, G_OPTION_ARG_DOUBLE, &cli.tone_hz, N_("test media: tone frequency"),
+      N_("HZ") },
     { "pattern", 0, 0, G_OPTION_ARG_STRING, &cli.pattern,
-      "test media: videotestsrc pattern (smpte, red, blue, ...)", "NAME" },
+      N_("test media: videotestsrc pattern (smpte, red, blue, ...)"), N_("NAME") },
     { "relay-only", 0, 0, G_OPTION_ARG_NONE, &cli.relay_only,
-      "call, listen: connect through the TURN relay only (hides the IP address)", NULL },
+      N_("call, listen: connect through the TURN relay only (hides the IP address)"), NULL },
     { "no-echo-cancel", 0, 0, G_OPTION_ARG_NONE, &cli.no_echo_cancel,
-      "call, listen: no echo cancellation and noise suppression", NULL },
+      N_("call, listen: no echo cancellation and noise suppression"), NULL },
     { "duration", 0, 0, G_OPTION_ARG_INT, &cli.duration_s,
-      "call, listen: hang up S seconds after the call connected", "S" },
-    { "auto-answer", 0, 0, G_OPTION_ARG_NONE, &cli.auto_answer, "listen: answer every call",
+      N_("call, listen: hang up S seconds after the call connected"), N_("S") },
+    { "auto-answer", 0, 0, G_OPTION_ARG_NONE, &cli.auto_answer, N_("listen: answer every call"),
       NULL },
-    { "calls", 0, 0, G_OPTION_ARG_INT, &cli.max_calls, "listen: stop after N ended calls", "N" },
+    { "calls", 0, 0, G_OPTION_ARG_INT, &cli.max_calls, N_("listen: stop after N ended calls"),
+      N_("N") },
     { "ring-timeout", 0, 0, G_OPTION_ARG_INT, &cli.ring_timeout_s,
-      "call, listen: seconds before an unanswered call is missed", "S" },
+      N_("call, listen: seconds before an unanswered call is missed"), N_("S") },
     { "ping", 0, 0, G_OPTION_ARG_INT, &cli.ping_count,
-      "call: measure N data channel round trips once connected", "N" },
+      N_("call: measure N data channel round trips once connected"), N_("N") },
     { "ping-interval", 0, 0, G_OPTION_ARG_INT, &cli.ping_interval_ms,
-      "call, listen: milliseconds between two pings (20)", "MS" },
+      N_("call, listen: milliseconds between two pings (20)"), N_("MS") },
     { "stats-interval", 0, 0, G_OPTION_ARG_INT, &cli.stats_interval_ms,
-      "call, listen: print connection statistics every MS (0: never)", "MS" },
+      N_("call, listen: print connection statistics every MS (0: never)"), N_("MS") },
     { NULL }
   };
-  g_autoptr(GOptionContext) context = g_option_context_new ("COMMAND ...");
+  g_autoptr(GOptionContext) context = g_option_context_new (N_("COMMAND ..."));
   g_autoptr(GError) error = NULL;
   g_autoptr(GMainLoop) loop = NULL;
   g_autoptr(ParleyClient) client = NULL;
@@ -840,12 +848,13 @@ parley_cli_run (int    argc,
   guint sigint_id, sigterm_id;
   int code;
 
-  g_option_context_add_main_entries (context, entries, NULL);
-  g_option_context_set_summary (context, "The headless Parley client. Commands:\n"
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
+  g_option_context_set_summary (context, N_("The headless Parley client. Commands:\n"
     "  register USER, login USER, logout, send USER TEXT, listen, history USER,\n"
     "  conversations, contacts, add-contact USER, search PREFIX, turn-credentials,\n"
     "  call USER, hangup, call-control COMMAND, calls\n"
-    "Passwords come from $PARLEY_PASSWORD or one line of stdin.");
+    "Passwords come from $PARLEY_PASSWORD or one line of stdin."));
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("parley-cli: %s\n", error->message);
     return PARLEY_CLI_EXIT_USAGE;
@@ -859,20 +868,20 @@ parley_cli_run (int    argc,
     if (g_str_equal (argv[1], commands[i].name))
       command = &commands[i];
   if (command == NULL) {
-    g_printerr ("parley-cli: unknown command %s\n", argv[1]);
+    g_printerr (_("parley-cli: unknown command %s\n"), argv[1]);
     print_usage ();
     return PARLEY_CLI_EXIT_USAGE;
   }
   if (argc - 2 != command->n_args) {
-    g_printerr ("Usage: parley-cli %s\n", command->usage);
+    g_printerr (_("Usage: parley-cli %s\n"), _(command->usage));
     return PARLEY_CLI_EXIT_USAGE;
   }
   if (count < 0 || timeout_s < 0 || cli.duration_s < 0 || cli.max_calls < 0 ||
       cli.ring_timeout_s < 0 || cli.stats_interval_ms < 0 || cli.ping_count < 0 ||
       cli.ping_interval_ms < 1 || cli.tone_hz < 0 || cli.tone_hz > 20000) {
-    g_printerr ("parley-cli: --count, --timeout, --duration, --calls, --ring-timeout, "
+    g_printerr (_("parley-cli: --count, --timeout, --duration, --calls, --ring-timeout, "
                 "--stats-interval, --ping must not be negative, --ping-interval must be "
-                "positive, --tone must be 0–20000 Hz\n");
+                "positive, --tone must be 0–20000 Hz\n"));
     return PARLEY_CLI_EXIT_USAGE;
   }
 
@@ -883,11 +892,11 @@ parley_cli_run (int    argc,
 
   client = parley_client_new (server, profile, &error);
   if (client == NULL) {
-    g_printerr ("parley-cli: cannot open the profile %s: %s\n", profile, error->message);
+    g_printerr (_("parley-cli: cannot open the profile %s: %s\n"), profile, error->message);
     return PARLEY_CLI_EXIT_USAGE;
   }
   if (command->needs_login && !parley_client_get_logged_in (client)) {
-    g_printerr ("parley-cli: not logged in (run parley-cli login USER first)\n");
+    g_printerr (_("parley-cli: not logged in (run parley-cli login USER first)\n"));
     return PARLEY_CLI_EXIT_SERVER;
   }
 

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "parley-account"
 
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <string.h>
 
 #include "parley-account.h"
@@ -100,17 +103,17 @@ friendly_message (const char *code,
                   const char *message)
 {
   static const struct { const char *code; const char *text; } table[] = {
-    { "invalid-credentials", "invalid user name or password" },
-    { "username-taken", "this user name is already taken" },
-    { "rate-limited", "too many attempts, try again later" },
-    { "invalid-token", "the session has expired, please log in again" },
-    { "token-reused", "the session was revoked, please log in again" },
-    { "unknown-user", "no such user" },
+    { "invalid-credentials", N_("invalid user name or password") },
+    { "username-taken", N_("this user name is already taken") },
+    { "rate-limited", N_("too many attempts, try again later") },
+    { "invalid-token", N_("the session has expired, please log in again") },
+    { "token-reused", N_("the session was revoked, please log in again") },
+    { "unknown-user", N_("no such user") },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (table); i++)
     if (g_strcmp0 (code, table[i].code) == 0)
-      return table[i].text;
+      return _(table[i].text);
   return message ? message : code;
 }
 
@@ -137,7 +140,7 @@ parse_answer (SoupMessage  *msg,
       return json_node_new (JSON_NODE_NULL);
     if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
       g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL,
-                   "The server sent an answer that is not a JSON object");
+                   _("The server sent an answer that is not a JSON object"));
       return NULL;
     }
     return json_node_copy (root);
@@ -197,7 +200,7 @@ take_tokens (ParleyAccount  *self,
 
   if (user_id == NULL || access == NULL || refresh == NULL || expires_in <= 0) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL,
-                 "The server's token answer is incomplete");
+                 _("The server's token answer is incomplete"));
     return FALSE;
   }
   if (username == NULL && self->session != NULL)
@@ -290,7 +293,7 @@ request_sent_cb (GObject      *object,
       g_task_return_error (task, g_steal_pointer (&error));
     else
       g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NETWORK,
-                               "cannot reach the server: %s", error->message);
+                               _("cannot reach the server: %s"), error->message);
     return;
   }
 
@@ -323,7 +326,7 @@ send_now (GTask *task)
 
   if (msg == NULL) {
     g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                             "invalid server address %s", self->server_url);
+                             _("invalid server address %s"), self->server_url);
     g_object_unref (task);
     return;
   }
@@ -332,7 +335,7 @@ send_now (GTask *task)
     g_autofree char *bearer = NULL;
 
     if (self->session == NULL) {
-      g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, "not logged in");
+      g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, _("not logged in"));
       g_object_unref (task);
       return;
     }
@@ -593,7 +596,7 @@ register_cb (GObject      *object,
             : NULL;
   if (user_id == NULL)
     g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL,
-                             "The server's answer has no userId");
+                             _("The server's answer has no userId"));
   else
     g_task_return_pointer (task, g_strdup (user_id), g_free);
 }
@@ -655,7 +658,7 @@ login_cb (GObject      *object,
   node = parley_account_request_finish (self, result, &error);
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node)) {
     if (error == NULL)
-      g_set_error (&error, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL, "Empty login answer");
+      g_set_error (&error, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL, _("Empty login answer"));
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
@@ -749,7 +752,7 @@ parley_account_logout_async (ParleyAccount       *self,
   g_task_set_source_tag (task, parley_account_logout_async);
 
   if (self->session == NULL) {
-    g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, "not logged in");
+    g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, _("not logged in"));
     g_object_unref (task);
     return;
   }
@@ -809,7 +812,7 @@ parley_account_refresh_async (ParleyAccount       *self,
 
   if (self->session == NULL) {
     if (task) {
-      g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, "not logged in");
+      g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, _("not logged in"));
       g_object_unref (task);
     }
     return;

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "parley-cache"
 
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <sqlite3.h>
 
 #include "parley-cache.h"
@@ -60,7 +63,7 @@ set_sqlite_error (ParleyCache  *self,
                   GError      **error,
                   const char   *what)
 {
-  g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "Cache: cannot %s: %s",
+  g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("Cache: cannot %s: %s"),
                what, sqlite3_errmsg (self->db));
   return FALSE;
 }
@@ -73,7 +76,7 @@ exec (ParleyCache  *self,
   char *message = NULL;
 
   if (sqlite3_exec (self->db, sql, NULL, NULL, &message) != SQLITE_OK) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "Cache: %s", message);
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("Cache: %s"), message);
     sqlite3_free (message);
     return FALSE;
   }
@@ -253,7 +256,7 @@ parley_cache_new (const char  *path,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL);
   if (rc != SQLITE_OK) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "Cannot open %s: %s", path,
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("Cannot open %s: %s"), path,
                  self->db ? sqlite3_errmsg (self->db) : sqlite3_errstr (rc));
     return NULL;
   }
@@ -506,7 +509,7 @@ parley_cache_update_message (ParleyCache         *self,
 
   current = parley_cache_lookup_message (self, sender_id, id);
   if (current == NULL) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, "No message %s from %s",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, _("No message %s from %s"),
                  id, sender_id);
     return FALSE;
   }
@@ -940,7 +943,7 @@ parley_cache_record_call (ParleyCache             *self,
   if (record->call_id == NULL || *record->call_id == '\0' ||
       record->peer_id == NULL || *record->peer_id == '\0') {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                 "A call record needs a call id and a peer id");
+                 _("A call record needs a call id and a peer id"));
     return FALSE;
   }
 

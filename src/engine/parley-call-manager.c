@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "parley-call-manager"
 
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <string.h>
 
 #include "parley-call-manager.h"
@@ -807,11 +810,11 @@ parley_call_manager_call (ParleyCallManager  *self,
 
   self_id = parley_client_get_user_id (self->client);
   if (self_id == NULL) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, "Not logged in");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, _("Not logged in"));
     return NULL;
   }
   if (!parley_call_id_is_valid (peer_id) || g_str_equal (peer_id, self_id)) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "Cannot call this user id");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("Cannot call this user id"));
     return NULL;
   }
 
@@ -826,11 +829,11 @@ parley_call_manager_call (ParleyCallManager  *self,
         return NULL;
       return active;
     }
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, "Another call is running");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_BUSY, _("Another call is running"));
     return NULL;
   }
   if (parley_client_get_state (self->client) != PARLEY_CLIENT_STATE_CONNECTED) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NETWORK, "Not connected to the server");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NETWORK, _("Not connected to the server"));
     return NULL;
   }
 

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "parley-call"
 
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <string.h>
 
 #include "parley-call.h"
@@ -1391,13 +1394,13 @@ parley_call_accept (ParleyCall  *self,
   g_return_val_if_fail (PARLEY_IS_CALL (self), FALSE);
 
   if (self->state != PARLEY_CALL_STATE_INCOMING_RINGING) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "Cannot accept a call in state %s",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("Cannot accept a call in state %s"),
                  parley_call_state_to_string (self->state));
     return FALSE;
   }
   if (!send_frame (self, "call-accept", frame)) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NETWORK,
-                 "Cannot accept the call: not connected to the server");
+                 _("Cannot accept the call: not connected to the server"));
     return FALSE;
   }
 
@@ -1423,7 +1426,7 @@ parley_call_reject (ParleyCall  *self,
   g_return_val_if_fail (PARLEY_IS_CALL (self), FALSE);
 
   if (self->state != PARLEY_CALL_STATE_INCOMING_RINGING) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "Cannot reject a call in state %s",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("Cannot reject a call in state %s"),
                  parley_call_state_to_string (self->state));
     return FALSE;
   }
@@ -1537,7 +1540,7 @@ parley_call_add_video (ParleyCall  *self,
   g_return_val_if_fail (PARLEY_IS_CALL (self), FALSE);
 
   if (self->state == PARLEY_CALL_STATE_ENDED) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "The call has ended");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("The call has ended"));
     return FALSE;
   }
   if (self->peer != NULL && !parley_peer_add_video (self->peer, error))

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "parley-client"
 
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <errno.h>
 #include <string.h>
 #include <glib/gstdio.h>
@@ -724,7 +727,7 @@ parley_client_new (const char  *server_url,
   if (g_mkdir_with_parents (profile_dir, 0700) != 0) {
     int saved_errno = errno;
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno),
-                 "cannot create %s: %s", profile_dir, g_strerror (saved_errno));
+                 _("cannot create %s: %s"), profile_dir, g_strerror (saved_errno));
     return NULL;
   }
 
@@ -1059,15 +1062,15 @@ parley_client_send_message (ParleyClient  *self,
 
   self_id = parley_client_get_user_id (self);
   if (self_id == NULL) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, "not logged in");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_LOGGED_IN, _("not logged in"));
     return NULL;
   }
   if (!valid_id (recipient_id)) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "invalid recipient id");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("invalid recipient id"));
     return NULL;
   }
   if (text == NULL || !g_utf8_validate (text, -1, NULL)) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "the text is not valid UTF-8");
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("the text is not valid UTF-8"));
     return NULL;
   }
 
@@ -1215,7 +1218,7 @@ parse_users (ParleyClient  *self,
 
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node) ||
       (array = json_object_get_array_member (json_node_get_object (node), member)) == NULL) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL, "the server's answer has no %s",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL, _("the server's answer has no %s"),
                  member);
     return NULL;
   }
@@ -1339,7 +1342,7 @@ resolve_cb (GObject      *object,
       return;
     }
   }
-  g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, "no user named %s",
+  g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, _("no user named %s"),
                            username);
 }
 
@@ -1522,7 +1525,7 @@ turn_cb (GObject      *object,
     g_task_return_error (task, g_steal_pointer (&error));
   else if (!JSON_NODE_HOLDS_OBJECT (node))
     g_task_return_new_error (task, PARLEY_ERROR, PARLEY_ERROR_PROTOCOL,
-                             "the server sent no TURN credentials");
+                             _("the server sent no TURN credentials"));
   else
     g_task_return_pointer (task, json_object_ref (json_node_get_object (node)),
                            (GDestroyNotify) json_object_unref);

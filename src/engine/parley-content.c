@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "parley-content"
 
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <json-glib/json-glib.h>
 
 #include "parley-content.h"
@@ -59,14 +62,14 @@ parley_content_decode (const char  *content,
 
   if (!json_parser_load_from_data (parser, content, -1, &local_error)) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                 "Message content is not JSON: %s", local_error->message);
+                 _("Message content is not JSON: %s"), local_error->message);
     return NULL;
   }
 
   node = json_parser_get_root (parser);
   if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node)) {
     g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                         "Message content is not a JSON object");
+                         _("Message content is not a JSON object"));
     return NULL;
   }
   object = json_node_get_object (node);
@@ -75,13 +78,13 @@ parley_content_decode (const char  *content,
   if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
       json_node_get_value_type (node) != G_TYPE_INT64) {
     g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                         "Message content has no version");
+                         _("Message content has no version"));
     return NULL;
   }
   if (json_node_get_int (node) != PARLEY_CONTENT_VERSION) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_UNSUPPORTED,
-                 "Message content version %" G_GINT64_FORMAT " is not supported",
-                 json_node_get_int (node));
+                 _("Message content version %lld is not supported"),
+                 (long long) json_node_get_int (node));
     return NULL;
   }
 
@@ -89,13 +92,13 @@ parley_content_decode (const char  *content,
   if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
       json_node_get_value_type (node) != G_TYPE_STRING) {
     g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                         "Message content has no body");
+                         _("Message content has no body"));
     return NULL;
   }
   body = json_node_get_string (node);
   if (!g_utf8_validate (body, -1, NULL)) {
     g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                         "Message body is not valid UTF-8");
+                         _("Message body is not valid UTF-8"));
     return NULL;
   }
 

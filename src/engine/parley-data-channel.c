@@ -2,6 +2,9 @@
 #define G_LOG_DOMAIN "parley-data-channel"
 
 #define GST_USE_UNSTABLE_API
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <gst/webrtc/webrtc.h>
 
 #include "parley-data-channel.h"
@@ -513,13 +516,13 @@ check_sendable (ParleyDataChannel    *self,
 {
   if (size > MAX_MESSAGE_SIZE) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
-                 "Message of %" G_GSIZE_FORMAT " bytes is larger than %d bytes",
-                 size, MAX_MESSAGE_SIZE);
+                 _("Message of %lu bytes is larger than %d bytes"),
+                 (unsigned long) size, MAX_MESSAGE_SIZE);
     return FALSE;
   }
   if (!is_open (self, channel)) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE,
-                 "Data channel “%s” is not open", self->label);
+                 _("Data channel “%s” is not open"), self->label);
     return FALSE;
   }
   return TRUE;
@@ -536,10 +539,10 @@ translate_send_error (ParleyDataChannel *self,
   if (ok)
     return TRUE;
   if (local != NULL && g_error_matches (local, GST_WEBRTC_ERROR, GST_WEBRTC_ERROR_INVALID_STATE))
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "Data channel “%s”: %s",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("Data channel “%s”: %s"),
                  self->label, local->message);
   else
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, "Data channel “%s”: %s",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, _("Data channel “%s”: %s"),
                  self->label, local != NULL ? local->message : "sending failed");
   return FALSE;
 }
@@ -975,7 +978,7 @@ parley_data_channel_send_string (ParleyDataChannel *self,
   if (!check_sendable (self, channel, size, error))
     return FALSE;
   if (!g_utf8_validate (text, size, NULL)) {
-    g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "Text is not valid UTF-8");
+    g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("Text is not valid UTF-8"));
     return FALSE;
   }
   if (channel == NULL)

@@ -3,6 +3,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include "parley-device-monitor.h"
 #include "parley-engine-enums.h"
 #include "parley-error.h"
@@ -224,7 +226,7 @@ parley_device_monitor_start (ParleyDeviceMonitor *self,
     providers = gst_device_monitor_get_providers (self->monitor);
     if (providers != NULL && providers[0] != NULL) {
       g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
-                   "The device providers (%s, …) could not start", providers[0]);
+                   _("The device providers (%s, …) could not start"), providers[0]);
       g_source_destroy (self->bus_source);
       g_clear_pointer (&self->bus_source, g_source_unref);
       return FALSE;

@@ -3,6 +3,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <math.h>
 #include <string.h>
 
@@ -137,7 +139,7 @@ add_element (GstElement  *bin,
 
   if (element == NULL) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
-                 "The GStreamer element “%s” is not installed", factory);
+                 _("The GStreamer element “%s” is not installed"), factory);
     return NULL;
   }
   gst_bin_add (GST_BIN (bin), element);
@@ -172,7 +174,7 @@ link_chain (GError **error,
   va_start (args, first);
   while (ok && (next = va_arg (args, GstElement *)) != NULL) {
     if (!gst_element_link (prev, next)) {
-      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, "Could not link %s to %s",
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, _("Could not link %s to %s"),
                    GST_OBJECT_NAME (prev), GST_OBJECT_NAME (next));
       ok = FALSE;
     }
@@ -217,7 +219,7 @@ first_device_element (const char  *classes,
   g_list_free_full (devices, gst_object_unref);
 
   if (element == NULL)
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, "No %s found", what);
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, _("No %s found"), what);
   return element;
 }
 
@@ -231,7 +233,7 @@ device_element (GstDevice   *device,
   if (element == NULL) {
     g_autofree char *name = gst_device_get_display_name (device);
 
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, "The %s “%s” cannot be opened",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, _("The %s “%s” cannot be opened"),
                  what, name);
   }
   return element;
@@ -248,7 +250,7 @@ pattern_from_nick (const char  *nick,
 
   if (probe_src == NULL) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
-                 "The GStreamer element “videotestsrc” is not installed");
+                 _("The GStreamer element “videotestsrc” is not installed"));
     return FALSE;
   }
   gst_object_ref_sink (probe_src);
@@ -256,7 +258,7 @@ pattern_from_nick (const char  *nick,
   enum_value = g_enum_get_value_by_nick (G_PARAM_SPEC_ENUM (pspec)->enum_class,
                                          nick != NULL ? nick : "");
   if (enum_value == NULL) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "Unknown test pattern “%s”",
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("Unknown test pattern “%s”"),
                  nick != NULL ? nick : "");
     return FALSE;
   }
@@ -361,7 +363,7 @@ parley_media_create_audio_source (ParleyMediaSettings *settings,
     if (src == NULL) {
       if (error != NULL && *error == NULL)
         g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
-                     "The GStreamer element “autoaudiosrc” is not installed");
+                     _("The GStreamer element “autoaudiosrc” is not installed"));
       return NULL;
     }
     gst_element_set_name (src, "audio-capture");
@@ -393,7 +395,7 @@ parley_media_create_audio_source (ParleyMediaSettings *settings,
       state->echo_probe = gst_element_factory_make ("webrtcechoprobe", name);
       if (state->echo_probe == NULL) {
         g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
-                     "The GStreamer element “webrtcechoprobe” is not installed");
+                     _("The GStreamer element “webrtcechoprobe” is not installed"));
         return NULL;
       }
       gst_object_ref_sink (state->echo_probe);

@@ -3,6 +3,8 @@
 
 #include "config.h"
 
+#include <glib/gi18n-lib.h>
+
 #define GST_USE_UNSTABLE_API
 
 #include "parley-peer.h"
@@ -370,14 +372,14 @@ reply_get_description (const GstStructure  *reply,
   GstWebRTCSessionDescription *desc = NULL;
 
   if (reply == NULL) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "No reply to %s", field);
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("No reply to %s"), field);
     return NULL;
   }
   if (gst_structure_has_field (reply, "error")) {
     g_autoptr(GError) reply_error = NULL;
 
     gst_structure_get (reply, "error", G_TYPE_ERROR, &reply_error, NULL);
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Could not create the %s: %s", field,
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not create the %s: %s"), field,
                  reply_error != NULL ? reply_error->message : "unknown error");
     return NULL;
   }
@@ -385,7 +387,7 @@ reply_get_description (const GstStructure  *reply,
       desc == NULL || desc->sdp == NULL) {
     if (desc != NULL)
       gst_webrtc_session_description_free (desc);
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The %s is empty", field);
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("The %s is empty"), field);
     return NULL;
   }
   return desc;
@@ -407,7 +409,7 @@ reply_check (const GstStructure  *reply,
     return TRUE;
 
   gst_structure_get (reply, "error", G_TYPE_ERROR, &reply_error, NULL);
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Could not %s: %s", what,
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not %s: %s"), what,
                reply_error != NULL ? reply_error->message : "unknown error");
   return FALSE;
 }
@@ -1713,14 +1715,14 @@ conn_add_sender (Conn        *conn,
   parley_media_source_set_muted (source, muted);
   gst_bin_add_many (GST_BIN (conn->pipeline), source, encoder, NULL);
   if (!gst_element_link (source, encoder)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Could not link the %s source",
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not link the %s source"),
                  video ? "video" : "audio");
     return FALSE;
   }
 
   pad = gst_element_request_pad_simple (conn->webrtc, "sink_%u");
   if (pad == NULL) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "webrtcbin gave no sink pad");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("webrtcbin gave no sink pad"));
     return FALSE;
   }
   /* Concrete codec preferences make the offer independent of when the encoder's
@@ -1735,7 +1737,7 @@ conn_add_sender (Conn        *conn,
   if (gst_pad_link (encoder_src, pad) != GST_PAD_LINK_OK) {
     gst_element_release_request_pad (conn->webrtc, pad);
     gst_object_unref (pad);
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Could not link the %s encoder",
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not link the %s encoder"),
                  video ? "video" : "audio");
     return FALSE;
   }
@@ -1832,7 +1834,7 @@ peer_build_conn (ParleyPeer  *self,
   conn->pipeline = gst_object_ref_sink (gst_pipeline_new (name));
   conn->webrtc = gst_element_factory_make ("webrtcbin", NULL);
   if (conn->webrtc == NULL) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "webrtcbin is not installed");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("webrtcbin is not installed"));
     conn_unref (conn);
     return NULL;
   }
@@ -1898,7 +1900,7 @@ peer_build_conn (ParleyPeer  *self,
   g_source_attach (conn->bus_source, self->context);
 
   if (gst_element_set_state (conn->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Could not start the call pipeline");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not start the call pipeline"));
     conn_teardown (conn);
     conn_unref (conn);
     return NULL;
@@ -2670,11 +2672,11 @@ parley_peer_start (ParleyPeer  *self,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
   if (self->closed) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED, "The peer is closed");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED, _("The peer is closed"));
     return FALSE;
   }
   if (self->started) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "The peer is already started");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, _("The peer is already started"));
     return FALSE;
   }
 
@@ -2725,7 +2727,7 @@ parse_sdp_type (const char         *type,
     return TRUE;
   }
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-               "Unknown session description type “%s”", type != NULL ? type : "(null)");
+               _("Unknown session description type “%s”"), type != NULL ? type : "(null)");
   return FALSE;
 }
 
@@ -2769,13 +2771,13 @@ parley_peer_set_remote_description (ParleyPeer  *self,
       gst_sdp_message_get_origin (message)->sess_id == NULL) {
     g_clear_pointer (&message, gst_sdp_message_free);
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                 "The remote %s is not a valid session description", type);
+                 _("The remote %s is not a valid session description"), type);
     return FALSE;
   }
 
   if (self->closed || !self->started) {
     gst_sdp_message_free (message);
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "The peer is not running");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, _("The peer is not running"));
     return FALSE;
   }
 
@@ -2794,7 +2796,7 @@ parley_peer_set_remote_description (ParleyPeer  *self,
     peer_restart_internal (self, generation, FALSE);
     if (self->conn == NULL) {
       gst_sdp_message_free (message);
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Could not rebuild the connection");
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not rebuild the connection"));
       return FALSE;
     }
   }
@@ -2803,7 +2805,7 @@ parley_peer_set_remote_description (ParleyPeer  *self,
       (!self->awaiting_answer || self->setting_remote_answer_pending)) {
     gst_sdp_message_free (message);
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "Got an answer but no offer is pending");
+                 _("Got an answer but no offer is pending"));
     return FALSE;
   }
 
@@ -2874,17 +2876,17 @@ parley_peer_add_remote_candidate (ParleyPeer  *self,
     return TRUE;
 
   if (!candidate_is_valid (candidate)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Malformed ICE candidate");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("Malformed ICE candidate"));
     return FALSE;
   }
   if (sdp_mline_index < 0 && (sdp_mid == NULL || *sdp_mid == '\0')) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "An ICE candidate needs an m-line index or a mid");
+                 _("An ICE candidate needs an m-line index or a mid"));
     return FALSE;
   }
   if (sdp_mline_index > 64) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "ICE candidate m-line index %d is out of range", sdp_mline_index);
+                 _("ICE candidate m-line index %d is out of range"), sdp_mline_index);
     return FALSE;
   }
 
@@ -2925,7 +2927,7 @@ parley_peer_add_video (ParleyPeer  *self,
   if (self->video)
     return TRUE;
   if (self->closed) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED, "The peer is closed");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED, _("The peer is closed"));
     return FALSE;
   }
 

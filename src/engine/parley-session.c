@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #define G_LOG_DOMAIN "parley-session"
 
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
 #include <errno.h>
 #include <string.h>
 #include <glib/gstdio.h>
@@ -113,7 +116,7 @@ parley_session_load (const char  *path,
 
   if (!json_parser_load_from_data (parser, contents, (gssize) length, NULL) ||
       (root = json_parser_get_root (parser)) == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "%s is not a session file", path);
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("%s is not a session file"), path);
     return NULL;
   }
   object = json_node_get_object (root);
@@ -125,7 +128,7 @@ parley_session_load (const char  *path,
   expires = json_object_get_member (object, "expiresAt");
   if (user_id == NULL || username == NULL || refresh_token == NULL || expires == NULL ||
       !JSON_NODE_HOLDS_VALUE (expires) || json_node_get_value_type (expires) != G_TYPE_INT64) {
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "%s is incomplete", path);
+    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("%s is incomplete"), path);
     return NULL;
   }
 
@@ -158,7 +161,7 @@ parley_session_save (const ParleySession  *session,
   if (g_mkdir_with_parents (dir, 0700) != 0) {
     int saved_errno = errno;
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno),
-                 "Cannot create %s: %s", dir, g_strerror (saved_errno));
+                 _("Cannot create %s: %s"), dir, g_strerror (saved_errno));
     return FALSE;
   }
 
@@ -198,7 +201,7 @@ parley_session_delete (const char  *path,
   if (g_unlink (path) != 0 && errno != ENOENT) {
     int saved_errno = errno;
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno),
-                 "Cannot remove %s: %s", path, g_strerror (saved_errno));
+                 _("Cannot remove %s: %s"), path, g_strerror (saved_errno));
     return FALSE;
   }
   return TRUE;
