@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Installs what is missing, builds Parley, starts a local parley-server on
 # its embedded SQLite database and runs a short demo: two users, alice and
 # bob, chat and call each other with parley-cli. The server keeps running

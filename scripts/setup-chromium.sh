@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Sets up the browser peers of Parley's call interop tests and call
 # benchmark (tests/interop): Debian's chromium (and nodejs/npm when `node`
 # or `npm` is missing), then playwright-core, the version pinned by

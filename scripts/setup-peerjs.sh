@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Installs the PeerJS server (npm package `peer`, the version pinned by
 # tests/bench/peerjs/package-lock.json) into DIR, for the relay benchmark
 # that compares parley-server with it:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Installs the Debian 12 packages Parley needs (those missing only) and
 # configures a build directory. Usage: scripts/setup.sh [BUILD_DIR] [meson options...]
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Installs what is missing, builds Parley, and runs the whole test suite:
 # unit and integration tests in a normal build, then again in an
 # AddressSanitizer + UndefinedBehaviorSanitizer build.

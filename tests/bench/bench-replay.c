@@ -168,10 +168,12 @@ round_trip (ParleyTestWs *a,
   gint64 t0 = g_get_monotonic_time ();
   JsonObject *frame;
 
-  parley_test_ws_send (a, "{\"type\":\"typing\",\"recipientId\":\"%s\",\"state\":\"active\"}", b_id);
+  parley_test_ws_send (a, "{\"type\":\"typing\",\"recipientId\":\"%s\","
+                       "\"state\":\"active\"}", b_id);
   frame = parley_test_ws_expect (b, "typing");
   json_object_unref (frame);
-  parley_test_ws_send (b, "{\"type\":\"typing\",\"recipientId\":\"%s\",\"state\":\"paused\"}", a_id);
+  parley_test_ws_send (b, "{\"type\":\"typing\",\"recipientId\":\"%s\","
+                       "\"state\":\"paused\"}", a_id);
   frame = parley_test_ws_expect (a, "typing");
   json_object_unref (frame);
   return (g_get_monotonic_time () - t0) / 1000.0;

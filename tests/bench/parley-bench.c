@@ -566,11 +566,13 @@ peerjs_start (Server  *s,
         strstr (text, "Started PeerServer on") != NULL)
       return TRUE;
     if (!server_alive (s)) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "The PeerJS server exited before listening");
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "The PeerJS server exited before listening");
       break;
     }
     if (now_ns () > deadline) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "The PeerJS server did not start in 30 s");
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                   "The PeerJS server did not start in 30 s");
       break;
     }
     /* Nothing to wait on but the log file: look again shortly. */
@@ -713,7 +715,8 @@ http_request_once (Http        *http,
       gsize want = head.head_len + (head.content_length > 0 ? (gsize) head.content_length : 0);
 
       if (head.chunked) {
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "Chunked responses are not supported");
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                     "Chunked responses are not supported");
         return 0;
       }
       if (in->len >= want && (head.content_length >= 0 || !head.close))
@@ -1132,7 +1135,8 @@ prepare_relay_head (Client *c)
     User *peer = &g_array_index (B.users, User, c->peer->user);
 
     g_string_append_printf (s, "{\"type\":\"call-ice-candidate\",\"recipientId\":\"%s\","
-                            "\"callId\":\"bench-%u\",\"candidate\":{\"candidate\":\"candidate:842163049 "
+                            "\"callId\":\"bench-%u\",\"candidate\":{\"candidate\":"
+                            "\"candidate:842163049 "
                             "1 udp 1677729535 192.0.2.1 50000 typ srflx raddr 0.0.0.0 rport 0 "
                             "generation 0 ufrag ",
                             peer->user_id, c->index);
@@ -1878,8 +1882,8 @@ run_traffic (Role        role,
   r->gen_pct = gen_us / wall_us * 100;
 
   if (role == ROLE_RELAY) {
-    print_row ("messages relayed", "%" G_GUINT64_FORMAT " in %.2f s = %.0f msg/s", messages, seconds,
-               r->rate);
+    print_row ("messages relayed", "%" G_GUINT64_FORMAT " in %.2f s = %.0f msg/s", messages,
+               seconds, r->rate);
   } else {
     r->ack_p50_us = parley_bench_hist_percentile (B.ack_lat, 0.50) / 1e3;
     r->ack_p99_us = parley_bench_hist_percentile (B.ack_lat, 0.99) / 1e3;
@@ -2217,8 +2221,8 @@ print_summary (void)
       else
         g_print ("%9s %9s ", "-", "-");
       g_print ("%7.2f %5.0f %5.0f %5.0f %5.0f  %-26s %s%s%s\n", r->us_per_msg, r->server_pct,
-               r->cpu0_pct, r->gen_pct, r->cpu1_pct, r->target, r->met ? "met" : "MISSED", r->extra ? "; " : "",
-               r->extra ? r->extra : "");
+               r->cpu0_pct, r->gen_pct, r->cpu1_pct, r->target, r->met ? "met" : "MISSED",
+               r->extra ? "; " : "", r->extra ? r->extra : "");
     } else {
       g_print ("%-24s %-93s %-26s %s\n", r->name, r->extra ? r->extra : "", r->target,
                r->met ? "met" : "MISSED");
@@ -2493,8 +2497,8 @@ main (int   argc,
       }
     }
   }
-  if (B.inflight < 1 || B.chat_inflight < 1 || B.duration < 1 || B.warmup < 0 || B.idle < 0 || B.idle_mem < 1 ||
-      B.burst < 1 || B.pairs < 0 || B.heartbeat < 0) {
+  if (B.inflight < 1 || B.chat_inflight < 1 || B.duration < 1 || B.warmup < 0 || B.idle < 0 ||
+      B.idle_mem < 1 || B.burst < 1 || B.pairs < 0 || B.heartbeat < 0) {
     g_printerr ("parley-bench: invalid numbers\n");
     return 2;
   }
@@ -2567,7 +2571,8 @@ main (int   argc,
     }
   }
   pin_self ();
-  g_print ("parley-server (pid %d) listens on 127.0.0.1:%u; server on CPU 0, generator on CPU 1%s.\n",
+  g_print ("parley-server (pid %d) listens on 127.0.0.1:%u; "
+           "server on CPU 0, generator on CPU 1%s.\n",
            B.srv->pid, B.srv->port, B.pinned ? "" : " (NOT pinned)");
   if (B.servers[SERVER_PEERJS].enabled) {
     g_autofree char *version = NULL;

@@ -162,9 +162,11 @@ test_http_head (void)
   const char *ok = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
                    "content-length:  17 \r\n\r\n{\"userId\":\"u1\"}";
   const char *upgrade = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
                         "\x81\x05hello";
-  const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                        "Connection: close\r\n\r\n";
   ParleyBenchHttpHead head;
   g_autofree char *accept = NULL;
 

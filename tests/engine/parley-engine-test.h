@@ -13,12 +13,12 @@ G_BEGIN_DECLS
 void parley_engine_test_remove_tree (const char *path);
 
 /* Two-webrtcbin helpers for tests of one engine object over a real connection. */
-void                         parley_engine_test_disable_upnp        (GstElement *webrtc);
-GstWebRTCSessionDescription *parley_engine_test_create_description  (GstElement *webrtc,
-                                                                      const char *action,
-                                                                      const char *field);
-void                         parley_engine_test_set_description     (GstElement                  *webrtc,
-                                                                      const char                  *action,
-                                                                      GstWebRTCSessionDescription *desc);
+void parley_engine_test_disable_upnp (GstElement *webrtc);
+GstWebRTCSessionDescription *parley_engine_test_create_description (GstElement *webrtc,
+                                                                    const char *action,
+                                                                    const char *field);
+void parley_engine_test_set_description (GstElement                  *webrtc,
+                                         const char                  *action,
+                                         GstWebRTCSessionDescription *desc);
 
 G_END_DECLS

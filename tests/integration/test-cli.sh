@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # End-to-end tests of parley-cli (and so of the client engine) against a
 # real parley-server: chat both ways, offline delivery, the outbox across
 # a client restart and a server crash. TAP output.

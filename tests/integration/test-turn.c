@@ -59,7 +59,8 @@ coturn_start (void)
   min_port = g_strdup_printf ("--min-port=%u", relay_base);
   max_port = g_strdup_printf ("--max-port=%u", relay_base + 99);
   turn->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                    G_SUBPROCESS_FLAGS_STDERR_MERGE, &error, "turnserver", "-n", "--listening-ip=127.0.0.1",
+                                    G_SUBPROCESS_FLAGS_STDERR_MERGE, &error, "turnserver", "-n",
+                                    "--listening-ip=127.0.0.1",
                                     "--relay-ip=127.0.0.1", port, "--use-auth-secret",
                                     "--static-auth-secret=" TURN_SECRET, "--realm=parley.test",
                                     "--no-tls", "--no-dtls", "--no-tcp-relay",

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Starts a real parley-server (port 0, a temporary database) and runs
 # parley-interop.mjs against it:
 #

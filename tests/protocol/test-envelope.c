@@ -189,7 +189,8 @@ test_invalid_requests (void)
     { "{\"type\":\"ping\",\"id\":\"a\\u0062\"}", PARLEY_PROTO_INVALID_FIELD, "id" },
     { "{\"type\":\"ping\",\"id\":\"é\"}", PARLEY_PROTO_INVALID_FIELD, "id" },
     { "{\"type\":\"ping\",\"id\":\"a/b\"}", PARLEY_PROTO_INVALID_FIELD, "id" },
-    { "{\"type\":\"ping\",\"id\":\"12345678901234567890123456789012345678901234567890123456789012345\"}",
+    { "{\"type\":\"ping\",\"id\":"
+      "\"12345678901234567890123456789012345678901234567890123456789012345\"}",
       PARLEY_PROTO_INVALID_FIELD, "id" },
     { "{\"type\":\"auth\"}", PARLEY_PROTO_MISSING_FIELD, "token" },
     { "{\"type\":\"auth\",\"token\":42}", PARLEY_PROTO_INVALID_FIELD, "token" },
@@ -210,7 +211,8 @@ test_invalid_requests (void)
     { "{\"type\":\"received\",\"seq\":1.5}", PARLEY_PROTO_INVALID_FIELD, "seq" },
     { "{\"type\":\"received\",\"seq\":1e3}", PARLEY_PROTO_INVALID_FIELD, "seq" },
     { "{\"type\":\"received\",\"seq\":\"41\"}", PARLEY_PROTO_INVALID_FIELD, "seq" },
-    { "{\"type\":\"received\",\"seq\":99999999999999999999999}", PARLEY_PROTO_INVALID_FIELD, "seq" },
+    { "{\"type\":\"received\",\"seq\":99999999999999999999999}", PARLEY_PROTO_INVALID_FIELD,
+      "seq" },
     { "{\"type\":\"typing\",\"state\":\"active\"}", PARLEY_PROTO_MISSING_FIELD, "recipientId" },
     { "{\"type\":\"typing\",\"recipientId\":\"u2\"}", PARLEY_PROTO_MISSING_FIELD, "state" },
     { "{\"type\":\"typing\",\"recipientId\":\"u2\",\"state\":\"idle\"}",
@@ -238,7 +240,8 @@ test_invalid_requests (void)
       PARLEY_PROTO_INVALID_FIELD, "sdp" },
     { "{\"type\":\"call-ice-candidate\",\"recipientId\":\"u2\",\"callId\":\"c1\"}",
       PARLEY_PROTO_MISSING_FIELD, "candidate" },
-    { "{\"type\":\"call-ice-candidate\",\"recipientId\":\"u2\",\"callId\":\"c1\",\"candidate\":\"x\"}",
+    { "{\"type\":\"call-ice-candidate\",\"recipientId\":\"u2\",\"callId\":\"c1\","
+      "\"candidate\":\"x\"}",
       PARLEY_PROTO_INVALID_FIELD, "candidate" },
     { "{\"type\":\"call-accept\",\"recipientId\":\"u2\",\"callId\":\"\"}",
       PARLEY_PROTO_INVALID_FIELD, "callId" },
@@ -715,7 +718,8 @@ test_splice (void)
   {
     const char *expected[] = { "senderId", "type", "id", "recipientId", "encryptedContent", NULL };
 
-    check_splice ("{\"type\":\"message\",\"id\":\"m1\",\"senderId\":\"evil\",\"recipientId\":\"u2\","
+    check_splice ("{\"type\":\"message\",\"id\":\"m1\",\"senderId\":\"evil\","
+                  "\"recipientId\":\"u2\","
                   "\"encryptedContent\":\"AAE\\\"C\",\"seq\":9,\"timestamp\":1}",
                   "\"senderId\":\"u1\"", drop_seq, expected);
   }
@@ -794,7 +798,8 @@ test_append_string (void)
     g_autoptr(GByteArray) out = g_byte_array_new ();
 
     parley_json_append_string (out, "a\xc0\xaf" "b\xe2\x82", -1);
-    g_assert_cmpmem (out->data, out->len, "\"a\xef\xbf\xbd\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\"",
+    g_assert_cmpmem (out->data, out->len,
+                     "\"a\xef\xbf\xbd\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\"",
                      strlen ("\"a\xef\xbf\xbd\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\""));
     g_assert_true (parley_json_validate ((const char *) out->data, out->len));
 
@@ -863,10 +868,10 @@ test_ids (void)
 {
   g_assert_true (parley_id_is_valid ("a", 1));
   g_assert_true (parley_id_is_valid ("Az09_.:-", 8));
-  g_assert_true (parley_id_is_valid ("1234567890123456789012345678901234567890123456789012345678901234",
-                                     64));
-  g_assert_false (parley_id_is_valid ("12345678901234567890123456789012345678901234567890123456789012345",
-                                      65));
+  g_assert_true (parley_id_is_valid ("12345678901234567890123456789012"
+                                     "34567890123456789012345678901234", 64));
+  g_assert_false (parley_id_is_valid ("12345678901234567890123456789012"
+                                      "345678901234567890123456789012345", 65));
   g_assert_false (parley_id_is_valid ("", 0));
   g_assert_false (parley_id_is_valid (NULL, 0));
   g_assert_false (parley_id_is_valid ("a b", 3));

@@ -138,7 +138,8 @@ submit_message (Producer   *p,
   /* Clients use random UUIDs as message ids; parley-bench sends rising
    * numbers. */
   if (opt_sequential_ids)
-    op->message_id = g_strdup_printf ("m%019" G_GINT64_FORMAT, g_get_real_time () * 1000 + n % 1000);
+    op->message_id = g_strdup_printf ("m%019" G_GINT64_FORMAT,
+                                      g_get_real_time () * 1000 + n % 1000);
   else
     op->message_id = g_uuid_string_random ();
   op->content = g_strdup (content);

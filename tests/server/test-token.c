@@ -140,7 +140,8 @@ test_tampered (void)
   g_autofree char *token = parley_token_issue (key, sizeof key, "u1", 1000, 60);
   g_auto(GStrv) parts = g_strsplit (token, ".", -1);
   const char *forged_payload = "{\"sub\":\"u2\",\"iat\":1000,\"exp\":99999,\"jti\":\"a\"}";
-  g_autofree char *p = parley_test_b64url ((const guint8 *) forged_payload, strlen (forged_payload));
+  g_autofree char *p = parley_test_b64url ((const guint8 *) forged_payload,
+                                           strlen (forged_payload));
   g_autofree char *forged = g_strjoin (".", parts[0], p, parts[2], NULL);
   g_autofree char *flipped = g_strdup (token);
   char *last_sig_char0 = strrchr (flipped, '.') + 1;
