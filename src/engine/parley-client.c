@@ -384,9 +384,12 @@ handle_ack (ParleyClient *self,
     gboolean more = json_object_get_boolean_member_with_default (frame, "more", FALSE);
     gint64 reached = MAX (seq, self->sync_max_seq);
 
-    if (more && self->sync_max_seq > self->sync_since) {
-      parley_cache_set_last_seq (self->cache, self->sync_max_seq, NULL);
-      send_sync (self, self->sync_max_seq);
+    /* The next page starts after this one's last message (the ack's seq), not
+     * after the newest message seen: stored messages replayed to this device
+     * and live ones arrive meanwhile, with larger seqs than the pages left. */
+    if (more && seq > self->sync_since) {
+      parley_cache_set_last_seq (self->cache, seq, NULL);
+      send_sync (self, seq);
       return;
     }
     parley_cache_set_last_seq (self->cache, reached, NULL);

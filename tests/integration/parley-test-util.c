@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "parley-test-util.h"
 
@@ -62,6 +63,14 @@ parley_test_server_new (const char        *extra_config,
   return server;
 }
 
+/* In the server's process before exec: die with the test, so that a failed
+ * assertion does not leave a server holding the test's output open. */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /**
  * parley_test_server_start:
  *
@@ -81,6 +90,7 @@ parley_test_server_start (ParleyTestServer *server)
   g_assert_nonnull (binary);
   g_assert_null (server->process);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   g_subprocess_launcher_unsetenv (launcher, "PARLEY_TURN_SECRET");
   for (guint i = 0; server->extra_env && server->extra_env[i]; i++) {
     g_auto (GStrv) kv = g_strsplit (server->extra_env[i], "=", 2);
