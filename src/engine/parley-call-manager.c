@@ -102,9 +102,13 @@ give_ice_servers (ParleyCallManager *self,
                                have_turn ? self->turn_password : NULL);
 }
 
-/* Gives the ICE servers to every call still waiting for them. */
+/* Gives the ICE servers to every call still waiting for them, and with
+ * @refreshed (new TURN credentials) to the running calls as well: a call
+ * that restarts its connection later (the network changed) allocates its
+ * relays with them, not with credentials that expired meanwhile. */
 static void
-serve_waiting_calls (ParleyCallManager *self)
+serve_calls (ParleyCallManager *self,
+             gboolean           refreshed)
 {
   g_autoptr(GPtrArray) waiting = g_ptr_array_new_with_free_func (g_object_unref);
   GHashTableIter iter;
@@ -112,7 +116,7 @@ serve_waiting_calls (ParleyCallManager *self)
 
   g_hash_table_iter_init (&iter, self->calls);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (!parley_call_get_has_ice_servers (value))
+    if (refreshed || !parley_call_get_has_ice_servers (value))
       g_ptr_array_add (waiting, g_object_ref (value));
   for (guint i = 0; i < waiting->len; i++)
     give_ice_servers (self, g_ptr_array_index (waiting, i));
@@ -209,6 +213,7 @@ turn_credentials_cb (GObject      *object,
   ParleyCallManager *self = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonObject) credentials = NULL;
+  gboolean stored = FALSE;
 
   /* A cancelled fetch means the manager is gone: do not touch it. */
   credentials = parley_client_get_turn_credentials_finish (PARLEY_CLIENT (object), result, &error);
@@ -218,13 +223,13 @@ turn_credentials_cb (GObject      *object,
   self->turn_fetching = FALSE;
   if (credentials == NULL)
     g_debug ("No TURN credentials: %s", error->message);
-  else if (!store_turn_credentials (self, credentials))
+  else if (!(stored = store_turn_credentials (self, credentials)))
     g_debug ("The server sent unusable TURN credentials");
   else
     g_debug ("Got TURN credentials for %u servers", g_strv_length (self->turn_uris));
 
   /* Calls go ahead without TURN when there is none. */
-  serve_waiting_calls (self);
+  serve_calls (self, stored);
 }
 
 static void

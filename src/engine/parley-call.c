@@ -433,6 +433,9 @@ peer_state_changed_cb (ParleyPeer      *peer,
     if (self->state == PARLEY_CALL_STATE_ACTIVE) {
       set_state (self, PARLEY_CALL_STATE_RECONNECTING);
       start_connect_timer (self);
+      /* The restart needs signaling; if the network changed, the connection
+       * to the server may be dead without a word. */
+      parley_client_check_connection (self->client);
     }
     break;
   case PARLEY_PEER_STATE_FAILED:
@@ -1147,7 +1150,8 @@ parley_call_set_reconnect_timeout (ParleyCall *self,
  * @turn_password: (nullable): the TURN password
  *
  * Gives the call its ICE servers; the caller then builds its peer and offers,
- * an accepted callee builds its peer and answers.
+ * an accepted callee builds its peer and answers. Given again (fresh TURN
+ * credentials), they serve the next connection after a restart.
  */
 void
 parley_call_set_ice_servers (ParleyCall         *self,
@@ -1170,6 +1174,11 @@ parley_call_set_ice_servers (ParleyCall         *self,
   self->turn_password = g_strdup (turn_password);
   self->has_ice = TRUE;
 
+  /* A running call keeps them for its next connection (after a restart). */
+  if (self->peer != NULL)
+    parley_peer_set_ice_servers (self->peer, self->stun_uri,
+                                 (const char * const *) self->turn_uris, self->turn_username,
+                                 self->turn_password);
   hold = g_object_ref (self);
   maybe_start_media (self);
 }

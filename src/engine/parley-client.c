@@ -852,6 +852,22 @@ parley_client_connect (ParleyClient *self)
 }
 
 /**
+ * parley_client_check_connection:
+ * @self: a client
+ *
+ * Checks now that the connection to the server still works, for when it
+ * may have died silently (a call lost its media path: the network may have
+ * changed); a dead one is replaced within seconds. Network changes the
+ * system reports are checked by themselves.
+ */
+void
+parley_client_check_connection (ParleyClient *self)
+{
+  g_return_if_fail (PARLEY_IS_CLIENT (self));
+  parley_connection_check (self->connection);
+}
+
+/**
  * parley_client_disconnect:
  * @self: a client
  *

@@ -31,6 +31,7 @@ guint               parley_client_get_n_pending      (ParleyClient        *self)
 
 void                parley_client_connect            (ParleyClient        *self);
 void                parley_client_disconnect         (ParleyClient        *self);
+void                parley_client_check_connection   (ParleyClient        *self);
 
 void                parley_client_register_async     (ParleyClient        *self,
                                                       const char          *username,

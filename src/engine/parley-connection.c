@@ -16,6 +16,9 @@
 #define DEAD_S 35
 /* The server must say hello within this time after the upgrade. */
 #define HELLO_TIMEOUT_S 10
+/* After a network change, or when a call loses its media path, the link is
+ * checked: some frame must arrive within this time, or it is given up. */
+#define CHECK_TIMEOUT_S 3
 
 /**
  * ParleyConnection:
@@ -43,8 +46,10 @@ struct _ParleyConnection {
   gint64                   opened_us;
   gboolean                 got_hello;
   gboolean                 ping_sent;
+  gint64                   check_deadline_us;  /* of a link check, or 0 */
   gboolean                 auth_retried;
   gboolean                 running;
+  gboolean                 watching_network;
 };
 
 G_DEFINE_FINAL_TYPE (ParleyConnection, parley_connection, G_TYPE_OBJECT)
@@ -67,6 +72,17 @@ static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
 static void connect_now (ParleyConnection *self);
+
+/* Addresses or routes changed: the socket may be bound to an address that
+ * is gone. */
+static void
+network_changed_cb (GNetworkMonitor  *monitor,
+                    gboolean          available,
+                    ParleyConnection *self)
+{
+  if (available)
+    parley_connection_check (self);
+}
 static void refresh_then_connect (ParleyConnection *self);
 
 static void
@@ -172,6 +188,7 @@ message_cb (SoupWebsocketConnection *ws,
 
   self->last_rx_us = g_get_monotonic_time ();
   self->ping_sent = FALSE;
+  self->check_deadline_us = 0;
 
   if (type != SOUP_WEBSOCKET_DATA_TEXT) {
     g_debug ("Ignoring a binary frame");
@@ -225,6 +242,13 @@ liveness_cb (gpointer user_data)
     return G_SOURCE_REMOVE;
   }
 
+  if (self->check_deadline_us != 0 && now >= self->check_deadline_us) {
+    g_debug ("No answer to a link check within %d s: the link is dead", CHECK_TIMEOUT_S);
+    self->liveness_id = 0;
+    schedule_reconnect (self);
+    return G_SOURCE_REMOVE;
+  }
+
   if (idle_s >= DEAD_S) {
     g_debug ("No frame for %" G_GINT64_FORMAT " s: the link is dead", idle_s);
     self->liveness_id = 0;
@@ -269,6 +293,7 @@ websocket_connect_cb (GObject      *object,
   self->ws = ws;
   self->got_hello = FALSE;
   self->ping_sent = FALSE;
+  self->check_deadline_us = 0;
   self->opened_us = self->last_rx_us = g_get_monotonic_time ();
   soup_websocket_connection_set_keepalive_interval (ws, KEEPALIVE_S);
   soup_websocket_connection_set_max_incoming_payload_size (ws, 1024 * 1024);
@@ -511,6 +536,11 @@ parley_connection_start (ParleyConnection *self)
     return;
   self->running = TRUE;
   self->auth_retried = FALSE;
+  if (!self->watching_network) {
+    g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
+                             G_CALLBACK (network_changed_cb), self, 0);
+    self->watching_network = TRUE;
+  }
   g_cancellable_reset (self->cancellable);
   parley_backoff_reset (&self->backoff);
   set_state (self, PARLEY_CLIENT_STATE_CONNECTING);
@@ -550,6 +580,35 @@ parley_connection_reconnect_now (ParleyConnection *self)
     g_clear_handle_id (&self->retry_id, g_source_remove);
     connect_now (self);
   }
+}
+
+/**
+ * parley_connection_check:
+ * @self: a connection
+ *
+ * Checks the link now instead of after minutes of silence, for when it may
+ * have died without a word (the network changed, a call lost its media
+ * path): a ping goes out, and without any frame back within
+ * %CHECK_TIMEOUT_S seconds the socket is dropped and a new one opened. A
+ * pending reconnection skips its remaining backoff delay.
+ */
+void
+parley_connection_check (ParleyConnection *self)
+{
+  g_return_if_fail (PARLEY_IS_CONNECTION (self));
+
+  if (!self->running)
+    return;
+  if (self->retry_id != 0) {
+    parley_connection_reconnect_now (self);
+    return;
+  }
+  if (self->ws == NULL || !self->got_hello || self->check_deadline_us != 0 ||
+      soup_websocket_connection_get_state (self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+    return;
+  g_debug ("Checking the link");
+  soup_websocket_connection_send_text (self->ws, "{\"type\":\"ping\"}");
+  self->check_deadline_us = g_get_monotonic_time () + CHECK_TIMEOUT_S * G_USEC_PER_SEC;
 }
 
 /**

@@ -20,6 +20,7 @@ ParleyClientState  parley_connection_get_state  (ParleyConnection *self);
 void               parley_connection_start      (ParleyConnection *self);
 void               parley_connection_stop       (ParleyConnection *self);
 void               parley_connection_reconnect_now (ParleyConnection *self);
+void               parley_connection_check      (ParleyConnection *self);
 gboolean           parley_connection_send       (ParleyConnection *self,
                                                  JsonObject       *frame);
 void               parley_connection_set_random_func (ParleyConnection *self,

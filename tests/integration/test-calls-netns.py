@@ -4,7 +4,8 @@
 bob live in two namespaces with no route between them; parley-server and a
 real coturn live in a third (which does not forward). A call can only
 connect through the TURN relay, with credentials from the server's
-endpoint. Then the link of one peer goes down for 3 s mid-call and the call
+endpoint. Then the link of one peer goes down for 3 s mid-call, and later its
+address changes for good (a move to another network); both times the call
 must recover by itself. Needs root (CI runs as root); skips otherwise.
 TAP output."""
 
@@ -153,6 +154,30 @@ try:
     tap.ok(not alice.select("call-state", state="ended") and
            not bob.select("call-state", state="ended"),
            "the call never ended during the outage", diag(alice, bob))
+
+    # 2b. A network change: alice's address changes for good mid-call (a laptop moving to
+    # another network). Her connection to the server and the relay's allocation die with the
+    # old address; the call must find its way back by itself, on the new one.
+    amark, bmark = alice.mark(), bob.mark()
+    old_addr, gw = nets["alice"]
+    new_addr = "10.77.1.3"
+    ip("-n", ns["alice"], "addr", "del", f"{old_addr}/24", "dev", inner)
+    ip("-n", ns["alice"], "addr", "add", f"{new_addr}/24", "dev", inner)
+    ip("-n", ns["alice"], "route", "replace", f"{RELAY_IP}/32", "via", gw)
+    ip("-n", ns["alice"], "route", "replace", "10.77.2.0/24", "via", gw)
+    changed_at = time.monotonic()
+    tap.ok(alice.wait_event("call-state", 15, amark, state="reconnecting"),
+           "alice's call goes to reconnecting when her address changes", diag(alice))
+    back = alice.wait_event("call-state", 45, amark, state="active")
+    tap.ok(back and back.get("callId") == active.get("callId"),
+           "the same call is active again on the new address "
+           f"({time.monotonic() - changed_at:.1f} s after the change)", diag(alice, bob))
+    later_a, later_b = alice.mark(), bob.mark()
+    tap.ok(tone_seen(bob, 440, later_b, 30) and tone_seen(alice, 660, later_a, 30),
+           "media flows both ways after the network change", diag(alice, bob))
+    tap.ok(not alice.select("call-state", state="ended") and
+           not bob.select("call-state", state="ended"),
+           "the call never ended during the network change", diag(alice, bob))
     users.control("alice", "hangup")
     alice.wait_event("call-state", 15, state="ended")
     alice.wait_exit(10)
