@@ -4,14 +4,17 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
 
 #include "parley-client.h"
 #include "parley-content.h"
 #include "parley-test-util.h"
 
-/* History sync of the client engine against a real parley-server, when the
+/* The client engine against a real parley-server: history sync when the
  * history is longer than one sync page and stored messages are replayed to
- * the connecting device at the same time. */
+ * the connecting device at the same time; and the link check that finds a
+ * connection dead without a word. */
 
 #define TEST_PASSWORD "correct horse battery"
 #define HISTORY 1500            /* more than a sync page (1,000) */
@@ -133,11 +136,92 @@ test_long_history_with_replay (void)
   g_clear_object (&client);
 }
 
+static gboolean
+client_reconnecting (gpointer data)
+{
+  return parley_client_get_state (data) == PARLEY_CLIENT_STATE_RECONNECTING;
+}
+
+static gboolean
+client_connected (gpointer data)
+{
+  return parley_client_get_state (data) == PARLEY_CLIENT_STATE_CONNECTED;
+}
+
+/* Whether every thread of the server process is stopped (state T in
+ * /proc/PID/task/TID/stat): SIGSTOP takes effect asynchronously. */
+static gboolean
+server_stopped (gpointer data)
+{
+  ParleyTestServer *server = data;
+  g_autofree char *dir = g_strdup_printf ("/proc/%s/task",
+                                          g_subprocess_get_identifier (server->process));
+  g_autoptr(GDir) tasks = g_dir_open (dir, 0, NULL);
+  const char *tid;
+
+  if (tasks == NULL)
+    return FALSE;
+  while ((tid = g_dir_read_name (tasks)) != NULL) {
+    g_autofree char *path = g_build_filename (dir, tid, "stat", NULL);
+    g_autofree char *text = NULL;
+    const char *end;
+
+    if (!g_file_get_contents (path, &text, NULL, NULL) || (end = strrchr (text, ')')) == NULL ||
+        end[1] != ' ' || end[2] != 'T')
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* A server that stops answering (SIGSTOP: its socket stays open, as a link
+ * whose address went away) is given up within seconds of a link check, not
+ * after the 35 s of silence that would otherwise tell; the client is back
+ * once the server answers again. */
+static void
+test_link_check (void)
+{
+  g_autoptr(ParleyTestServer) server = parley_test_server_new (NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ParleyClient) client = NULL;
+  g_autofree char *dir = g_build_filename (server->dir, "alice-device", NULL);
+  g_autofree char *token = parley_test_register_login (server, "alice", NULL);
+  AsyncWait wait = { 0 };
+  gint64 start;
+  double elapsed_s;
+
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  client = parley_client_new (server->base_url, dir, &error);
+  g_assert_no_error (error);
+  parley_client_login_async (client, "alice", TEST_PASSWORD, NULL, async_cb, &wait);
+  g_assert_true (parley_test_wait_until (async_done, &wait, WAIT_MS));
+  g_assert_true (parley_client_login_finish (client, wait.result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&wait.result);
+  parley_client_connect (client);
+  g_assert_true (parley_test_wait_until (client_synced, client, WAIT_MS));
+
+  g_subprocess_send_signal (server->process, SIGSTOP);
+  g_assert_true (parley_test_wait_until (server_stopped, server, WAIT_MS));
+  start = g_get_monotonic_time ();
+  parley_client_check_connection (client);
+  g_assert_true (parley_test_wait_until (client_reconnecting, client, 20000));
+  elapsed_s = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
+  g_test_message ("gave the silent link up after %.1f s", elapsed_s);
+  g_assert_cmpfloat (elapsed_s, >=, 2.5);
+  g_assert_cmpfloat (elapsed_s, <, 10);
+
+  g_subprocess_send_signal (server->process, SIGCONT);
+  g_assert_true (parley_test_wait_until (client_connected, client, WAIT_MS));
+
+  g_clear_object (&client);
+}
+
 int
 main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/client-sync/long-history-with-replay", test_long_history_with_replay);
+  g_test_add_func ("/client-sync/link-check", test_link_check);
   return g_test_run ();
 }
