@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <glib/gstdio.h>
 #include <gst/gst.h>
 
@@ -39,6 +40,14 @@ typedef struct {
   GPtrArray         *ended;     /* of ParleyCall, every call-ended */
 } Party;
 
+/* In the server's process before exec: die with the test, so that a failed
+ * assertion does not leave a server holding the test's output open. */
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static void
 server_start (void)
 {
@@ -53,6 +62,7 @@ server_start (void)
 
   g_assert_nonnull (binary);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   server = g_new0 (Server, 1);
   server->dir = g_dir_make_tmp ("parley-calls-XXXXXX", &error);
   g_assert_no_error (error);
@@ -834,6 +844,11 @@ test_hostile_frames (void)
     "{\"callId\":\"h1\",\"candidate\":[],\"gen\":0}",
     "{\"callId\":\"h1\",\"candidate\":{\"candidate\":null,\"sdpMLineIndex\":\"0\"}}",
     "{\"callId\":\"h1\",\"reason\":{}}",
+    /* Offers that would ring but for their device members. */
+    "{\"callId\":\"h1\",\"sdp\":\"v=0\",\"gen\":0,\"device\":7}",
+    "{\"callId\":\"h1\",\"sdp\":\"v=0\",\"gen\":0,\"device\":\"not a tag\"}",
+    "{\"callId\":\"h1\",\"sdp\":\"v=0\",\"gen\":0,\"toDevice\":[]}",
+    "{\"callId\":\"h1\",\"sdp\":\"v=0\",\"gen\":0,\"toDevice\":\"another-device\"}",
   };
   ParleyCall *call_a, *call_b, *hostile_b;
   g_autofree char *spoof = NULL;
