@@ -47,6 +47,31 @@ async_done (gpointer data)
   return ((AsyncWait *) data)->result != NULL;
 }
 
+/* A device of @username (registered) with a profile of its own in the
+ * server's directory, logged in, connected and synced. */
+static ParleyClient *
+connected_device (ParleyTestServer *server,
+                  const char       *username,
+                  const char       *device)
+{
+  g_autofree char *dir = g_build_filename (server->dir, device, NULL);
+  g_autoptr(GError) error = NULL;
+  ParleyClient *client;
+  AsyncWait wait = { 0 };
+
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  client = parley_client_new (server->base_url, dir, &error);
+  g_assert_no_error (error);
+  parley_client_login_async (client, username, TEST_PASSWORD, NULL, async_cb, &wait);
+  g_assert_true (parley_test_wait_until (async_done, &wait, WAIT_MS));
+  g_assert_true (parley_client_login_finish (client, wait.result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&wait.result);
+  parley_client_connect (client);
+  g_assert_true (parley_test_wait_until (client_synced, client, WAIT_MS));
+  return client;
+}
+
 /* Bob's first device sent a long history (his own messages, so none of them
  * is pending for him); then, while none of his devices is online, Alice
  * sends him one more, which waits to be replayed. A second device with an
@@ -66,8 +91,6 @@ test_long_history_with_replay (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(ParleyClient) client = NULL;
   g_autoptr(GPtrArray) messages = NULL;
-  g_autofree char *dir = NULL;
-  AsyncWait wait = { 0 };
   gboolean seen_pending = FALSE;
   guint n_own = 0;
 
@@ -105,20 +128,7 @@ test_long_history_with_replay (void)
     g_assert_cmpstr (json_object_get_string_member (ack, "status"), ==, "stored");
   }
 
-  /* The profile of the second device lives in the server's directory, which
-   * goes with the server. */
-  dir = g_build_filename (server->dir, "bob-device-2", NULL);
-  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
-  client = parley_client_new (server->base_url, dir, &error);
-  g_assert_no_error (error);
-  parley_client_login_async (client, "bob", TEST_PASSWORD, NULL, async_cb, &wait);
-  g_assert_true (parley_test_wait_until (async_done, &wait, WAIT_MS));
-  g_assert_true (parley_client_login_finish (client, wait.result, &error));
-  g_assert_no_error (error);
-  g_clear_object (&wait.result);
-
-  parley_client_connect (client);
-  g_assert_true (parley_test_wait_until (client_synced, client, WAIT_MS));
+  client = connected_device (server, "bob", "bob-device-2");
 
   messages = parley_cache_list_messages (parley_client_get_cache (client), alice_id, 0);
   for (guint i = 0; i < messages->len; i++) {
@@ -181,24 +191,10 @@ static void
 test_link_check (void)
 {
   g_autoptr(ParleyTestServer) server = parley_test_server_new (NULL, NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(ParleyClient) client = NULL;
-  g_autofree char *dir = g_build_filename (server->dir, "alice-device", NULL);
   g_autofree char *token = parley_test_register_login (server, "alice", NULL);
-  AsyncWait wait = { 0 };
+  g_autoptr(ParleyClient) client = connected_device (server, "alice", "alice-device");
   gint64 start;
   double elapsed_s;
-
-  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
-  client = parley_client_new (server->base_url, dir, &error);
-  g_assert_no_error (error);
-  parley_client_login_async (client, "alice", TEST_PASSWORD, NULL, async_cb, &wait);
-  g_assert_true (parley_test_wait_until (async_done, &wait, WAIT_MS));
-  g_assert_true (parley_client_login_finish (client, wait.result, &error));
-  g_assert_no_error (error);
-  g_clear_object (&wait.result);
-  parley_client_connect (client);
-  g_assert_true (parley_test_wait_until (client_synced, client, WAIT_MS));
 
   g_subprocess_send_signal (server->process, SIGSTOP);
   g_assert_true (parley_test_wait_until (server_stopped, server, WAIT_MS));
