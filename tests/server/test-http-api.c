@@ -116,7 +116,8 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  const char *suffixes[] = { "", "-wal", "-shm" };
+  g_autoptr(GDir) dir = NULL;
+  const char *name;
 
   /* The server closes the connections itself: libsoup 3.2 leaks idle
    * server connections that the client closes first. */
@@ -134,11 +135,14 @@ fixture_teardown (Fixture       *f,
   g_strfreev (f->config->turn_uris);
   g_free (f->config);
 
-  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
-    g_autofree char *p = g_strconcat (f->path, suffixes[i], NULL);
-    g_unlink (p);
+  /* The store's files: the log, its index, their WAL and shared memory. */
+  dir = g_dir_open (f->dir, 0, NULL);
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+    g_autofree char *p = g_build_filename (f->dir, name, NULL);
+
+    g_assert_cmpint (g_unlink (p), ==, 0);
   }
-  g_rmdir (f->dir);
+  g_assert_cmpint (g_rmdir (f->dir), ==, 0);
   g_free (f->path);
   g_free (f->dir);
   g_free (f->base);
