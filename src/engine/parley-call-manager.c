@@ -324,16 +324,9 @@ log_busy_call (ParleyCallManager *self,
   g_autofree char *name = lookup_name (self, peer_id);
   g_autoptr(ParleyCall) call = parley_call_new_incoming (self->client, self->settings, call_id,
                                                          peer_id, name, "", 0, video);
-  g_autoptr(JsonObject) frame = json_object_new ();
 
-  json_object_set_string_member (frame, "recipientId", peer_id);
-  json_object_set_string_member (frame, "callId", call_id);
-  json_object_set_string_member (frame, "reason", "busy");
-  json_object_set_string_member (frame, "device", self->device);
-  if (peer_device != NULL)
-    json_object_set_string_member (frame, "toDevice", peer_device);
-  parley_client_send_call_signal (self->client, "call-reject", frame);
-
+  parley_call_set_devices (call, self->device, peer_device);
+  parley_call_reject_busy (call);
   add_call (self, call);
   parley_call_end_silently (call, PARLEY_CALL_END_REASON_MISSED);
 }

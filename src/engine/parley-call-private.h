@@ -71,6 +71,8 @@ const char       *parley_call_get_offer_ref      (ParleyCall          *self);
  * or the losing call of a glare, which is marked as superseded). */
 void              parley_call_end_silently       (ParleyCall          *self,
                                                   ParleyCallEndReason  reason);
+/* Sends call-reject `busy` for a call that rang while another one runs. */
+void              parley_call_reject_busy        (ParleyCall          *self);
 void              parley_call_supersede          (ParleyCall          *self);
 gboolean          parley_call_get_superseded     (ParleyCall          *self);
 

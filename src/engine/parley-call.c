@@ -1200,6 +1200,19 @@ parley_call_get_offer_ref (ParleyCall *self)
 }
 
 /**
+ * parley_call_reject_busy:
+ * @self: an incoming call that rings while another call runs
+ *
+ * Tells the caller this device is busy; the call itself stays as it is.
+ */
+void
+parley_call_reject_busy (ParleyCall *self)
+{
+  g_return_if_fail (PARLEY_IS_CALL (self));
+  send_reason (self, "call-reject", "busy");
+}
+
+/**
  * parley_call_end_silently:
  * @self: a call
  * @reason: why it ends

@@ -12,7 +12,7 @@
 #define KEEPALIVE_S 20
 /* Liveness: after this much silence send a protocol ping ... */
 #define IDLE_PING_S 20
-/* ... and after this much silence give the link up as dead. */
+/* ... and without a frame after this much silence give the link up as dead. */
 #define DEAD_S 35
 /* The server must say hello within this time after the upgrade. */
 #define HELLO_TIMEOUT_S 10
@@ -45,8 +45,7 @@ struct _ParleyConnection {
   gint64                   last_rx_us;
   gint64                   opened_us;
   gboolean                 got_hello;
-  gboolean                 ping_sent;
-  gint64                   check_deadline_us;  /* of a link check, or 0 */
+  gint64                   ping_deadline_us;   /* of the ping that is out, or 0 */
   gboolean                 auth_retried;
   gboolean                 running;
   gboolean                 watching_network;
@@ -187,8 +186,7 @@ message_cb (SoupWebsocketConnection *ws,
   const char *data = g_bytes_get_data (message, &length);
 
   self->last_rx_us = g_get_monotonic_time ();
-  self->ping_sent = FALSE;
-  self->check_deadline_us = 0;
+  self->ping_deadline_us = 0;
 
   if (type != SOUP_WEBSOCKET_DATA_TEXT) {
     g_debug ("Ignoring a binary frame");
@@ -228,6 +226,20 @@ ws_error_cb (SoupWebsocketConnection *ws,
   g_debug ("WebSocket error: %s", error->message);
 }
 
+/* Sends a ping that some frame must follow within @timeout_s seconds; with
+ * a ping already out, only the earlier of the two deadlines counts. */
+static void
+send_ping (ParleyConnection *self,
+           guint             timeout_s)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_s * G_USEC_PER_SEC;
+
+  if (self->ping_deadline_us == 0)
+    soup_websocket_connection_send_text (self->ws, "{\"type\":\"ping\"}");
+  if (self->ping_deadline_us == 0 || deadline < self->ping_deadline_us)
+    self->ping_deadline_us = deadline;
+}
+
 static gboolean
 liveness_cb (gpointer user_data)
 {
@@ -242,24 +254,15 @@ liveness_cb (gpointer user_data)
     return G_SOURCE_REMOVE;
   }
 
-  if (self->check_deadline_us != 0 && now >= self->check_deadline_us) {
-    g_debug ("No answer to a link check within %d s: the link is dead", CHECK_TIMEOUT_S);
+  if (self->ping_deadline_us != 0 && now >= self->ping_deadline_us) {
+    g_debug ("No frame for %" G_GINT64_FORMAT " s, nor since a ping: the link is dead", idle_s);
     self->liveness_id = 0;
     schedule_reconnect (self);
     return G_SOURCE_REMOVE;
   }
 
-  if (idle_s >= DEAD_S) {
-    g_debug ("No frame for %" G_GINT64_FORMAT " s: the link is dead", idle_s);
-    self->liveness_id = 0;
-    schedule_reconnect (self);
-    return G_SOURCE_REMOVE;
-  }
-
-  if (idle_s >= IDLE_PING_S && !self->ping_sent && self->got_hello) {
-    soup_websocket_connection_send_text (self->ws, "{\"type\":\"ping\"}");
-    self->ping_sent = TRUE;
-  }
+  if (idle_s >= IDLE_PING_S && self->got_hello)
+    send_ping (self, DEAD_S - IDLE_PING_S);
 
   return G_SOURCE_CONTINUE;
 }
@@ -292,8 +295,7 @@ websocket_connect_cb (GObject      *object,
 
   self->ws = ws;
   self->got_hello = FALSE;
-  self->ping_sent = FALSE;
-  self->check_deadline_us = 0;
+  self->ping_deadline_us = 0;
   self->opened_us = self->last_rx_us = g_get_monotonic_time ();
   soup_websocket_connection_set_keepalive_interval (ws, KEEPALIVE_S);
   soup_websocket_connection_set_max_incoming_payload_size (ws, 1024 * 1024);
@@ -603,12 +605,11 @@ parley_connection_check (ParleyConnection *self)
     parley_connection_reconnect_now (self);
     return;
   }
-  if (self->ws == NULL || !self->got_hello || self->check_deadline_us != 0 ||
+  if (self->ws == NULL || !self->got_hello ||
       soup_websocket_connection_get_state (self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
     return;
   g_debug ("Checking the link");
-  soup_websocket_connection_send_text (self->ws, "{\"type\":\"ping\"}");
-  self->check_deadline_us = g_get_monotonic_time () + CHECK_TIMEOUT_S * G_USEC_PER_SEC;
+  send_ping (self, CHECK_TIMEOUT_S);
 }
 
 /**

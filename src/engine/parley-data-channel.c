@@ -252,6 +252,17 @@ queue_event (ParleyDataChannel *self,
   g_mutex_unlock (&self->lock);
 }
 
+static Event *
+event_alloc (Binding   *binding,
+             EventKind  kind)
+{
+  Event *event = g_new0 (Event, 1);
+
+  event->kind = kind;
+  event->serial = binding->serial;
+  return event;
+}
+
 /* Starts an event for the channel of @binding, or returns %NULL if it is gone. */
 static Event *
 event_new (Binding           *binding,
@@ -259,15 +270,9 @@ event_new (Binding           *binding,
            ParleyDataChannel **self_out)
 {
   ParleyDataChannel *self = g_weak_ref_get (&binding->self);
-  Event *event;
 
   *self_out = self;
-  if (self == NULL)
-    return NULL;
-  event = g_new0 (Event, 1);
-  event->kind = kind;
-  event->serial = binding->serial;
-  return event;
+  return self != NULL ? event_alloc (binding, kind) : NULL;
 }
 
 static void
@@ -346,17 +351,17 @@ deliver_message (Binding    *binding,
                  GBytes     *data,
                  const char *text)
 {
-  ParleyDataChannel *self;
-  Event *event = event_new (binding, data != NULL ? EVENT_MESSAGE : EVENT_STRING, &self);
+  ParleyDataChannel *self = g_weak_ref_get (&binding->self);
+  Event *event;
 
-  if (event == NULL)
+  if (self == NULL)
     return;
   if (call_message_func (self, binding, data, text)) {
-    g_free (event);
     g_object_unref (self);
     return;
   }
   /* The event takes over the reference on @self. */
+  event = event_alloc (binding, data != NULL ? EVENT_MESSAGE : EVENT_STRING);
   if (data != NULL)
     event->bytes = g_bytes_ref (data);
   else
