@@ -28,7 +28,12 @@
  * batch if smaller), so that a device with a long backlog never holds up
  * everyone else's traffic. */
 #define REPLAY_QUERY_COST 10
+/* `sync` requests are answered the same way, in pages of at most [ws]
+ * replay-batch per loop iteration over all connections that asked: a page
+ * of 1,000 answered in one go held everyone's traffic up for 3 ms. A
+ * connection may have SYNC_MAX_QUEUED requests waiting. */
 #define SYNC_LIMIT_MAX 1000
+#define SYNC_MAX_QUEUED 4
 #define PARLEY_ID_MAX 64
 #define POOL_MAX_BUFFERS 1024
 #define POOL_MAX_CAPACITY (256 * 1024)
@@ -65,6 +70,10 @@ struct _Conn {
   GArray *held;             /* HeldFrame */
   GByteArray *held_data;
 
+  /* The sync requests being answered (SyncJob), oldest first; only while
+   * there are some, and then the connection is in the server's syncers. */
+  GQueue *syncs;
+
   guint32 epoll_events;
   gboolean dirty;
   gboolean closing;         /* flush what is queued, then close */
@@ -76,6 +85,13 @@ typedef struct {
   int fd;
   char *user_id;
 } Adoption;
+
+/* A `sync` request being answered. */
+typedef struct {
+  char *ref;                /* the request's valid id, or NULL */
+  gint64 after;             /* seq of the last message sent, at first `since` */
+  gint64 remaining;         /* how many more messages it may get */
+} SyncJob;
 
 struct _ParleyWsServer {
   const ParleyConfig *config;
@@ -99,6 +115,7 @@ struct _ParleyWsServer {
   gint64 last_sweep;
   guint authenticated;
   GQueue replays;           /* Conn * that replay stored messages, in turn */
+  GQueue syncers;           /* Conn * with sync requests to answer, in turn */
 
   /* Shared with other threads, under lock. */
   GMutex lock;
@@ -525,6 +542,65 @@ replay_step (ParleyWsServer *self)
 }
 
 static void
+sync_job_free (SyncJob *job)
+{
+  g_free (job->ref);
+  g_free (job);
+}
+
+/* Acknowledges the oldest sync request of @conn, which got all it will
+ * get, and forgets it. */
+static void
+sync_job_finish (ParleyWsServer *self,
+                 Conn           *conn,
+                 gboolean        more)
+{
+  SyncJob *job = g_queue_pop_head (conn->syncs);
+  GByteArray *out = self->scratch;
+  ParleySpan ref = { job->ref, job->ref ? (guint32) strlen (job->ref) : 0 };
+
+  g_byte_array_set_size (out, 0);
+  append_literal (out, "{\"type\":\"ack\",");
+  append_ref (out, ref);
+  append_literal (out, ",\"seq\":");
+  append_int (out, job->after);
+  append_literal (out, more ? ",\"more\":true}" : ",\"more\":false}");
+  conn_queue_text (self, conn, out);
+  sync_job_free (job);
+}
+
+/* Sends the next part of the oldest sync request of each connection that
+ * has some, within [ws] replay-batch, each connection in turn. */
+static void
+sync_step (ParleyWsServer *self)
+{
+  guint budget = self->config->replay_batch;
+
+  while (budget > 0 && !g_queue_is_empty (&self->syncers)) {
+    Conn *conn = g_queue_pop_head (&self->syncers);
+    SyncJob *job = g_queue_peek_head (conn->syncs);
+    guint page = (guint) MIN ((gint64) budget, job->remaining);
+    g_autoptr (GPtrArray) messages = parley_store_history_since (self->store, conn->user_id,
+                                                                 job->after, page + 1);
+    guint n = MIN (messages->len, page);
+    gboolean more = messages->len > page;
+
+    if (n > 0) {
+      send_stored_messages (self, conn, messages, n);
+      job->after = ((ParleyStoredMessage *) g_ptr_array_index (messages, n - 1))->seq;
+      job->remaining -= n;
+    }
+    if (!more || job->remaining == 0)
+      sync_job_finish (self, conn, more);
+    if (g_queue_is_empty (conn->syncs))
+      g_clear_pointer (&conn->syncs, g_queue_free);
+    else
+      g_queue_push_tail (&self->syncers, conn);
+    budget -= MIN (budget, MAX (n, MIN (REPLAY_QUERY_COST, self->config->replay_batch)));
+  }
+}
+
+static void
 conn_authenticated (ParleyWsServer *self,
                     Conn           *conn,
                     char           *user_id)
@@ -572,6 +648,10 @@ conn_destroy (ParleyWsServer *self,
   if (conn->replaying) {
     g_queue_remove (&self->replays, conn);
     conn->replaying = FALSE;
+  }
+  if (conn->syncs != NULL) {
+    g_queue_remove (&self->syncers, conn);
+    g_queue_free_full (g_steal_pointer (&conn->syncs), (GDestroyNotify) sync_job_free);
   }
   epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
   close (conn->fd);
@@ -935,35 +1015,33 @@ handle_read (ParleyWsServer *self,
   parley_store_submit (self->store, op);
 }
 
+/* Queues the request; sync_step() answers it over the next loop
+ * iterations. */
 static void
 handle_sync (ParleyWsServer *self,
              Conn           *conn,
              ParleyEnvelope *env)
 {
-  GByteArray *out = self->scratch;
-  g_autoptr (GPtrArray) messages = NULL;
   gboolean ok = TRUE;
-  gint64 since = parley_span_to_int64 (env->since, &ok);
-  gint64 limit = SYNC_LIMIT_MAX;
-  gint64 last = since;
+  SyncJob *job;
 
-  if (env->limit.ptr)
-    limit = CLAMP (parley_span_to_int64 (env->limit, &ok), 1, SYNC_LIMIT_MAX);
-  messages = parley_store_history_since (self->store, conn->user_id, since, limit + 1);
-  send_stored_messages (self, conn, messages, limit);
-  if (messages->len > 0) {
-    ParleyStoredMessage *m = g_ptr_array_index (messages, MIN (messages->len, limit) - 1);
-
-    last = m->seq;
+  if (conn->syncs != NULL && conn->syncs->length >= SYNC_MAX_QUEUED) {
+    conn_send_error (self, conn, env->id, "rate-limited",
+                     "Too many sync requests at once; wait for their acks");
+    return;
   }
-
-  g_byte_array_set_size (out, 0);
-  append_literal (out, "{\"type\":\"ack\",");
-  append_ref (out, env->id);
-  append_literal (out, ",\"seq\":");
-  append_int (out, last);
-  append_literal (out, messages->len > (guint) limit ? ",\"more\":true}" : ",\"more\":false}");
-  conn_queue_text (self, conn, out);
+  job = g_new0 (SyncJob, 1);
+  job->after = parley_span_to_int64 (env->since, &ok);
+  job->remaining = SYNC_LIMIT_MAX;
+  if (env->limit.ptr)
+    job->remaining = CLAMP (parley_span_to_int64 (env->limit, &ok), 1, SYNC_LIMIT_MAX);
+  if (env->id.ptr != NULL && parley_id_is_valid (env->id.ptr, env->id.len))
+    job->ref = g_strndup (env->id.ptr, env->id.len);
+  if (conn->syncs == NULL) {
+    conn->syncs = g_queue_new ();
+    g_queue_push_tail (&self->syncers, conn);
+  }
+  g_queue_push_tail (conn->syncs, job);
 }
 
 static void
@@ -1284,9 +1362,10 @@ network_thread (gpointer data)
   self->last_sweep = self->now_s;
 
   while (running) {
-    /* Replays still to do: look for events, but do not wait for any. */
+    /* Replays or syncs still to do: look for events, but do not wait. */
     int n = epoll_wait (self->epoll_fd, events, MAX_EVENTS,
-                        g_queue_is_empty (&self->replays) ? 1000 : 0);
+                        g_queue_is_empty (&self->replays) &&
+                        g_queue_is_empty (&self->syncers) ? 1000 : 0);
 
     if (n < 0 && errno != EINTR) {
       g_warning ("epoll_wait failed: %s", g_strerror (errno));
@@ -1315,6 +1394,7 @@ network_thread (gpointer data)
       sweep (self);
     }
     replay_step (self);
+    sync_step (self);
     flush_dirty (self);
     g_ptr_array_set_size (self->graveyard, 0);
   }

@@ -3,10 +3,13 @@
  * else: a real parley-server, a user with N stored messages connects
  * (a raw reader thread that only counts the message frames), while two
  * other users keep relaying `typing` frames to each other one at a time.
- * Prints the round trips of those frames before and during the replay, and
- * the replay's duration, for [ws] replay-batch=100 (the default: a batch
- * per loop iteration) and for a batch larger than the backlog (everything
- * in one loop iteration, as a single read would), in the same run. */
+ * Prints the round trips of those frames before and during the catch-up,
+ * and its duration, for [ws] replay-batch=100 (the default: a batch per
+ * loop iteration) and for a batch larger than the backlog (everything in
+ * one loop iteration, as a single read would), in the same run. The
+ * catch-up is either the replay of the messages stored for the user or a
+ * history sync of the messages the user sent, in pages of 1,000 (the most
+ * a `sync` request may ask for). */
 #define G_LOG_DOMAIN "bench-replay"
 
 #include "config.h"
@@ -24,6 +27,7 @@ typedef struct {
   guint port;
   char *token;
   guint expected;
+  gboolean sync;          /* page through the history instead of waiting */
   gint done;              /* atomic */
   gint failed;            /* atomic */
   gint64 finished_us;
@@ -31,6 +35,7 @@ typedef struct {
 
 typedef struct {
   guint batch;
+  gboolean sync;
   double replay_ms;
   double before_p50, before_p99, before_max;
   double during_p50, during_p99, during_max;
@@ -74,8 +79,44 @@ write_all (int         fd,
   return TRUE;
 }
 
-/* Connects as the backlog's recipient and counts message frames until all
- * have come. Server frames are unmasked: a 2-byte header, then a 16- or
+/* Sends a `sync` request for the page after @since (a masked text frame
+ * with a zero mask, as a client must send). */
+static gboolean
+send_sync (int    fd,
+           gint64 since)
+{
+  g_autofree char *text = g_strdup_printf ("{\"type\":\"sync\",\"id\":\"s%" G_GINT64_FORMAT
+                                           "\",\"since\":%" G_GINT64_FORMAT ",\"limit\":1000}",
+                                           since, since);
+  gsize len = strlen (text);
+  char frame[6 + 125] = { (char) 0x81, (char) (0x80 | len), 0, 0, 0, 0 };
+
+  /* One write: a second small one would wait for the first's ACK (Nagle). */
+  g_assert (len < 126);
+  memcpy (frame + 6, text, len);
+  return write_all (fd, frame, 6 + len);
+}
+
+/* The seq of a sync's ack, and whether more follow; FALSE if @p is no ack. */
+static gboolean
+parse_sync_ack (const guint8 *p,
+                gsize         len,
+                gint64       *seq,
+                gboolean     *more)
+{
+  g_autofree char *text = g_strndup ((const char *) p, len);
+  const char *s;
+
+  if (!g_str_has_prefix (text, "{\"type\":\"ack\"") || (s = strstr (text, "\"seq\":")) == NULL)
+    return FALSE;
+  *seq = g_ascii_strtoll (s + 6, NULL, 10);
+  *more = strstr (text, "\"more\":true") != NULL;
+  return TRUE;
+}
+
+/* Connects as the backlog's owner and counts message frames until all have
+ * come: replayed (the user is their recipient) or, with @sync, asked for
+ * page by page. Server frames are unmasked: a 2-byte header, then a 16- or
  * 64-bit length for long ones. */
 static gpointer
 reader_thread (gpointer data)
@@ -115,6 +156,8 @@ reader_thread (gpointer data)
         goto fail;
       g_byte_array_remove_range (buf, 0, (guint) (end + 4 - (const char *) buf->data));
       upgraded = TRUE;
+      if (r->sync && !send_sync (fd, 0))
+        goto fail;
     }
     for (;;) {
       const guint8 *p = buf->data + off;
@@ -139,8 +182,15 @@ reader_thread (gpointer data)
       }
       if (avail < head + len)
         break;
-      if (len >= 17 && memcmp (p + head, "{\"type\":\"message\"", 17) == 0)
+      if (len >= 17 && memcmp (p + head, "{\"type\":\"message\"", 17) == 0) {
         count++;
+      } else if (r->sync) {
+        gint64 seq;
+        gboolean more;
+
+        if (parse_sync_ack (p + head, len, &seq, &more) && more && !send_sync (fd, seq))
+          goto fail;
+      }
       off += head + len;
     }
     g_byte_array_remove_range (buf, 0, (guint) off);
@@ -208,7 +258,9 @@ run_case (Case  *c,
   g_autoptr (ParleyTestWs) dave = parley_test_ws_connect (server, dave_token, NULL);
   g_autoptr (GArray) before = g_array_new (FALSE, FALSE, sizeof (double));
   g_autoptr (GArray) during = g_array_new (FALSE, FALSE, sizeof (double));
-  Reader reader = { server->port, bob_token, backlog, 0, 0, 0 };
+  /* The replay goes to bob, the recipient; a sync is asked for by alice,
+   * the sender (nothing is stored for her, so she has no replay). */
+  Reader reader = { server->port, c->sync ? alice_token : bob_token, backlog, c->sync, 0, 0, 0 };
   const guint chunk = 500;
   GThread *thread;
   gint64 t0;
@@ -255,7 +307,8 @@ main (int    argc,
       char **argv)
 {
   guint backlog = argc > 1 ? (guint) atoi (argv[1]) : 20000;
-  Case cases[] = { { .batch = 100 }, { .batch = 100000 } };
+  Case cases[] = { { .batch = 100 }, { .batch = 100000 },
+                   { .batch = 100, .sync = TRUE }, { .batch = 100000, .sync = TRUE } };
 
   if (g_getenv ("PARLEY_SERVER") == NULL) {
     g_printerr ("Set PARLEY_SERVER to the parley-server to run (meson does).\n");
@@ -266,24 +319,31 @@ main (int    argc,
     return 2;
   }
   g_print ("A user with %u stored messages connects while two others relay typing frames\n"
-           "one at a time; their round trips before and during the replay.\n\n", backlog);
+           "one at a time; their round trips before and during the replay of the messages,\n"
+           "and during a history sync of as many messages (pages of 1,000).\n\n", backlog);
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     run_case (&cases[i], backlog);
 
-  g_print ("%-32s %12s %10s %24s %24s\n", "replay-batch", "replay", "rounds",
+  g_print ("%-32s %12s %10s %24s %24s\n", "catch-up, replay-batch", "duration", "rounds",
            "RTT before p50/p99/max", "RTT during p50/p99/max");
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     Case *c = &cases[i];
-    g_autofree char *label = c->batch >= backlog
-      ? g_strdup_printf ("%u (all at once)", c->batch)
-      : g_strdup_printf ("%u (default)", c->batch);
+    g_autofree char *label = g_strdup_printf ("%s, %u%s", c->sync ? "sync" : "replay", c->batch,
+                                              c->batch >= backlog ? " (all at once)"
+                                                                  : " (default)");
 
     g_print ("%-32s %9.1f ms %10u %8.2f/%.2f/%.2f ms %8.2f/%.2f/%.2f ms%s\n", label, c->replay_ms,
              c->rounds, c->before_p50, c->before_p99, c->before_max, c->during_p50,
-             c->during_p99, c->during_max, c->ok ? "" : "  (the replay FAILED)");
+             c->during_p99, c->during_max, c->ok ? "" : "  (FAILED)");
   }
-  g_print ("\nLongest round trip during the replay: %.2f ms in batches of %u, %.2f ms all at once "
-           "(%.1fx).\n", cases[0].during_max, cases[0].batch, cases[1].during_max,
-           cases[0].during_max > 0 ? cases[1].during_max / cases[0].during_max : 0);
-  return cases[0].ok && cases[1].ok ? 0 : 1;
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i += 2)
+    g_print ("\nLongest round trip during the %s: %.2f ms in batches of %u, %.2f ms all at once "
+             "(%.1fx).", cases[i].sync ? "sync" : "replay", cases[i].during_max, cases[i].batch,
+             cases[i + 1].during_max,
+             cases[i].during_max > 0 ? cases[i + 1].during_max / cases[i].during_max : 0);
+  g_print ("\n");
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    if (!cases[i].ok)
+      return 1;
+  return 0;
 }

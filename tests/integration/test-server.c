@@ -577,6 +577,200 @@ raw_connect (Fixture    *f,
   return socket;
 }
 
+/* Reads the next text frame from a raw socket (server frames are
+ * unmasked), keeping what follows it in @buf; NULL at the end. */
+static JsonObject *
+raw_next_frame (GSocket    *socket,
+                GByteArray *buf)
+{
+  for (;;) {
+    gsize head = 2;
+    guint64 len;
+    char chunk[65536];
+    gssize n;
+
+    if (buf->len >= 2) {
+      len = buf->data[1] & 0x7f;
+      if (len == 126) {
+        head = 4;
+        len = buf->len >= head ? (guint64) buf->data[2] << 8 | buf->data[3] : 0;
+      } else if (len == 127) {
+        head = 10;
+        len = 0;
+        for (guint i = 0; i < 8 && buf->len >= head; i++)
+          len = len << 8 | buf->data[2 + i];
+      }
+      if (buf->len >= head && buf->len - head >= len) {
+        g_autoptr (JsonParser) parser = json_parser_new ();
+        g_autoptr (GError) error = NULL;
+        gboolean text = (buf->data[0] & 0x0f) == 0x1;
+        JsonObject *frame = NULL;
+
+        if (text) {
+          json_parser_load_from_data (parser, (const char *) buf->data + head, (gssize) len,
+                                      &error);
+          g_assert_no_error (error);
+          frame = json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+        }
+        g_byte_array_remove_range (buf, 0, (guint) (head + len));
+        if (frame != NULL)
+          return frame;
+        continue;
+      }
+    }
+    n = g_socket_receive (socket, chunk, sizeof chunk, NULL, NULL);
+    if (n <= 0)
+      return NULL;
+    g_byte_array_append (buf, (const guint8 *) chunk, (guint) n);
+  }
+}
+
+/* Appends a client text frame (masked, with a zero mask) to @out. */
+static void
+append_client_frame (GByteArray *out,
+                     const char *text)
+{
+  gsize len = strlen (text);
+  guint8 head[] = { 0x81, 0x80 | 126, (guint8) (len >> 8), (guint8) len, 0, 0, 0, 0 };
+
+  g_assert_cmpuint (len, <, 65536);
+  g_byte_array_append (out, head, sizeof head);
+  g_byte_array_append (out, (const guint8 *) text, (guint) len);
+}
+
+/* History sync is answered a part per loop iteration ([ws] replay-batch is
+ * 7 here), yet every request gets exactly its page, in order, then its
+ * ack; queued requests are answered one after the other; too many queued
+ * at once get an error and the connection stays usable. */
+static void
+test_sync_pages (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr (ParleyTestWs) alice = connect_user (f, f->alice_token);
+  g_autoptr (GSocket) socket = NULL;
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  g_autoptr (GByteArray) requests = g_byte_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) ack = NULL;
+  gint64 seqs[250];
+  const guint n = G_N_ELEMENTS (seqs);
+  guint acked = 0, limited = 0;
+
+  /* bob is offline: nothing is replayed to alice, the history is hers. */
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("h%u", i);
+    g_autofree char *body = g_strdup_printf ("history %u", i);
+
+    send_message (alice, id, f->bob_id, body);
+  }
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("h%u", i);
+    g_autoptr (JsonObject) sent = parley_test_ws_expect_ref (alice, "ack", id);
+
+    seqs[i] = json_object_get_int_member (sent, "seq");
+    g_assert_true (i == 0 || seqs[i] > seqs[i - 1]);
+  }
+
+  /* A page of 100 of the 250, then the rest (limit above the maximum). */
+  parley_test_ws_send (alice, "{\"type\":\"sync\",\"id\":\"s1\",\"since\":0,\"limit\":100}");
+  ack = parley_test_ws_expect_ref (alice, "ack", "s1");
+  g_assert_cmpint (json_object_get_int_member (ack, "seq"), ==, seqs[99]);
+  g_assert_true (json_object_get_boolean_member (ack, "more"));
+  g_clear_pointer (&ack, json_object_unref);
+  g_assert_cmpuint (parley_test_ws_count (alice, "message"), ==, 100);
+  for (guint i = 0; i < 100; i++) {
+    g_autoptr (JsonObject) msg = parley_test_ws_expect (alice, "message");
+    g_autofree char *id = g_strdup_printf ("h%u", i);
+    g_autofree char *body = g_strdup_printf ("history %u", i);
+
+    assert_message (msg, id, f->alice_id, body);
+    g_assert_cmpint (json_object_get_int_member (msg, "seq"), ==, seqs[i]);
+  }
+  parley_test_ws_send (alice, "{\"type\":\"sync\",\"id\":\"s2\",\"since\":%" G_GINT64_FORMAT
+                       ",\"limit\":5000}", seqs[99]);
+  ack = parley_test_ws_expect_ref (alice, "ack", "s2");
+  g_assert_cmpint (json_object_get_int_member (ack, "seq"), ==, seqs[n - 1]);
+  g_assert_false (json_object_get_boolean_member (ack, "more"));
+  g_clear_pointer (&ack, json_object_unref);
+  g_assert_cmpuint (parley_test_ws_count (alice, "message"), ==, n - 100);
+  for (guint i = 100; i < n; i++) {
+    g_autoptr (JsonObject) msg = parley_test_ws_expect (alice, "message");
+
+    g_assert_cmpint (json_object_get_int_member (msg, "seq"), ==, seqs[i]);
+  }
+
+  /* Five requests in one write, so that they are all queued at once: four
+   * are answered in turn, each with the whole history before its ack; the
+   * fifth is refused. */
+  socket = raw_connect (f, f->alice_token);
+  for (guint i = 1; i <= 5; i++) {
+    g_autofree char *request = g_strdup_printf ("{\"type\":\"sync\",\"id\":\"q%u\","
+                                                "\"since\":0}", i);
+
+    append_client_frame (requests, request);
+  }
+  g_socket_send (socket, (const char *) requests->data, requests->len, NULL, &error);
+  g_assert_no_error (error);
+  while (acked < 4 || limited < 1) {
+    g_autoptr (JsonObject) frame = raw_next_frame (socket, buf);
+    guint got = 0;
+
+    g_assert_nonnull (frame);
+    if (g_str_equal (json_object_get_string_member (frame, "type"), "error")) {
+      g_assert_cmpstr (json_object_get_string_member (frame, "code"), ==, "rate-limited");
+      g_assert_cmpstr (json_object_get_string_member (frame, "ref"), ==, "q5");
+      limited++;
+      continue;
+    }
+    if (!g_str_equal (json_object_get_string_member (frame, "type"), "message"))
+      continue;     /* hello, presence */
+    /* A page: all 250 messages in order, then its ack. */
+    g_assert_cmpint (json_object_get_int_member (frame, "seq"), ==, seqs[0]);
+    for (got = 1; got < n; got++) {
+      g_autoptr (JsonObject) msg = raw_next_frame (socket, buf);
+
+      g_assert_nonnull (msg);
+      if (g_str_equal (json_object_get_string_member (msg, "type"), "error")) {
+        g_assert_cmpstr (json_object_get_string_member (msg, "ref"), ==, "q5");
+        limited++;
+        got--;
+        continue;
+      }
+      g_assert_cmpstr (json_object_get_string_member (msg, "type"), ==, "message");
+      g_assert_cmpint (json_object_get_int_member (msg, "seq"), ==, seqs[got]);
+    }
+    {
+      g_autoptr (JsonObject) page_ack = raw_next_frame (socket, buf);
+      g_autofree char *ref = g_strdup_printf ("q%u", acked + 1);
+
+      g_assert_nonnull (page_ack);
+      g_assert_cmpstr (json_object_get_string_member (page_ack, "type"), ==, "ack");
+      g_assert_cmpstr (json_object_get_string_member (page_ack, "ref"), ==, ref);
+      g_assert_cmpint (json_object_get_int_member (page_ack, "seq"), ==, seqs[n - 1]);
+      g_assert_false (json_object_get_boolean_member (page_ack, "more"));
+      acked++;
+    }
+  }
+  g_assert_cmpuint (limited, ==, 1);
+
+  /* Still usable: one more request is answered. */
+  g_byte_array_set_size (requests, 0);
+  append_client_frame (requests, "{\"type\":\"sync\",\"id\":\"q6\",\"since\":0,\"limit\":1}");
+  g_socket_send (socket, (const char *) requests->data, requests->len, NULL, &error);
+  g_assert_no_error (error);
+  for (;;) {
+    g_autoptr (JsonObject) frame = raw_next_frame (socket, buf);
+
+    g_assert_nonnull (frame);
+    if (g_str_equal (json_object_get_string_member (frame, "type"), "ack")) {
+      g_assert_cmpstr (json_object_get_string_member (frame, "ref"), ==, "q6");
+      g_assert_cmpint (json_object_get_int_member (frame, "seq"), ==, seqs[0]);
+      g_assert_true (json_object_get_boolean_member (frame, "more"));
+      break;
+    }
+  }
+}
+
 typedef struct {
   gboolean got_ping;
   gboolean eof;
@@ -678,6 +872,9 @@ main (int   argc,
               fixture_teardown);
   g_test_add ("/server/typing-read-presence-sync", Fixture, NULL, fixture_setup,
               test_typing_read_presence_sync, fixture_teardown);
+  g_test_add ("/server/sync-pages", Fixture,
+              "[ws]\nrate=100000\nrate-burst=100000\nreplay-batch=7\n",
+              fixture_setup, test_sync_pages, fixture_teardown);
   g_test_add ("/server/dead-client-closed", Fixture, "[ws]\nping-interval=1\nidle-timeout=2\n",
               fixture_setup, test_dead_client_closed, fixture_teardown);
   g_test_add ("/server/rate-limit", Fixture, limited, fixture_setup, test_rate_limit,
