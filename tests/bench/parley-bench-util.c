@@ -220,6 +220,36 @@ parley_bench_find_u64 (const char *text,
 }
 
 /**
+ * parley_bench_find_last_u64:
+ * @text: a text
+ * @len: its length
+ * @key: the literal that precedes the number
+ * @value: (out): the number
+ *
+ * Like parley_bench_find_u64(), for the last occurrence of @key, searched
+ * from the end: the cheap way to a member near the end of a long frame.
+ *
+ * Returns: whether @key was found and followed by a number
+ */
+gboolean
+parley_bench_find_last_u64 (const char *text,
+                            gsize       len,
+                            const char *key,
+                            guint64    *value)
+{
+  gsize key_len = strlen (key);
+
+  if (key_len == 0 || len < key_len)
+    return FALSE;
+  for (const char *p = text + len - key_len;; p--) {
+    if (*p == key[0] && memcmp (p, key, key_len) == 0)
+      return parley_bench_parse_u64 (p + key_len, text + len, value) != NULL;
+    if (p == text)
+      return FALSE;
+  }
+}
+
+/**
  * parley_bench_json_get_string:
  * @text: a JSON text
  * @len: its length

@@ -52,6 +52,10 @@ gboolean     parley_bench_find_u64     (const char  *text,
                                         gsize        len,
                                         const char  *key,
                                         guint64     *value);
+gboolean     parley_bench_find_last_u64 (const char  *text,
+                                         gsize        len,
+                                         const char  *key,
+                                         guint64     *value);
 char        *parley_bench_json_get_string (const char *text,
                                            gsize       len,
                                            const char *key);

@@ -131,6 +131,27 @@ test_find_u64 (void)
 }
 
 static void
+test_find_last_u64 (void)
+{
+  const char *text = "{\"t\":1,\"candidate\":\"x\\\"t\\\":\",\"t\":1700000000000,\"n\":7}";
+  guint64 v = 0;
+
+  /* The last occurrence wins, wherever the first is. */
+  g_assert_true (parley_bench_find_last_u64 (text, strlen (text), "\"t\":", &v));
+  g_assert_cmpuint (v, ==, 1700000000000);
+  g_assert_true (parley_bench_find_last_u64 (text, strlen (text), "\"n\":", &v));
+  g_assert_cmpuint (v, ==, 7);
+  /* At the very start, and not found. */
+  g_assert_true (parley_bench_find_last_u64 (text, 7, "{\"t\":", &v));
+  g_assert_cmpuint (v, ==, 1);
+  g_assert_false (parley_bench_find_last_u64 (text, strlen (text), "\"seq\":", &v));
+  g_assert_false (parley_bench_find_last_u64 (text, 2, "\"t\":", &v));
+  /* The search respects the length: cut before the second "t". */
+  g_assert_true (parley_bench_find_last_u64 (text, 8, "\"t\":", &v));
+  g_assert_cmpuint (v, ==, 1);
+}
+
+static void
 test_json_get_string (void)
 {
   const char *body = "{\"userId\":\"u_12\", \"username\" : \"alice\",\"accessToken\":\"a.b-c_d\","
@@ -231,6 +252,7 @@ main (int   argc,
   g_test_add_func ("/bench/hist/small-values", test_hist_small_values_exact);
   g_test_add_func ("/bench/numbers", test_numbers);
   g_test_add_func ("/bench/find-u64", test_find_u64);
+  g_test_add_func ("/bench/find-last-u64", test_find_last_u64);
   g_test_add_func ("/bench/json-get-string", test_json_get_string);
   g_test_add_func ("/bench/http-head", test_http_head);
   g_test_add_func ("/bench/proc", test_proc_stat);
