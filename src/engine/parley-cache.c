@@ -58,13 +58,14 @@ static const char schema[] =
   "CREATE INDEX IF NOT EXISTS calls_by_time ON calls (created_at);"
   "CREATE INDEX IF NOT EXISTS calls_by_peer ON calls (peer_id, created_at);";
 
+/* @failed: the translated sentence that says what failed. */
 static gboolean
 set_sqlite_error (ParleyCache  *self,
                   GError      **error,
-                  const char   *what)
+                  const char   *failed)
 {
-  g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("Cache: cannot %s: %s"),
-               what, sqlite3_errmsg (self->db));
+  g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, "%s: %s", failed,
+               sqlite3_errmsg (self->db));
   return FALSE;
 }
 
@@ -121,11 +122,11 @@ run (ParleyCache   *self,
   int rc;
 
   if (stmt == NULL)
-    return set_sqlite_error (self, error, "prepare a statement");
+    return set_sqlite_error (self, error, _("The local cache cannot prepare a statement"));
   rc = sqlite3_step (stmt);
   sqlite3_finalize (stmt);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-    return set_sqlite_error (self, error, "write");
+    return set_sqlite_error (self, error, _("The local cache cannot write"));
   return TRUE;
 }
 

@@ -203,9 +203,18 @@ return_floating (GstElement *bin)
   return bin;
 }
 
+/* Which device a message speaks of: whole sentences translate, parts do
+ * not. */
+typedef enum {
+  DEVICE_MICROPHONE,
+  DEVICE_CAMERA,
+  DEVICE_SPEAKER,
+} DeviceKind;
+
+/* @missing: the translated message for no such device at all. */
 static GstElement *
 first_device_element (const char  *classes,
-                      const char  *what,
+                      const char  *missing,
                       GError     **error)
 {
   g_autoptr(GstDeviceMonitor) monitor = gst_device_monitor_new ();
@@ -219,24 +228,37 @@ first_device_element (const char  *classes,
   g_list_free_full (devices, gst_object_unref);
 
   if (element == NULL)
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, _("No %s found"), what);
+    g_set_error_literal (error, PARLEY_ERROR, PARLEY_ERROR_NOT_FOUND, missing);
   return element;
 }
 
 static GstElement *
 device_element (GstDevice   *device,
-                const char  *what,
+                DeviceKind   kind,
                 GError     **error)
 {
   GstElement *element = gst_device_create_element (device, NULL);
+  g_autofree char *name = NULL;
 
-  if (element == NULL) {
-    g_autofree char *name = gst_device_get_display_name (device);
-
-    g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA, _("The %s “%s” cannot be opened"),
-                 what, name);
+  if (element != NULL)
+    return element;
+  name = gst_device_get_display_name (device);
+  switch (kind) {
+    case DEVICE_MICROPHONE:
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
+                   _("The microphone “%s” cannot be opened"), name);
+      break;
+    case DEVICE_CAMERA:
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
+                   _("The camera “%s” cannot be opened"), name);
+      break;
+    case DEVICE_SPEAKER:
+    default:
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_MEDIA,
+                   _("The speaker “%s” cannot be opened"), name);
+      break;
   }
-  return element;
+  return NULL;
 }
 
 static gboolean
@@ -357,7 +379,7 @@ parley_media_create_audio_source (ParleyMediaSettings *settings,
     GstDevice *microphone = parley_media_settings_get_microphone (settings);
 
     if (microphone != NULL)
-      src = device_element (microphone, "microphone", error);
+      src = device_element (microphone, DEVICE_MICROPHONE, error);
     else
       src = gst_element_factory_make ("autoaudiosrc", NULL);
     if (src == NULL) {
@@ -471,9 +493,9 @@ parley_media_create_video_source (ParleyMediaSettings *settings,
     GstDevice *camera = parley_media_settings_get_camera (settings);
 
     if (camera != NULL)
-      src = device_element (camera, "camera", error);
+      src = device_element (camera, DEVICE_CAMERA, error);
     else
-      src = first_device_element ("Video/Source", "camera", error);
+      src = first_device_element ("Video/Source", _("No camera found"), error);
     if (src == NULL)
       return NULL;
     gst_element_set_name (src, "video-capture");
@@ -817,7 +839,7 @@ parley_media_create_audio_sink_for_source (ParleyMediaSettings *settings,
     GstDevice *speaker = parley_media_settings_get_speaker (settings);
 
     if (speaker != NULL) {
-      if (!(sink = device_element (speaker, "speaker", error)))
+      if (!(sink = device_element (speaker, DEVICE_SPEAKER, error)))
         return NULL;
       gst_element_set_name (sink, "audio-output");
       gst_bin_add (GST_BIN (bin), sink);

@@ -366,37 +366,48 @@ conn_emit_with_promise (Conn       *conn,
 /* Returns the description in @field of a promise reply, or sets @error. */
 static GstWebRTCSessionDescription *
 reply_get_description (const GstStructure  *reply,
-                       const char          *field,
+                       gboolean             offer,
                        GError             **error)
 {
   GstWebRTCSessionDescription *desc = NULL;
 
   if (reply == NULL) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("No reply to %s"), field);
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                         offer ? _("Creating the offer got no reply")
+                               : _("Creating the answer got no reply"));
     return NULL;
   }
   if (gst_structure_has_field (reply, "error")) {
     g_autoptr(GError) reply_error = NULL;
+    const char *detail;
 
     gst_structure_get (reply, "error", G_TYPE_ERROR, &reply_error, NULL);
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not create the %s: %s"), field,
-                 reply_error != NULL ? reply_error->message : "unknown error");
+    detail = reply_error != NULL ? reply_error->message : _("unknown error");
+    if (offer)
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not create the offer: %s"),
+                   detail);
+    else
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not create the answer: %s"),
+                   detail);
     return NULL;
   }
-  if (!gst_structure_get (reply, field, GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &desc, NULL) ||
+  if (!gst_structure_get (reply, offer ? "offer" : "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION,
+                          &desc, NULL) ||
       desc == NULL || desc->sdp == NULL) {
     if (desc != NULL)
       gst_webrtc_session_description_free (desc);
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("The %s is empty"), field);
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                         offer ? _("The offer is empty") : _("The answer is empty"));
     return NULL;
   }
   return desc;
 }
 
-/* A NULL reply is not a success (see the 1.22 notes); an empty structure is. */
+/* A NULL reply is not a success (see the 1.22 notes); an empty structure is.
+ * @failed: the translated sentence that says what failed. */
 static gboolean
 reply_check (const GstStructure  *reply,
-             const char          *what,
+             const char          *failed,
              GError             **error)
 {
   g_autoptr(GError) reply_error = NULL;
@@ -409,8 +420,8 @@ reply_check (const GstStructure  *reply,
     return TRUE;
 
   gst_structure_get (reply, "error", G_TYPE_ERROR, &reply_error, NULL);
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not %s: %s"), what,
-               reply_error != NULL ? reply_error->message : "unknown error");
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: %s", failed,
+               reply_error != NULL ? reply_error->message : _("unknown error"));
   return FALSE;
 }
 
@@ -1313,7 +1324,7 @@ handle_promise (ParleyPeer *self,
       g_debug ("Peer %p: dropping an offer overtaken by a remote offer", self);
       return;
     }
-    offer = reply_get_description (event->reply, "offer", &error);
+    offer = reply_get_description (event->reply, TRUE, &error);
     if (offer == NULL && self->negotiated_once &&
         (self->offer_retry_source != NULL || self->offer_retries < OFFER_RETRIES)) {
       /* A renegotiation of a working connection: webrtcbin refuses an offer while a sender's
@@ -1356,7 +1367,7 @@ handle_promise (ParleyPeer *self,
     if (event->serial != self->offer_serial)
       return;
     self->making_offer = FALSE;
-    if (!reply_check (event->reply, "apply the local offer", &error)) {
+    if (!reply_check (event->reply, _("Could not apply the local offer"), &error)) {
       peer_negotiation_failed (self, error);
       return;
     }
@@ -1367,14 +1378,14 @@ handle_promise (ParleyPeer *self,
     break;
 
   case STEP_APPLY_OWN_OFFER:
-    if (!reply_check (event->reply, "apply the deferred local offer", &error))
+    if (!reply_check (event->reply, _("Could not apply the deferred local offer"), &error))
       peer_emit_error (self, error);
     break;
 
   case STEP_SET_REMOTE_ANSWER:
     self->setting_remote_answer_pending = FALSE;
     self->awaiting_answer = FALSE;
-    if (!reply_check (event->reply, "apply the remote answer", &error)) {
+    if (!reply_check (event->reply, _("Could not apply the remote answer"), &error)) {
       peer_negotiation_failed (self, error);
       return;
     }
@@ -1384,7 +1395,7 @@ handle_promise (ParleyPeer *self,
     break;
 
   case STEP_SET_REMOTE_OFFER:
-    if (!reply_check (event->reply, "apply the remote offer", &error)) {
+    if (!reply_check (event->reply, _("Could not apply the remote offer"), &error)) {
       /* The create-answer queued behind it fails as well and ends the exchange;
        * this error is the one worth reporting. */
       self->remote_offer_failed = TRUE;
@@ -1396,7 +1407,7 @@ handle_promise (ParleyPeer *self,
     break;
 
   case STEP_CREATE_ANSWER: {
-    GstWebRTCSessionDescription *answer = reply_get_description (event->reply, "answer", &error);
+    GstWebRTCSessionDescription *answer = reply_get_description (event->reply, FALSE, &error);
 
     if (answer == NULL) {
       if (self->remote_offer_failed)
@@ -1415,7 +1426,7 @@ handle_promise (ParleyPeer *self,
 
   case STEP_SET_LOCAL_ANSWER:
     self->answering = FALSE;
-    if (!reply_check (event->reply, "apply the local answer", &error)) {
+    if (!reply_check (event->reply, _("Could not apply the local answer"), &error)) {
       g_clear_pointer (&self->local_answer, gst_webrtc_session_description_free);
       peer_negotiation_failed (self, error);
       return;

@@ -497,17 +497,13 @@ static void
 replay_done (ParleyWsServer *self,
              Conn           *conn)
 {
-  GByteArray *out = self->scratch;
-
   conn->replaying = FALSE;
   for (guint i = 0; conn->held != NULL && i < conn->held->len; i++) {
     HeldFrame *h = &g_array_index (conn->held, HeldFrame, i);
 
     if (h->to_user && h->seq <= conn->replay_after)
       continue;
-    g_byte_array_set_size (out, 0);
-    g_byte_array_append (out, conn->held_data->data + h->off, h->len);
-    conn_queue_text (self, conn, out);
+    conn_queue_frame (self, conn, PARLEY_WS_OP_TEXT, conn->held_data->data + h->off, h->len);
   }
   g_clear_pointer (&conn->held, g_array_unref);
   g_clear_pointer (&conn->held_data, g_byte_array_unref);
