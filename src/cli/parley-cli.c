@@ -844,17 +844,19 @@ parley_cli_run (int    argc,
   g_autoptr(GError) error = NULL;
   g_autoptr(GMainLoop) loop = NULL;
   g_autoptr(ParleyClient) client = NULL;
+  g_autoptr(GString) summary = NULL;
   const Command *command = NULL;
   guint sigint_id, sigterm_id;
   int code;
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
-  g_option_context_set_summary (context, N_("The headless Parley client. Commands:\n"
-    "  register USER, login USER, logout, send USER TEXT, listen, history USER,\n"
-    "  conversations, contacts, add-contact USER, search PREFIX, turn-credentials,\n"
-    "  call USER, hangup, call-control COMMAND, calls\n"
-    "Passwords come from $PARLEY_PASSWORD or one line of stdin."));
+  summary = g_string_new (_("The headless Parley client. Commands:"));
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    g_string_append_printf (summary, "\n  %s", _(commands[i].usage));
+  g_string_append_printf (summary, "\n%s",
+                          _("Passwords come from $PARLEY_PASSWORD or one line of stdin."));
+  g_option_context_set_summary (context, summary->str);
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("parley-cli: %s\n", error->message);
     return PARLEY_CLI_EXIT_USAGE;
