@@ -50,6 +50,20 @@ def cli_pid(proc):
     return proc.proc.pid
 
 
+def udp_floor(count, realtime=False):
+    """The bare UDP round trip between two other processes (bench-udp-rtt), at the
+    pings' interval: the floor under any data channel round trip at that moment.
+    With realtime, both run under SCHED_FIFO (None without the privilege)."""
+    binary = os.environ.get("PARLEY_BENCH_UDP_RTT")
+    if not binary:
+        return None
+    r = subprocess.run([binary, "--count", str(count), "--interval-ms", "20", "--json"] +
+                       (["--realtime"] if realtime else []),
+                       capture_output=True, text=True, timeout=120)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    return json.loads(lines[-1]) if r.returncode == 0 and lines else None
+
+
 def measure_parley(args, users):
     setup = {"caller_connected": [], "callee_connected": [], "caller_video": [],
              "callee_video": []}
@@ -118,6 +132,9 @@ def measure_parley(args, users):
     pmark = alice.mark()
     reply = users.control("alice", f"ping {args.pings}")
     ping = alice.wait_event("dc-ping", 60, pmark) if reply.returncode == 0 else None
+    # The same number of bare UDP round trips while the call still runs.
+    floor = udp_floor(args.pings)
+    floor_rt = udp_floor(args.pings, realtime=True)
     users.control("alice", "hangup")
     alice.wait_exit(15)
     bob.stop()
@@ -129,6 +146,8 @@ def measure_parley(args, users):
         "ping": {"p50": ping.get("p50Ms") if ping else None,
                  "p99": ping.get("p99Ms") if ping else None,
                  "received": ping.get("received") if ping else 0},
+        "udp_floor": floor,
+        "udp_floor_realtime": floor_rt,
         "cpu": {"caller": 100.0 * (a1 - a0) / CLK_TCK / wall,
                 "callee": 100.0 * (b1 - b0) / CLK_TCK / wall},
         "glare": {"runs": len(glare), "merged": merged, "median": pct(glare, 50),
@@ -217,6 +236,12 @@ def main():
           f"{fmt(cp.get('p50')):>24} {ratio(pp['p50'], cp.get('p50')):>15}")
     print(f"{'data channel ping RTT p99 (with media)':44} {fmt(pp['p99']):>24} "
           f"{fmt(cp.get('p99')):>24} {ratio(pp['p99'], cp.get('p99')):>15}")
+    for key, label in (("udp_floor", "  floor: bare UDP round trip, same call"),
+                       ("udp_floor_realtime", "  the same under SCHED_FIFO")):
+        fl = parley.get(key)
+        if fl:
+            print(f"{label:44} {fl['p50Ms']:>10.3f} / {fl['p99Ms']:.3f} ms   (p50 / p99, two "
+                  "other processes, no SCTP or DTLS)")
     cc = chromium["cpu"] if chromium else {}
     for side in ("caller", "callee"):
         print(f"{'CPU of the ' + side + ' in a video call':44} {fmt(parley['cpu'][side], '%'):>24} "
