@@ -14,6 +14,7 @@
 #include "parley-conversation-private.h"
 #include "parley-engine-enums.h"
 #include "parley-error.h"
+#include "parley-envelope.h"
 #include "parley-outbox.h"
 
 #define SYNC_LIMIT 500
@@ -1093,7 +1094,8 @@ parley_client_send_message (ParleyClient  *self,
     return NULL;
   }
 
-  id = g_uuid_string_random ();
+  /* Time-ordered (UUIDv7): the server's deduplication index stays in order. */
+  id = parley_uuid7_new ();
   message = parley_message_new (id, self_id, recipient_id, text,
                                 g_get_real_time () / 1000, 0, PARLEY_MESSAGE_STATE_SENDING,
                                 TRUE);

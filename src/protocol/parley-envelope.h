@@ -225,4 +225,14 @@ gboolean           parley_span_equal              (ParleySpan             s,
 gboolean           parley_id_is_valid             (const char            *s,
                                                    gsize                  len);
 
+#define PARLEY_UUID7_LEN 36
+
+void               parley_uuid7_format            (char                  *out,
+                                                   guint64                unix_ms,
+                                                   guint16                rand_a,
+                                                   guint64                rand_b);
+char              *parley_uuid7_new               (void);
+gboolean           parley_uuid7_key               (const char            *id,
+                                                   gint64                *key);
+
 G_END_DECLS

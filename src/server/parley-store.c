@@ -3,6 +3,7 @@
 
 #include "parley-store.h"
 #include "parley-password.h"
+#include "parley-envelope.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -112,7 +113,7 @@ G_DEFINE_QUARK (parley-store-error-quark, parley_store_error)
 
 /* The version of the index file's schema. An index of another version is
  * simply rebuilt from the log. */
-#define INDEX_VERSION 1
+#define INDEX_VERSION 2
 
 /* Notes on the schema of the log:
  * - Users are referred to by users.key, an integer rowid, everywhere but in
@@ -621,12 +622,20 @@ writer_add_contacts (ParleyStore *self,
 }
 
 
-/* The 64-bit FNV-1a hash of a client id, as dedup stores it. It must never
- * change: the index keeps it. */
+/* The key of a client id, as dedup stores it: for a time-ordered id
+ * (UUIDv7, what Parley clients send) its time and the bits after it, so
+ * that the index grows at its end (a random key puts every new row on
+ * another page of a large index); for any other id its 64-bit FNV-1a hash.
+ * Keys may collide; a match is confirmed against the log. The index keeps
+ * the keys: changing how they are made needs a new INDEX_VERSION. */
 static gint64
 client_id_hash (const char *client_id)
 {
   guint64 hash = G_GUINT64_CONSTANT (0xcbf29ce484222325);
+  gint64 key;
+
+  if (parley_uuid7_key (client_id, &key))
+    return key;
 
   for (const guchar *p = (const guchar *) client_id; *p; p++) {
     hash ^= *p;

@@ -44,6 +44,7 @@
 #include <glib/gstdio.h>
 
 #include "parley-bench-util.h"
+#include "parley-envelope.h"
 #include "parley-ws-frame.h"
 
 #define READ_BUFFER_SIZE (512 * 1024)
@@ -1072,22 +1073,57 @@ relay_send (Client *c)
   B.c.sent++;
 }
 
+/* Chat message ids are time-ordered, as Parley clients make them (UUIDv7),
+ * with the send time of CLOCK_MONOTONIC in the time field: milliseconds,
+ * then the rest in 4096ths of a millisecond in the 12 bits after the
+ * version, so that the ack (whose ref is the id) tells the latency to
+ * 0.25 µs. The 62 random bits are the client and a counter: unique. */
+static void
+chat_format_id (char    *out,
+                Client  *c,
+                guint64  stamp)
+{
+  parley_uuid7_format (out, stamp / 1000000, (guint16) ((stamp % 1000000) * 4096 / 1000000),
+                       (guint64) c->index << 32 | (++c->counter & G_MAXUINT32));
+}
+
+/* The send time an id of chat_format_id() carries (the middle of its
+ * 4096th of a millisecond). */
+static gboolean
+chat_id_stamp (const char *id,
+               gsize       len,
+               guint64    *stamp)
+{
+  char copy[PARLEY_UUID7_LEN + 1];
+  gint64 key;
+
+  if (len < PARLEY_UUID7_LEN)
+    return FALSE;
+  memcpy (copy, id, PARLEY_UUID7_LEN);
+  copy[PARLEY_UUID7_LEN] = '\0';
+  if (!parley_uuid7_key (copy, &key))
+    return FALSE;
+  *stamp = (guint64) (key >> 15) * 1000000 + (((guint64) key >> 3) & 0xfff) * 1000000 / 4096 +
+           122;
+  return TRUE;
+}
+
 static void
 chat_send (Client *c)
 {
-  static const char open[] = "{\"type\":\"message\",\"id\":\"m";
+  static const char open[] = "{\"type\":\"message\",\"id\":\"";
   char frame[CHAT_CONTENT_SIZE + 512];
   char *p = frame;
   guint64 stamp = (guint64) now_ns ();
 
-  /* The id carries the send time, which keeps it unique per sender. */
   if (stamp <= c->last_stamp)
     stamp = c->last_stamp + 1;
   c->last_stamp = stamp;
 
   memcpy (p, open, sizeof open - 1);
   p += sizeof open - 1;
-  p += parley_bench_format_u64 (p, stamp);
+  chat_format_id (p, c, stamp);
+  p += PARLEY_UUID7_LEN;
   memcpy (p, c->head, c->head_len);
   p += c->head_len;
   p += parley_bench_format_u64 (p, stamp);
@@ -1217,9 +1253,11 @@ on_ack (Client        *c,
         const guint8  *payload,
         gsize          len)
 {
+  const char *ref = memmem (payload, len, "\"ref\":\"", 7);
   guint64 stamp;
 
-  if (!parley_bench_find_u64 ((const char *) payload, len, "\"ref\":\"m", &stamp)) {
+  if (ref == NULL ||
+      !chat_id_stamp (ref + 7, (const char *) payload + len - (ref + 7), &stamp)) {
     B.c.malformed++;
     return;
   }

@@ -84,6 +84,8 @@ check "bob receives alice's message" grep -q '"body":"Hello Bob"' "$dir/bob1.jso
 check "the first message from a stranger names its sender" grep -q '"from":"alice"' "$dir/bob1.jsonl"
 check "every listen line is JSON with a monotonic time" \
   python3 -c 'import json,sys; ts=[json.loads(l)["t"] for l in open(sys.argv[1])]; assert ts and ts == sorted(ts)' "$dir/bob1.jsonl"
+check "message ids are time-ordered UUIDs (version 7, of about now)" \
+  python3 -c 'import json,sys,time,uuid; ids=[json.loads(l)["id"] for l in open(sys.argv[1]) if "\"id\"" in l]; u=[uuid.UUID(i) for i in ids]; assert u and all(x.version == 7 and x.variant == uuid.RFC_4122 and abs((x.int >> 80) / 1000 - time.time()) < 600 for x in u), ids' "$dir/bob1.jsonl"
 
 as alice listen --count 1 --timeout 20 > "$dir/alice1.jsonl" &
 alice_listen=$!; bg_pids+=("$alice_listen")

@@ -7,6 +7,7 @@
 
 #define G_LOG_DOMAIN "test-envelope"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
@@ -940,6 +941,53 @@ test_field_lookup (void)
   }
 }
 
+static void
+test_uuid7 (void)
+{
+  char out[PARLEY_UUID7_LEN + 1];
+  g_autofree char *a = parley_uuid7_new ();
+  g_autofree char *b = NULL;
+  gint64 key = 0, key_a = 0, key_b = 0, earlier = 0, later = 0;
+
+  /* The example of RFC 9562, appendix A.6. */
+  parley_uuid7_format (out, G_GUINT64_CONSTANT (0x017F22E279B0), 0xCC3,
+                       G_GUINT64_CONSTANT (0x18C4DC0C0C07398F));
+  g_assert_cmpstr (out, ==, "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
+  g_assert_true (parley_uuid7_key (out, &key));
+  g_assert_cmpint (key, ==, (gint64) (G_GUINT64_CONSTANT (0x017F22E279B0) << 15 | 0xCC3 << 3 | 3));
+  g_assert_true (parley_uuid7_key ("017F22E2-79B0-7CC3-98C4-DC0C0C07398F", &key));
+  g_assert_true (parley_id_is_valid (out, strlen (out)));
+
+  /* Keys are positive and follow the time, then the bits after it. */
+  parley_uuid7_format (out, G_GUINT64_CONSTANT (0xFFFFFFFFFFFF), 0xFFF, G_MAXUINT64);
+  g_assert_true (parley_uuid7_key (out, &key));
+  g_assert_cmpint (key, >, 0);
+  parley_uuid7_format (out, 1000, 0xFFF, 0);
+  g_assert_true (parley_uuid7_key (out, &earlier));
+  parley_uuid7_format (out, 1001, 0, 0);
+  g_assert_true (parley_uuid7_key (out, &later));
+  g_assert_cmpint (earlier, <, later);
+
+  /* Not version 7, not the RFC variant, not canonical: no key. */
+  g_assert_false (parley_uuid7_key ("017f22e2-79b0-4cc3-98c4-dc0c0c07398f", &key));
+  g_assert_false (parley_uuid7_key ("017f22e2-79b0-7cc3-c8c4-dc0c0c07398f", &key));
+  g_assert_false (parley_uuid7_key ("017f22e2-79b0-7cc3-98c4-dc0c0c07398", &key));
+  g_assert_false (parley_uuid7_key ("017f22e2-79b0-7cc3-98c4-dc0c0c07398f0", &key));
+  g_assert_false (parley_uuid7_key ("017f22e279b0-7cc3-98c4-dc0c0c07398f-", &key));
+  g_assert_false (parley_uuid7_key ("017f22e2-79b0-7cc3-98c4-dc0c0c07398g", &key));
+  g_assert_false (parley_uuid7_key ("m1", &key));
+  g_assert_false (parley_uuid7_key ("", &key));
+  g_assert_false (parley_uuid7_key (NULL, &key));
+
+  /* New ids: valid, distinct, of the current millisecond or later. */
+  b = parley_uuid7_new ();
+  g_assert_cmpstr (a, !=, b);
+  g_assert_true (parley_uuid7_key (a, &key_a));
+  g_assert_true (parley_uuid7_key (b, &key_b));
+  g_assert_cmpint (key_a >> 15, <=, key_b >> 15);
+  g_assert_cmpint (llabs ((key_b >> 15) - g_get_real_time () / 1000), <, 60000);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -960,6 +1008,7 @@ main (int   argc,
   g_test_add_func ("/envelope/append-string", test_append_string);
   g_test_add_func ("/envelope/int64", test_int64);
   g_test_add_func ("/envelope/ids", test_ids);
+  g_test_add_func ("/envelope/uuid7", test_uuid7);
   g_test_add_func ("/envelope/names", test_names);
   g_test_add_func ("/envelope/field-lookup", test_field_lookup);
 

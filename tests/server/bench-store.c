@@ -8,7 +8,7 @@
  * behind it (its time includes catching up after the run).
  *
  *   bench-store [--seconds N] [--rate MSGS_PER_SECOND] [--pairs N]
- *               [--producers N] [--window N] [--rtt US] [--no-receipts]
+ *               [--producers N] [--window N] [--rtt US] [--no-receipts] [--random-ids]
  *               [--cpu N] [--dir DIR]
  *
  * Each producer thread plays the network thread of a server: it submits
@@ -25,6 +25,7 @@
 #endif
 
 #include "parley-store.h"
+#include "parley-envelope.h"
 
 #include <glib/gstdio.h>
 #include <sched.h>
@@ -43,7 +44,7 @@ static gint opt_rtt = 200;
 static gint opt_content = 200;
 static gint opt_cpu = -1;
 static gboolean opt_no_receipts = FALSE;
-static gboolean opt_sequential_ids = FALSE;
+static gboolean opt_random_ids = FALSE;
 static char *opt_dir = NULL;
 
 typedef struct {
@@ -131,17 +132,15 @@ submit_message (Producer   *p,
 {
   ParleyStoreOp *op = parley_store_op_new (PARLEY_STORE_OP_MESSAGE);
   guint pair = p->submitted % p->n_pairs;
-  guint64 n = p->submitted / p->n_pairs;
 
   op->user_id = g_strdup (p->senders[pair]);
   op->peer_id = g_strdup (p->recipients[pair]);
-  /* Clients use random UUIDs as message ids; parley-bench sends rising
-   * numbers. */
-  if (opt_sequential_ids)
-    op->message_id = g_strdup_printf ("m%019" G_GINT64_FORMAT,
-                                      g_get_real_time () * 1000 + n % 1000);
-  else
+  /* Parley clients send time-ordered ids (UUIDv7); others may send random
+   * UUIDs, which the index has to insert at random places. */
+  if (opt_random_ids)
     op->message_id = g_uuid_string_random ();
+  else
+    op->message_id = parley_uuid7_new ();
   op->content = g_strdup (content);
   op->content_len = strlen (content);
   op->timestamp = g_get_real_time () / 1000;
@@ -324,8 +323,9 @@ main (int argc, char **argv)
     { "rtt", 't', 0, G_OPTION_ARG_INT, &opt_rtt,
       "Microseconds from a commit to the recipient's receipt", "US" },
     { "no-receipts", 0, 0, G_OPTION_ARG_NONE, &opt_no_receipts, "Only store messages", NULL },
-    { "sequential-ids", 0, 0, G_OPTION_ARG_NONE, &opt_sequential_ids,
-      "Rising message ids (as parley-bench sends) instead of random UUIDs", NULL },
+    { "random-ids", 0, 0, G_OPTION_ARG_NONE, &opt_random_ids,
+      "Random UUIDs as message ids instead of time-ordered ones (UUIDv7, as Parley clients "
+      "send)", NULL },
     { "content-size", 0, 0, G_OPTION_ARG_INT, &opt_content, "Bytes of content", "N" },
     { "cpu", 0, 0, G_OPTION_ARG_INT, &opt_cpu, "Pin every thread to this CPU", "N" },
     { "dir", 'd', 0, G_OPTION_ARG_FILENAME, &opt_dir, "Directory for the database", "DIR" },

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "parley-store.h"
+#include "parley-envelope.h"
 
 #include <glib/gstdio.h>
 #include <sqlite3.h>
@@ -1277,6 +1278,95 @@ test_dedup_many_indexed (Fixture       *f,
   check_resends (f, u1, u2, n, seqs);
 }
 
+/* Submits each of @ids once more from @from and checks that it is answered
+ * with its original seq @seqs[i]. */
+static void
+check_resends_of (Fixture     *f,
+                  const char  *from,
+                  const char  *to,
+                  GPtrArray   *ids,
+                  gint64      *seqs)
+{
+  guint base = f->c.ops->len;
+
+  for (guint i = 0; i < ids->len; i++)
+    parley_store_submit (f->store, message_op (from, to, ids->pdata[i], "again", 2));
+  collector_wait (&f->c, base + ids->len);
+  for (guint i = 0; i < ids->len; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, base + i);
+
+    g_assert_no_error (op->error);
+    g_assert_true (op->duplicate);
+    g_assert_cmpint (op->seq, ==, seqs[i]);
+  }
+}
+
+/* Time-ordered ids (UUIDv7, what Parley clients send) are keyed by their
+ * time in the index, so many of them share a key: every one is still its
+ * own message, and every resend finds its original, in the tail, in the
+ * index, after reopening, and after an index of the previous version (whose
+ * keys were hashes) was rebuilt. */
+static void
+test_dedup_time_ordered_ids (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  g_autofree char *index_path = g_strconcat (f->path, "-index", NULL);
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_int64_hash, g_int64_equal);
+  const guint n = 600;
+  g_autofree gint64 *seqs = g_new (gint64, n);
+  gint64 key, first_key = 0;
+
+  for (guint i = 0; i < n; i++) {
+    char id[PARLEY_UUID7_LEN + 1];
+
+    /* The first half all in one millisecond with the same key; the rest
+     * spread over time. */
+    if (i < n / 2)
+      parley_uuid7_format (id, 1700000000000, 5, i);
+    else
+      parley_uuid7_format (id, 1700000000000 + i, (guint16) i, G_GUINT64_CONSTANT (7) << 40 | i);
+    g_assert_true (parley_uuid7_key (id, &key));
+    if (i == 0)
+      first_key = key;
+    g_assert_true (i >= n / 2 || key == first_key);
+    g_ptr_array_add (ids, g_strdup (id));
+    parley_store_submit (f->store, message_op (u1, u2, id, "first", 1));
+  }
+  collector_wait (&f->c, n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, i);
+
+    g_assert_no_error (op->error);
+    g_assert_false (op->duplicate);
+    seqs[i] = op->seq;
+    g_assert_false (g_hash_table_contains (seen, &seqs[i]));
+    g_hash_table_add (seen, &seqs[i]);
+  }
+
+  /* From the tail, then from the index. */
+  check_resends_of (f, u1, u2, ids, seqs);
+  g_assert_true (parley_store_flush_index (f->store));
+  check_resends_of (f, u1, u2, ids, seqs);
+
+  close_store (f);
+  g_ptr_array_set_size (f->c.ops, 0);
+  open_store (f);
+  check_resends_of (f, u1, u2, ids, seqs);
+  close_store (f);
+
+  /* An index made by the previous version is rebuilt, not misread: this
+   * one, labelled so, has lost its keys, which only a rebuild brings back. */
+  write_database (index_path, "DELETE FROM dedup; PRAGMA user_version = 1;");
+  g_ptr_array_set_size (f->c.ops, 0);
+  open_store (f);
+  check_resends_of (f, u1, u2, ids, seqs);
+  g_assert_true (parley_store_flush_index (f->store));
+  check_resends_of (f, u1, u2, ids, seqs);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1296,6 +1386,7 @@ main (int argc, char **argv)
   ADD ("/store/pending-survives-reopen", test_pending_survives_reopen);
   ADD ("/store/unindexed-survive-reopen", test_unindexed_survive_reopen);
   ADD ("/store/dedup-many-indexed", test_dedup_many_indexed);
+  ADD ("/store/dedup-time-ordered-ids", test_dedup_time_ordered_ids);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
   g_test_add_func ("/store/schema-version", test_schema_version);
