@@ -53,6 +53,12 @@
 #define INDEX_MIN_ROWS 20000
 #define INDEX_MAX_ROWS (INDEX_MIN_ROWS * 25)
 
+/* The most messages, and the most receipts, one index transaction takes.
+ * A writer that waits for the indexer (INDEX_MAX_ROWS) waits for one such
+ * transaction, not for the whole backlog: a transaction over the 500,000
+ * rows that had piled up held every ack up for half a second. */
+#define INDEX_TXN_ROWS INDEX_MIN_ROWS
+
 /* After a failed index transaction, the indexer tries again this much later
  * (meanwhile the tail answers for everything not indexed). */
 #define INDEX_RETRY_MS 1000
@@ -1596,16 +1602,29 @@ indexer_thread (gpointer data)
     if (self->index_paused)
       continue;
 
-    /* The committed part of the tail: a prefix of each array. */
+    /* The committed part of the tail, a prefix of each array, at most
+     * INDEX_TXN_ROWS of each. A receipt goes with its message or after it,
+     * never before: the receipts stop at the first one for a message that
+     * is not in this transaction. */
     from_seq = self->indexed_seq;
     to_seq = self->committed_seq;
     to_receipt = self->committed_receipt;
-    while (n_msgs < self->tail_messages->len &&
+    while (n_msgs < self->tail_messages->len && n_msgs < INDEX_TXN_ROWS &&
            ((TailMessage *) g_ptr_array_index (self->tail_messages, n_msgs))->seq <= to_seq)
       n_msgs++;
-    while (n_receipts < self->tail_receipts->len &&
-           ((TailReceipt *) g_ptr_array_index (self->tail_receipts, n_receipts))->id <= to_receipt)
+    if (n_msgs > 0)
+      to_seq = ((TailMessage *) g_ptr_array_index (self->tail_messages, n_msgs - 1))->seq;
+    while (n_receipts < self->tail_receipts->len && n_receipts < INDEX_TXN_ROWS) {
+      TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, n_receipts);
+
+      if (receipt->id > to_receipt || receipt->seq > to_seq)
+        break;
       n_receipts++;
+    }
+    if (n_receipts > 0)
+      to_receipt = ((TailReceipt *) g_ptr_array_index (self->tail_receipts, n_receipts - 1))->id;
+    else
+      to_receipt = self->indexed_receipt;
     g_ptr_array_set_size (msgs, 0);
     g_ptr_array_set_size (receipts, 0);
     for (guint i = 0; i < n_msgs; i++)

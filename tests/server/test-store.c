@@ -1367,6 +1367,74 @@ test_dedup_time_ordered_ids (Fixture       *f,
   check_resends_of (f, u1, u2, ids, seqs);
 }
 
+/* Checks that exactly the messages @seqs[i] with !@delivered[i] are
+ * pending for @user. */
+static void
+check_pending (Fixture    *f,
+               const char *user,
+               gint64     *seqs,
+               gboolean   *delivered,
+               guint       n)
+{
+  g_autoptr(GPtrArray) pending = parley_store_pending_for (f->store, user, 0, n + 1);
+  guint j = 0;
+
+  for (guint i = 0; i < n; i++) {
+    if (delivered[i])
+      continue;
+    g_assert_cmpuint (j, <, pending->len);
+    g_assert_cmpint (((ParleyStoredMessage *) pending->pdata[j])->seq, ==, seqs[i]);
+    j++;
+  }
+  g_assert_cmpuint (j, ==, pending->len);
+}
+
+/* A backlog larger than one index transaction is indexed in several, and a
+ * receipt never goes into the index before its message: the receipt of a
+ * message beyond the first transaction, committed before receipts of
+ * messages within it, must leave every delivery state right. */
+static void
+test_index_large_backlog (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  const guint n = 90000;
+  const guint receipts[] = { 88000, 100, 40000, 39999, 0, 60000, 89999 };
+  g_autofree gint64 *seqs = g_new (gint64, n);
+  g_autofree gboolean *delivered = g_new0 (gboolean, n);
+
+  parley_store_pause_indexer (f->store, TRUE);
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("b%u", i);
+
+    parley_store_submit (f->store, message_op (u1, u2, id, "backlog", 1));
+  }
+  collector_wait (&f->c, n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, i);
+
+    g_assert_no_error (op->error);
+    seqs[i] = op->seq;
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (receipts); i++) {
+    parley_store_submit (f->store, received_op (u2, seqs[receipts[i]]));
+    delivered[receipts[i]] = TRUE;
+    collector_wait (&f->c, n + i + 1);
+    g_assert_no_error (collector_get (&f->c, n + i)->error);
+  }
+  check_pending (f, u2, seqs, delivered, n);
+
+  parley_store_pause_indexer (f->store, FALSE);
+  g_assert_true (parley_store_flush_index (f->store));
+  check_pending (f, u2, seqs, delivered, n);
+
+  close_store (f);
+  g_ptr_array_set_size (f->c.ops, 0);
+  open_store (f);
+  check_pending (f, u2, seqs, delivered, n);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1387,6 +1455,7 @@ main (int argc, char **argv)
   ADD ("/store/unindexed-survive-reopen", test_unindexed_survive_reopen);
   ADD ("/store/dedup-many-indexed", test_dedup_many_indexed);
   ADD ("/store/dedup-time-ordered-ids", test_dedup_time_ordered_ids);
+  ADD ("/store/index-large-backlog", test_index_large_backlog);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
   g_test_add_func ("/store/schema-version", test_schema_version);
