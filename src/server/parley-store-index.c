@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The store's indexer thread, which keeps the index file behind the log,
+ * and the dedup filter in front of the index. */
+#define G_LOG_DOMAIN "parley-store"
+
+#include "parley-store-private.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The dedup filter (see DedupFilter). It has 32 bits per key when (re)built,
+ * at least DEDUP_FILTER_MIN_BITS and at most DEDUP_FILTER_MAX_BITS, and is
+ * rebuilt four times larger from the index once it holds a key per 8 bits;
+ * at the largest size it simply fills up, which only makes false positives
+ * (probes) more frequent, never a false negative. */
+#define DEDUP_FILTER_K 4
+#define DEDUP_FILTER_MIN_BITS (G_GUINT64_CONSTANT (1) << 16)
+#define DEDUP_FILTER_MAX_BITS (G_GUINT64_CONSTANT (1) << 30)
+
+static DedupFilter *
+dedup_filter_new (guint64 n_keys_hint)
+{
+  DedupFilter *filter = g_new0 (DedupFilter, 1);
+  guint64 bits = DEDUP_FILTER_MIN_BITS;
+
+  while (bits < DEDUP_FILTER_MAX_BITS && bits / 32 < n_keys_hint)
+    bits <<= 1;
+  filter->words = g_new0 (guint64, bits / 64);
+  filter->mask = bits / 64 - 1;
+  filter->grow_at = bits < DEDUP_FILTER_MAX_BITS ? bits / 8 : G_MAXUINT64;
+  return filter;
+}
+
+void
+store_dedup_filter_free (DedupFilter *filter)
+{
+  if (filter == NULL)
+    return;
+  g_free (filter->words);
+  g_free (filter);
+}
+
+/* Mixes a dedup key into 64 well-spread bits (the splitmix64 finaliser).
+ * The low bits choose the word (at most 2^24 words), bits 32 and up the
+ * bits within it. */
+static guint64
+dedup_filter_hash (gint64 sender,
+                   gint64 id_hash)
+{
+  guint64 h = (guint64) id_hash ^ ((guint64) sender * G_GUINT64_CONSTANT (0x9e3779b97f4a7c15));
+
+  h ^= h >> 30;
+  h *= G_GUINT64_CONSTANT (0xbf58476d1ce4e5b9);
+  h ^= h >> 27;
+  h *= G_GUINT64_CONSTANT (0x94d049bb133111eb);
+  h ^= h >> 31;
+  return h;
+}
+
+static guint64
+dedup_filter_bits (guint64 h)
+{
+  guint64 bits = 0;
+
+  for (guint i = 0; i < DEDUP_FILTER_K; i++)
+    bits |= G_GUINT64_CONSTANT (1) << ((h >> (32 + 6 * i)) & 63);
+  return bits;
+}
+
+static void
+dedup_filter_add (DedupFilter *filter,
+                  gint64       sender,
+                  gint64       id_hash)
+{
+  guint64 h = dedup_filter_hash (sender, id_hash);
+
+  filter->words[h & filter->mask] |= dedup_filter_bits (h);
+  filter->n_keys++;
+}
+
+gboolean
+store_dedup_filter_may_contain (const DedupFilter *filter,
+                                gint64             sender,
+                                gint64             id_hash)
+{
+  guint64 h = dedup_filter_hash (sender, id_hash);
+  guint64 bits = dedup_filter_bits (h);
+
+  return (filter->words[h & filter->mask] & bits) == bits;
+}
+
+/* Builds a filter of every key in the dedup table of @db, sized for
+ * @n_keys_hint keys (or as many as it finds, if more). Returns %NULL on a
+ * database error. */
+DedupFilter *
+store_dedup_filter_load (sqlite3 *db,
+                         guint64  n_keys_hint)
+{
+  g_autoptr(sqlite3_stmt) stmt = store_prepare (db, "SELECT sender, id_hash FROM dedup", FALSE);
+  DedupFilter *filter;
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  filter = dedup_filter_new (n_keys_hint);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    if (filter->n_keys > filter->grow_at) {
+      /* More keys than expected: start again, larger. */
+      guint64 n = filter->n_keys * 4;
+
+      store_dedup_filter_free (filter);
+      sqlite3_reset (stmt);
+      filter = dedup_filter_new (n);
+      continue;
+    }
+    dedup_filter_add (filter, sqlite3_column_int64 (stmt, 0), sqlite3_column_int64 (stmt, 1));
+  }
+  if (rc != SQLITE_DONE) {
+    store_dedup_filter_free (filter);
+    return NULL;
+  }
+  return filter;
+}
+
+
+
+/* Indexer thread. */
+
+static int
+compare_int64 (gint64 a,
+               gint64 b)
+{
+  return (a > b) - (a < b);
+}
+
+static int
+compare_by_sender_hash (gconstpointer x,
+                        gconstpointer y,
+                        gpointer      data)
+{
+  const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  if (a->key.sender != b->key.sender)
+    return compare_int64 (a->key.sender, b->key.sender);
+  if (a->key.id_hash != b->key.id_hash)
+    return compare_int64 (a->key.id_hash, b->key.id_hash);
+  return compare_int64 (a->seq, b->seq);
+}
+
+static int
+compare_by_sender_seq (gconstpointer x,
+                       gconstpointer y,
+                       gpointer      data)
+{
+  const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  if (a->key.sender != b->key.sender)
+    return compare_int64 (a->key.sender, b->key.sender);
+  return compare_int64 (a->seq, b->seq);
+}
+
+static int
+compare_by_recipient_seq (gconstpointer x,
+                          gconstpointer y,
+                          gpointer      data)
+{
+  const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  if (a->recipient != b->recipient)
+    return compare_int64 (a->recipient, b->recipient);
+  return compare_int64 (a->seq, b->seq);
+}
+
+/* Inserts the rows of @n_cols integers in @values with @insert (see
+ * IndexerStatements), then empties @values. */
+static gboolean
+bulk_insert (sqlite3_stmt **insert,
+             guint          n_cols,
+             GArray        *values)
+{
+  guint n_rows = values->len / n_cols;
+  const gint64 *v = (const gint64 *) values->data;
+  gboolean ok = TRUE;
+
+  for (guint row = 0; ok && row < n_rows;) {
+    guint n = n_rows - row >= INDEX_BULK_ROWS ? INDEX_BULK_ROWS : 1;
+    sqlite3_stmt *stmt = insert[n > 1];
+
+    for (guint i = 0; i < n * n_cols; i++)
+      sqlite3_bind_int64 (stmt, (int) i + 1, v[row * n_cols + i]);
+    ok = store_step_done (stmt);
+    row += n;
+  }
+  g_array_set_size (values, 0);
+  return ok;
+}
+
+/* Writes @n_msgs messages and @n_receipts receipts of the tail to the index
+ * in one transaction and advances meta to @to_seq and @to_receipt. */
+static gboolean
+indexer_apply (ParleyStore  *self,
+               TailMessage **msgs,
+               guint         n_msgs,
+               TailReceipt **receipts,
+               guint         n_receipts,
+               gint64        from_seq,
+               gint64        to_seq,
+               gint64        to_receipt)
+{
+  IndexerStatements *is = &self->is;
+  g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GArray) values = g_array_new (FALSE, FALSE, sizeof (gint64));
+  TailMessage **sorted;
+  gboolean ok;
+
+  /* A message delivered before it was indexed never gets a pending row. A
+   * receipt always refers to a message committed before it (or with it), so
+   * one with seq > from_seq refers to a message of this batch. */
+  for (guint i = 0; i < n_receipts; i++)
+    if (receipts[i]->seq > from_seq)
+      g_hash_table_add (delivered, &receipts[i]->seq);
+
+  /* Each table's rows go in in key order, which walks its B-tree from page
+   * to page instead of jumping around. */
+  sorted = g_new (TailMessage *, n_msgs);
+  if (n_msgs > 0)
+    memcpy (sorted, msgs, n_msgs * sizeof (TailMessage *));
+
+  ok = store_step_done (is->begin);
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_hash, NULL);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->key.sender, sorted[i]->key.id_hash, sorted[i]->seq,
+                     sorted[i]->timestamp, sorted[i]->recipient };
+
+    g_array_append_vals (values, row, G_N_ELEMENTS (row));
+  }
+  ok = ok && bulk_insert (is->insert_dedup, 5, values);
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_seq, NULL);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->key.sender, sorted[i]->seq };
+
+    g_array_append_vals (values, row, G_N_ELEMENTS (row));
+  }
+  ok = ok && bulk_insert (is->insert_sent, 2, values);
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_recipient_seq, NULL);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->recipient, sorted[i]->seq };
+
+    g_array_append_vals (values, row, G_N_ELEMENTS (row));
+  }
+  ok = ok && bulk_insert (is->insert_received, 2, values);
+  for (guint i = 0; i < n_msgs; i++) {
+    gint64 row[] = { sorted[i]->recipient, sorted[i]->seq };
+
+    if (!g_hash_table_contains (delivered, &sorted[i]->seq))
+      g_array_append_vals (values, row, G_N_ELEMENTS (row));
+  }
+  ok = ok && bulk_insert (is->insert_pending, 2, values);
+  g_free (sorted);
+  for (guint i = 0; ok && i < n_receipts; i++) {
+    if (receipts[i]->seq > from_seq)
+      continue;
+    sqlite3_bind_int64 (is->delete_pending, 1, receipts[i]->recipient);
+    sqlite3_bind_int64 (is->delete_pending, 2, receipts[i]->seq);
+    ok = store_step_done (is->delete_pending);
+  }
+  if (ok) {
+    sqlite3_bind_int64 (is->update_meta, 1, to_seq);
+    sqlite3_bind_int64 (is->update_meta, 2, to_receipt);
+    ok = store_step_done (is->update_meta);
+  }
+  if (ok)
+    ok = store_step_done (is->commit);
+
+  if (!ok) {
+    g_warning ("Cannot update the message index: %s", sqlite3_errmsg (self->idx));
+    if (!sqlite3_get_autocommit (self->idx))
+      store_step_done (is->rollback);
+  }
+  return ok;
+}
+
+/* Removes the first @n_msgs messages and @n_receipts receipts from the
+ * tail, which the index has now. */
+static void
+tail_drop_indexed_locked (ParleyStore *self,
+                          guint        n_msgs,
+                          guint        n_receipts)
+{
+  for (guint i = 0; i < n_msgs; i++) {
+    TailMessage *msg = g_ptr_array_index (self->tail_messages, i);
+
+    /* Into the filter before out of the tail (under the same lock), so
+     * that the writer finds the key in one or the other. */
+    dedup_filter_add (self->dedup_filter, msg->key.sender, msg->key.id_hash);
+    g_hash_table_remove (self->tail_by_seq, &msg->seq);
+    g_hash_table_remove (self->tail_by_key, &msg->key);
+    store_tail_message_free (msg);
+  }
+  g_ptr_array_remove_range (self->tail_messages, 0, n_msgs);
+
+  for (guint i = 0; i < n_receipts; i++) {
+    TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, i);
+
+    g_hash_table_remove (self->tail_receipt_by_seq, &receipt->seq);
+    g_free (receipt);
+  }
+  g_ptr_array_remove_range (self->tail_receipts, 0, n_receipts);
+}
+
+gpointer
+store_indexer_thread (gpointer data)
+{
+  ParleyStore *self = data;
+  g_autoptr(GPtrArray) msgs = g_ptr_array_new ();
+  g_autoptr(GPtrArray) receipts = g_ptr_array_new ();
+
+  /* Indexing is deferrable work: when it competes for a CPU with the
+   * threads on the ack path, they should win, and it should run in their
+   * idle time (waiting for fsync, for the network). */
+  if (setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), INDEXER_NICE) != 0)
+    g_debug ("Cannot lower the indexer's priority: %s", g_strerror (errno));
+
+  g_mutex_lock (&self->tail_lock);
+  for (;;) {
+    gint64 deadline, from_seq, to_seq, to_receipt;
+    guint n_msgs = 0, n_receipts = 0;
+    gboolean ok;
+
+    if (self->index_paused || store_unindexed_locked (self) == 0) {
+      if (self->index_quit)
+        break;
+      self->index_idle = TRUE;
+      g_cond_wait (&self->index_cond, &self->tail_lock);
+      self->index_idle = FALSE;
+      continue;
+    }
+
+    /* Let more gather, so that the transaction is large. */
+    deadline = g_get_monotonic_time () + INDEX_DELAY_MS * G_TIME_SPAN_MILLISECOND;
+    while (!self->index_quit && !self->index_paused && self->index_flushers == 0 &&
+           store_unindexed_locked (self) < INDEX_MIN_ROWS) {
+      if (!g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline))
+        break;
+    }
+    if (self->index_paused)
+      continue;
+
+    /* The committed part of the tail, a prefix of each array, at most
+     * INDEX_TXN_ROWS of each. A receipt goes with its message or after it,
+     * never before: the receipts stop at the first one for a message that
+     * is not in this transaction. */
+    from_seq = self->indexed_seq;
+    to_seq = self->committed_seq;
+    to_receipt = self->committed_receipt;
+    while (n_msgs < self->tail_messages->len && n_msgs < INDEX_TXN_ROWS &&
+           ((TailMessage *) g_ptr_array_index (self->tail_messages, n_msgs))->seq <= to_seq)
+      n_msgs++;
+    if (n_msgs > 0)
+      to_seq = ((TailMessage *) g_ptr_array_index (self->tail_messages, n_msgs - 1))->seq;
+    while (n_receipts < self->tail_receipts->len && n_receipts < INDEX_TXN_ROWS) {
+      TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, n_receipts);
+
+      if (receipt->id > to_receipt || receipt->seq > to_seq)
+        break;
+      n_receipts++;
+    }
+    if (n_receipts > 0)
+      to_receipt = ((TailReceipt *) g_ptr_array_index (self->tail_receipts, n_receipts - 1))->id;
+    else
+      to_receipt = self->indexed_receipt;
+    g_ptr_array_set_size (msgs, 0);
+    g_ptr_array_set_size (receipts, 0);
+    for (guint i = 0; i < n_msgs; i++)
+      g_ptr_array_add (msgs, g_ptr_array_index (self->tail_messages, i));
+    for (guint i = 0; i < n_receipts; i++)
+      g_ptr_array_add (receipts, g_ptr_array_index (self->tail_receipts, i));
+    g_mutex_unlock (&self->tail_lock);
+
+    /* Entries of the committed prefix are only ever removed by this thread,
+     * so they stay valid without the lock. */
+    ok = indexer_apply (self, (TailMessage **) msgs->pdata, n_msgs,
+                        (TailReceipt **) receipts->pdata, n_receipts,
+                        from_seq, to_seq, to_receipt);
+
+    g_mutex_lock (&self->tail_lock);
+    if (ok) {
+      tail_drop_indexed_locked (self, n_msgs, n_receipts);
+      self->indexed_seq = to_seq;
+      self->indexed_receipt = to_receipt;
+      g_cond_broadcast (&self->indexed_cond);
+      if (self->dedup_filter->n_keys > self->dedup_filter->grow_at) {
+        DedupFilter *filter;
+
+        /* Only this thread writes to the index, so a scan of it now sees
+         * every indexed key; meanwhile the old filter stays in use. */
+        g_mutex_unlock (&self->tail_lock);
+        filter = store_dedup_filter_load (self->idx, self->dedup_filter->n_keys * 4);
+        g_mutex_lock (&self->tail_lock);
+        if (filter != NULL) {
+          store_dedup_filter_free (self->dedup_filter);
+          self->dedup_filter = filter;
+        } else {
+          g_warning ("Cannot read the message index: %s", sqlite3_errmsg (self->idx));
+          self->dedup_filter->grow_at = G_MAXUINT64;
+        }
+      }
+    } else {
+      /* The tail still answers for everything; try again later. */
+      deadline = g_get_monotonic_time () + INDEX_RETRY_MS * G_TIME_SPAN_MILLISECOND;
+      while (!self->index_quit &&
+             g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline))
+        ;
+      if (self->index_quit)
+        break;
+    }
+  }
+  g_cond_broadcast (&self->indexed_cond);
+  g_mutex_unlock (&self->tail_lock);
+
+  return NULL;
+}
+
+void
+store_indexer_statements_clear (IndexerStatements *is)
+{
+  g_clear_pointer (&is->begin, sqlite3_finalize);
+  g_clear_pointer (&is->commit, sqlite3_finalize);
+  g_clear_pointer (&is->rollback, sqlite3_finalize);
+  for (guint i = 0; i < 2; i++) {
+    g_clear_pointer (&is->insert_dedup[i], sqlite3_finalize);
+    g_clear_pointer (&is->insert_sent[i], sqlite3_finalize);
+    g_clear_pointer (&is->insert_received[i], sqlite3_finalize);
+    g_clear_pointer (&is->insert_pending[i], sqlite3_finalize);
+  }
+  g_clear_pointer (&is->delete_pending, sqlite3_finalize);
+  g_clear_pointer (&is->update_meta, sqlite3_finalize);
+}
+
+/* Prepares INSERT OR IGNORE INTO @table_columns of @n_rows rows of @n_cols
+ * parameters each. */
+static sqlite3_stmt *
+prepare_bulk_insert (sqlite3    *db,
+                     const char *table_columns,
+                     guint       n_cols,
+                     guint       n_rows)
+{
+  g_autoptr(GString) sql = g_string_new ("INSERT OR IGNORE INTO ");
+
+  g_string_append (sql, table_columns);
+  g_string_append (sql, " VALUES ");
+  for (guint row = 0; row < n_rows; row++) {
+    g_string_append (sql, row ? ", (" : "(");
+    for (guint col = 0; col < n_cols; col++)
+      g_string_append (sql, col ? ", ?" : "?");
+    g_string_append_c (sql, ')');
+  }
+  return store_prepare (db, sql->str, TRUE);
+}
+
+gboolean
+store_indexer_statements_init (IndexerStatements *is,
+                               sqlite3           *db)
+{
+  is->begin = store_prepare (db, "BEGIN IMMEDIATE", TRUE);
+  is->commit = store_prepare (db, "COMMIT", TRUE);
+  is->rollback = store_prepare (db, "ROLLBACK", TRUE);
+  /* OR IGNORE: a key indexed before is harmless (the meta row and the rows
+   * it covers are always committed together, so it should never happen). */
+  for (guint i = 0; i < 2; i++) {
+    guint n_rows = i ? INDEX_BULK_ROWS : 1;
+
+    is->insert_dedup[i] = prepare_bulk_insert (db, "dedup (sender, id_hash, seq, timestamp,"
+                                                   " recipient)", 5, n_rows);
+    is->insert_sent[i] = prepare_bulk_insert (db, "sent (sender, seq)", 2, n_rows);
+    is->insert_received[i] = prepare_bulk_insert (db, "received (recipient, seq)", 2, n_rows);
+    is->insert_pending[i] = prepare_bulk_insert (db, "pending (recipient, seq)", 2, n_rows);
+    if (!is->insert_dedup[i] || !is->insert_sent[i] || !is->insert_received[i] ||
+        !is->insert_pending[i])
+      return FALSE;
+  }
+  is->delete_pending = store_prepare (db, "DELETE FROM pending WHERE recipient = ?1 AND seq = ?2",
+                                TRUE);
+  is->update_meta = store_prepare (db,
+    "UPDATE meta SET indexed_seq = ?1, indexed_receipt = ?2 WHERE id = 1", TRUE);
+
+  return is->begin && is->commit && is->rollback && is->delete_pending && is->update_meta;
+}

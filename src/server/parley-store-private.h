@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The store's internals, shared by parley-store.c (opening, users,
+ * tokens, reads), parley-store-writer.c (the writer thread that commits
+ * the log, and the checkpointer) and parley-store-index.c (the indexer
+ * thread and the dedup filter). See parley-store.c for the design. */
+#pragma once
+
+#include "parley-store.h"
+
+#include <glib.h>
+#include <sqlite3.h>
+
+G_BEGIN_DECLS
+
+/* The most ops committed in one transaction. Ops queued while a transaction
+ * runs wait for the next. */
+#define MAX_BATCH 4096
+
+/* The indexer waits up to INDEX_DELAY_MS after the first un-indexed commit
+ * for more to gather, unless INDEX_MIN_ROWS are waiting already, so that
+ * each index transaction covers thousands of rows: the larger it is, the
+ * fewer index pages each row costs. Should the indexer fall behind by
+ * INDEX_MAX_ROWS (when it cannot get enough CPU time), the writer waits for
+ * it before its next transaction, which bounds the tail. */
+#define INDEX_DELAY_MS 100
+#define INDEX_MIN_ROWS 20000
+#define INDEX_MAX_ROWS (INDEX_MIN_ROWS * 25)
+
+/* The most messages, and the most receipts, one index transaction takes.
+ * A writer that waits for the indexer (INDEX_MAX_ROWS) waits for one such
+ * transaction, not for the whole backlog: a transaction over the 500,000
+ * rows that had piled up held every ack up for half a second. */
+#define INDEX_TXN_ROWS INDEX_MIN_ROWS
+
+/* After a failed index transaction, the indexer tries again this much later
+ * (meanwhile the tail answers for everything not indexed). */
+#define INDEX_RETRY_MS 1000
+
+/* The indexer inserts this many rows per statement: stepping one statement
+ * costs much more than one row. */
+#define INDEX_BULK_ROWS 64
+
+/* The indexer thread's nice value (see indexer_thread()). */
+#define INDEXER_NICE 10
+
+/* Checkpoints of the log run in two phases so that commits never wait for
+ * one. Once the WAL holds CHECKPOINT_FRAMES frames, a background thread
+ * copies them into the database (a passive checkpoint, concurrent with the
+ * writer). As the writer keeps appending meanwhile, the WAL would never be
+ * completely checkpointed and so never restart; so the writer then finishes
+ * the job between two batches, which only copies the few frames written
+ * during the background phase, and its next transaction starts the WAL
+ * afresh. If the WAL still grows to CHECKPOINT_FRAMES_HARD, the writer
+ * checkpoints it all itself. The index is checkpointed by the indexer after
+ * its commits (wal_autocheckpoint). */
+#define CHECKPOINT_FRAMES 16000
+#define CHECKPOINT_FRAMES_HARD (CHECKPOINT_FRAMES * 4)
+#define INDEX_AUTOCHECKPOINT_PAGES 8000
+
+/* The log's WAL is written with zeros ahead of use, WAL_PRIME_FRAMES frames
+ * at a time, whenever fewer than half of that are left beyond the frames in
+ * use. A commit that appends to a growing file changes its size and
+ * allocates blocks, so its fdatasync must wait for a commit of the file
+ * system's journal, which also carries (and so waits for) the index's and
+ * the checkpoints' writes: such commits took 1-2 ms and often 4-16 ms. A
+ * commit that overwrites blocks the file already has only writes its data.
+ * Once the WAL restarts after a checkpoint it is overwritten from the start
+ * anyway; priming makes the first pass do the same. */
+#define WAL_PRIME_FRAMES 1024
+#define WAL_HEADER_SIZE 32
+#define WAL_FRAME_HEADER_SIZE 24
+
+enum {
+  CHECKPOINT_IDLE,
+  CHECKPOINT_BACKGROUND,  /* wanted or running on the checkpointer thread */
+  CHECKPOINT_FINISH,      /* the writer should finish it */
+};
+
+/* The writer remembers this many contact pairs it knows exist, so that most
+ * messages do not need the two INSERT OR IGNOREs into contacts. */
+#define MAX_KNOWN_CONTACTS 200000
+
+#define BUSY_TIMEOUT_MS 5000
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
+
+/* A registered user as kept in memory. */
+typedef struct {
+  gint64 key;
+  char *id;
+  char *username;
+} UserEntry;
+
+/* What deduplication looks messages up by. */
+typedef struct {
+  gint64 sender;
+  gint64 id_hash;         /* client_id_hash (client_id) */
+  char *client_id;
+} DedupKey;
+
+/* A message of the tail: committed to the log (or being committed by the
+ * writer's open transaction, if seq > committed_seq), not yet indexed.
+ * Everything but receipt_id is immutable. */
+typedef struct {
+  DedupKey key;           /* first, so that the struct is its own hash key */
+  gint64 seq;
+  gint64 recipient;
+  gint64 timestamp;
+  gint64 receipt_id;      /* the receipt that delivered it, or 0 */
+} TailMessage;
+
+/* A receipt of the tail: a message was delivered to its recipient. */
+typedef struct {
+  gint64 id;
+  gint64 seq;
+  gint64 recipient;
+} TailReceipt;
+
+/* The dedup filter: a blocked Bloom filter of the (sender, id_hash) keys in
+ * the index's dedup table. A key it does not contain is certainly not
+ * indexed, so a fresh message id (the common case) needs no probe of the
+ * index; a key it may contain (an actual resend, or a false positive of a
+ * few per cent) is looked up as before. Each key sets DEDUP_FILTER_K bits
+ * of one 64-bit word, so a query touches one cache line. */
+typedef struct {
+  guint64 *words;
+  guint64 mask;           /* the number of words - 1 (a power of two) */
+  guint64 n_keys;         /* keys added (an upper bound of the distinct ones) */
+  guint64 grow_at;        /* rebuild larger once n_keys exceeds this */
+} DedupFilter;
+
+typedef struct {
+  sqlite3_stmt *begin;
+  sqlite3_stmt *commit;
+  sqlite3_stmt *rollback;
+  sqlite3_stmt *insert_message;
+  sqlite3_stmt *find_message;
+  sqlite3_stmt *insert_receipt;
+  sqlite3_stmt *insert_contact;
+  sqlite3_stmt *upsert_read;
+  /* On widx, the writer's read connection to the index. */
+  sqlite3_stmt *find_dedup;
+  sqlite3_stmt *find_pending;
+} WriterStatements;
+
+typedef struct {
+  sqlite3_stmt *begin;
+  sqlite3_stmt *commit;
+  sqlite3_stmt *rollback;
+  /* [0] inserts one row, [1] INDEX_BULK_ROWS rows. */
+  sqlite3_stmt *insert_dedup[2];
+  sqlite3_stmt *insert_sent[2];
+  sqlite3_stmt *insert_received[2];
+  sqlite3_stmt *insert_pending[2];
+  sqlite3_stmt *delete_pending;
+  sqlite3_stmt *update_meta;
+} IndexerStatements;
+
+struct _ParleyStore {
+  char *path;
+  char *index_path;
+
+  /* The writer thread and its connections to the log and the index. */
+  sqlite3 *wdb;
+  sqlite3 *widx;
+  WriterStatements ws;
+  GThread *writer;
+  GHashTable *known_contacts;
+  GPtrArray *staged_messages;   /* TailMessage *, added by the open transaction */
+  GPtrArray *staged_receipts;   /* TailReceipt * */
+
+  /* The queue between parley_store_submit() and the writer. */
+  GMutex queue_lock;
+  GCond queue_cond;
+  GPtrArray *queue;
+  gboolean closing;
+
+  ParleyStoreBatchFunc batch_done;
+  gpointer user_data;
+
+  /* The connections for reads and the HTTP side's writes, to the log and
+   * to the index. */
+  GMutex read_lock;
+  sqlite3 *rdb;
+  sqlite3 *ridx;
+
+  /* The background checkpointer and its own connection. */
+  sqlite3 *cdb;
+  GThread *checkpointer;
+  GMutex checkpoint_lock;
+  GCond checkpoint_cond;
+  gboolean checkpoint_quit;
+  gint checkpoint_state;  /* atomic, CHECKPOINT_* */
+  gint wal_frames;        /* atomic */
+
+  /* The log's WAL, and how much of it the writer has primed. */
+  char *wal_path;
+  gint64 wal_frame_size;
+  gint64 wal_primed;      /* bytes; only the writer uses it */
+
+  /* The indexer thread and its connection to the index. */
+  sqlite3 *idx;
+  IndexerStatements is;
+  GThread *indexer;
+
+  /* The tail, guarded by tail_lock. The writer appends (and removes what a
+   * failed transaction added); the indexer removes from the front what it
+   * indexed. Readers only see messages with seq <= committed_seq and
+   * receipts with id <= committed_receipt. */
+  GMutex tail_lock;
+  GCond index_cond;       /* wakes the indexer */
+  GCond indexed_cond;     /* signalled when the indexer advanced */
+  GPtrArray *tail_messages;       /* TailMessage *, in seq order, owned */
+  GHashTable *tail_by_seq;        /* &seq → TailMessage */
+  GHashTable *tail_by_key;        /* DedupKey → TailMessage */
+  GPtrArray *tail_receipts;       /* TailReceipt *, in id order, owned */
+  GHashTable *tail_receipt_by_seq;  /* &seq → TailReceipt */
+  /* Every key of the index's dedup table; keys enter it before they leave
+   * the tail, so a key is always in the tail or in the filter. */
+  DedupFilter *dedup_filter;
+  gint64 committed_seq;
+  gint64 committed_receipt;
+  gint64 indexed_seq;
+  gint64 indexed_receipt;
+  gboolean index_quit;
+  gboolean index_paused;
+  gboolean index_idle;    /* the indexer waits for a first un-indexed commit */
+  guint index_flushers;   /* threads waiting in parley_store_flush_index() */
+
+  /* Every user, by id (for parley_store_user_exists()) and by key. */
+  GRWLock users_lock;
+  GHashTable *users;      /* id → UserEntry, borrowed from user_keys */
+  GHashTable *user_keys;  /* &key → UserEntry, owned */
+};
+
+/* parley-store.c */
+gint64
+store_client_id_hash (const char *client_id);
+
+char *
+store_column_strdup (sqlite3_stmt *stmt,
+                     int           col);
+
+sqlite3_stmt *
+store_prepare (sqlite3     *db,
+               const char  *sql,
+               gboolean     persistent);
+
+gboolean
+store_step_done (sqlite3_stmt *stmt);
+
+void
+store_tail_add_message_locked (ParleyStore *self,
+                               TailMessage *msg);
+
+void
+store_tail_add_receipt_locked (ParleyStore *self,
+                               TailReceipt *receipt);
+
+void
+store_tail_message_free (TailMessage *msg);
+
+gint64
+store_unindexed_locked (ParleyStore *self);
+
+const char *
+store_user_id_for_key (ParleyStore *self,
+                       gint64       key);
+
+gint64
+store_user_key (ParleyStore *self,
+                const char  *id);
+
+/* parley-store-index.c */
+void
+store_dedup_filter_free (DedupFilter *filter);
+
+DedupFilter *
+store_dedup_filter_load (sqlite3 *db,
+                         guint64  n_keys_hint);
+
+gboolean
+store_dedup_filter_may_contain (const DedupFilter *filter,
+                                gint64             sender,
+                                gint64             id_hash);
+
+void
+store_indexer_statements_clear (IndexerStatements *is);
+
+gboolean
+store_indexer_statements_init (IndexerStatements *is,
+                               sqlite3           *db);
+
+gpointer
+store_indexer_thread (gpointer data);
+
+/* parley-store-writer.c */
+gpointer
+store_checkpointer_thread (gpointer data);
+
+gboolean
+store_contact_pair_equal (gconstpointer x,
+                          gconstpointer y);
+
+guint
+store_contact_pair_hash (gconstpointer key);
+
+int
+store_wal_hook_cb (void       *data,
+                   sqlite3    *db,
+                   const char *name,
+                   int         n_frames);
+
+void
+store_writer_statements_clear (WriterStatements *ws);
+
+gboolean
+store_writer_statements_init (WriterStatements *ws,
+                              sqlite3          *db,
+                              sqlite3          *idx);
+
+gpointer
+store_writer_thread (gpointer data);
+
+G_END_DECLS
