@@ -50,11 +50,13 @@ def cli_pid(proc):
     return proc.proc.pid
 
 
-def udp_floor(count, realtime=False):
+def udp_floor(count, realtime=False, sctp=False):
     """The bare UDP round trip between two other processes (bench-udp-rtt), at the
     pings' interval: the floor under any data channel round trip at that moment.
-    With realtime, both run under SCHED_FIFO (None without the privilege)."""
-    binary = os.environ.get("PARLEY_BENCH_UDP_RTT")
+    With realtime, both run under SCHED_FIFO (None without the privilege). With sctp,
+    SCTP messages on one thread per process instead (bench-sctp-rtt, None if not
+    built)."""
+    binary = os.environ.get("PARLEY_BENCH_SCTP_RTT" if sctp else "PARLEY_BENCH_UDP_RTT")
     if not binary:
         return None
     r = subprocess.run([binary, "--count", str(count), "--interval-ms", "20", "--json"] +
@@ -135,6 +137,7 @@ def measure_parley(args, users):
     # The same number of bare UDP round trips while the call still runs.
     floor = udp_floor(args.pings)
     floor_rt = udp_floor(args.pings, realtime=True)
+    floor_sctp = udp_floor(args.pings, sctp=True)
     users.control("alice", "hangup")
     alice.wait_exit(15)
     bob.stop()
@@ -148,6 +151,7 @@ def measure_parley(args, users):
                  "received": ping.get("received") if ping else 0},
         "udp_floor": floor,
         "udp_floor_realtime": floor_rt,
+        "sctp_one_thread": floor_sctp,
         "cpu": {"caller": 100.0 * (a1 - a0) / CLK_TCK / wall,
                 "callee": 100.0 * (b1 - b0) / CLK_TCK / wall},
         "glare": {"runs": len(glare), "merged": merged, "median": pct(glare, 50),
@@ -236,12 +240,14 @@ def main():
           f"{fmt(cp.get('p50')):>24} {ratio(pp['p50'], cp.get('p50')):>15}")
     print(f"{'data channel ping RTT p99 (with media)':44} {fmt(pp['p99']):>24} "
           f"{fmt(cp.get('p99')):>24} {ratio(pp['p99'], cp.get('p99')):>15}")
-    for key, label in (("udp_floor", "  floor: bare UDP round trip, same call"),
-                       ("udp_floor_realtime", "  the same under SCHED_FIFO")):
+    for key, label, what in (
+            ("udp_floor", "  floor: bare UDP round trip, same call", "no SCTP or DTLS"),
+            ("udp_floor_realtime", "  the same under SCHED_FIFO", "no SCTP or DTLS"),
+            ("sctp_one_thread", "  SCTP on one thread per process, same call", "no DTLS")):
         fl = parley.get(key)
         if fl:
             print(f"{label:44} {fl['p50Ms']:>10.3f} / {fl['p99Ms']:.3f} ms   (p50 / p99, two "
-                  "other processes, no SCTP or DTLS)")
+                  f"other processes, {what})")
     cc = chromium["cpu"] if chromium else {}
     for side in ("caller", "callee"):
         print(f"{'CPU of the ' + side + ' in a video call':44} {fmt(parley['cpu'][side], '%'):>24} "
