@@ -769,6 +769,20 @@ test_sync_pages (Fixture       *f,
       break;
     }
   }
+
+  /* A device that goes away with requests still being answered: they are
+   * dropped with it, and the server goes on. */
+  g_byte_array_set_size (requests, 0);
+  for (guint i = 0; i < 3; i++)
+    append_client_frame (requests, "{\"type\":\"sync\",\"since\":0}");
+  g_socket_send (socket, (const char *) requests->data, requests->len, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_close (socket, NULL);
+  parley_test_ws_send (alice, "{\"type\":\"sync\",\"id\":\"s3\",\"since\":%" G_GINT64_FORMAT
+                       "}", seqs[n - 2]);
+  ack = parley_test_ws_expect_ref (alice, "ack", "s3");
+  g_assert_cmpint (json_object_get_int_member (ack, "seq"), ==, seqs[n - 1]);
+  g_assert_false (json_object_get_boolean_member (ack, "more"));
 }
 
 typedef struct {
