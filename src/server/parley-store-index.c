@@ -296,8 +296,7 @@ tail_drop_indexed_locked (ParleyStore *self,
     /* Into the filter before out of the tail (under the same lock), so
      * that the writer finds the key in one or the other. */
     dedup_filter_add (self->dedup_filter, msg->key.sender, msg->key.id_hash);
-    g_hash_table_remove (self->tail_by_seq, &msg->seq);
-    g_hash_table_remove (self->tail_by_key, &msg->key);
+    store_tail_remove_message_locked (self, msg, TRUE);
     store_tail_message_free (msg);
   }
   g_ptr_array_remove_range (self->tail_messages, 0, n_msgs);
@@ -305,7 +304,7 @@ tail_drop_indexed_locked (ParleyStore *self,
   for (guint i = 0; i < n_receipts; i++) {
     TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, i);
 
-    g_hash_table_remove (self->tail_receipt_by_seq, &receipt->seq);
+    store_tail_remove_receipt_locked (self, receipt, TRUE);
     g_free (receipt);
   }
   g_ptr_array_remove_range (self->tail_receipts, 0, n_receipts);

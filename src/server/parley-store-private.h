@@ -116,6 +116,20 @@ typedef struct {
   gint64 recipient;
 } TailReceipt;
 
+/* The tail of one user, so that a query for a user (history, pending,
+ * latest seq) reads that user's entries instead of the whole tail, which
+ * holds hundreds of thousands when the indexer lags: a message is in its
+ * sender's and its recipient's, a receipt in its recipient's. Entries leave
+ * from the front (the indexer drops the oldest) or from the back (a rolled
+ * back transaction); the first *_head entries of each array are gone. */
+typedef struct {
+  gint64 key;             /* the user; &key is the hash key */
+  GPtrArray *msgs;        /* TailMessage *, in seq order */
+  guint msgs_head;
+  GPtrArray *receipts;    /* TailReceipt *, in id order */
+  guint receipts_head;
+} TailUser;
+
 /* The dedup filter: a blocked Bloom filter of the (sender, id_hash) keys in
  * the index's dedup table. A key it does not contain is certainly not
  * indexed, so a fresh message id (the common case) needs no probe of the
@@ -215,6 +229,7 @@ struct _ParleyStore {
   GHashTable *tail_by_key;        /* DedupKey → TailMessage */
   GPtrArray *tail_receipts;       /* TailReceipt *, in id order, owned */
   GHashTable *tail_receipt_by_seq;  /* &seq → TailReceipt */
+  GHashTable *tail_by_user;       /* &key → TailUser, owned */
   /* Every key of the index's dedup table; keys enter it before they leave
    * the tail, so a key is always in the tail or in the filter. */
   DedupFilter *dedup_filter;
@@ -259,6 +274,23 @@ store_tail_add_receipt_locked (ParleyStore *self,
 
 void
 store_tail_message_free (TailMessage *msg);
+
+void
+store_tail_user_free (TailUser *user);
+
+TailUser *
+store_tail_user_locked (ParleyStore *self,
+                        gint64       key);
+
+void
+store_tail_remove_message_locked (ParleyStore *self,
+                                  TailMessage *msg,
+                                  gboolean     oldest);
+
+void
+store_tail_remove_receipt_locked (ParleyStore *self,
+                                  TailReceipt *receipt,
+                                  gboolean     oldest);
 
 gint64
 store_unindexed_locked (ParleyStore *self);

@@ -440,7 +440,7 @@ writer_unstage (ParleyStore *self)
 
     g_assert (g_ptr_array_index (self->tail_receipts, self->tail_receipts->len - 1) == receipt);
     g_ptr_array_set_size (self->tail_receipts, self->tail_receipts->len - 1);
-    g_hash_table_remove (self->tail_receipt_by_seq, &receipt->seq);
+    store_tail_remove_receipt_locked (self, receipt, FALSE);
     if (msg != NULL && msg->receipt_id == receipt->id)
       msg->receipt_id = 0;
     g_free (receipt);
@@ -450,8 +450,7 @@ writer_unstage (ParleyStore *self)
 
     g_assert (g_ptr_array_index (self->tail_messages, self->tail_messages->len - 1) == msg);
     g_ptr_array_set_size (self->tail_messages, self->tail_messages->len - 1);
-    g_hash_table_remove (self->tail_by_seq, &msg->seq);
-    g_hash_table_remove (self->tail_by_key, &msg->key);
+    store_tail_remove_message_locked (self, msg, FALSE);
     store_tail_message_free (msg);
   }
   g_mutex_unlock (&self->tail_lock);

@@ -361,12 +361,72 @@ store_tail_message_free (TailMessage *msg)
 }
 
 void
+store_tail_user_free (TailUser *user)
+{
+  g_ptr_array_unref (user->msgs);
+  g_ptr_array_unref (user->receipts);
+  g_free (user);
+}
+
+/* The tail of the user @key, made if there is none. */
+TailUser *
+store_tail_user_locked (ParleyStore *self,
+                        gint64       key)
+{
+  TailUser *user = g_hash_table_lookup (self->tail_by_user, &key);
+
+  if (user == NULL) {
+    user = g_new0 (TailUser, 1);
+    user->key = key;
+    user->msgs = g_ptr_array_new ();
+    user->receipts = g_ptr_array_new ();
+    g_hash_table_insert (self->tail_by_user, &user->key, user);
+  }
+  return user;
+}
+
+/* Takes @entry off the front (@oldest) or the back of @array, whose first
+ * *@head entries are gone; compacts the array once most of it is gone. */
+static void
+tail_user_remove (GPtrArray *array,
+                  guint     *head,
+                  gpointer   entry,
+                  gboolean   oldest)
+{
+  if (oldest) {
+    g_assert (*head < array->len && g_ptr_array_index (array, *head) == entry);
+    (*head)++;
+    if (*head == array->len) {
+      g_ptr_array_set_size (array, 0);
+      *head = 0;
+    } else if (*head >= 64 && *head >= array->len / 2) {
+      g_ptr_array_remove_range (array, 0, *head);
+      *head = 0;
+    }
+  } else {
+    g_assert (array->len > *head && g_ptr_array_index (array, array->len - 1) == entry);
+    g_ptr_array_set_size (array, array->len - 1);
+  }
+}
+
+static void
+tail_user_forget_if_empty_locked (ParleyStore *self,
+                                  TailUser    *user)
+{
+  if (user->msgs->len == user->msgs_head && user->receipts->len == user->receipts_head)
+    g_hash_table_remove (self->tail_by_user, &user->key);
+}
+
+void
 store_tail_add_message_locked (ParleyStore *self,
                                TailMessage *msg)
 {
   g_ptr_array_add (self->tail_messages, msg);
   g_hash_table_insert (self->tail_by_seq, &msg->seq, msg);
   g_hash_table_insert (self->tail_by_key, &msg->key, msg);
+  g_ptr_array_add (store_tail_user_locked (self, msg->key.sender)->msgs, msg);
+  if (msg->recipient != msg->key.sender)
+    g_ptr_array_add (store_tail_user_locked (self, msg->recipient)->msgs, msg);
 }
 
 void
@@ -377,8 +437,47 @@ store_tail_add_receipt_locked (ParleyStore *self,
 
   g_ptr_array_add (self->tail_receipts, receipt);
   g_hash_table_insert (self->tail_receipt_by_seq, &receipt->seq, receipt);
+  g_ptr_array_add (store_tail_user_locked (self, receipt->recipient)->receipts, receipt);
   if (msg != NULL)
     msg->receipt_id = receipt->id;
+}
+
+/* Takes @msg out of the tail's look-up tables and its users' tails (not out
+ * of tail_messages, nor frees it): it is the oldest message of the tail
+ * (@oldest, indexed now) or the newest (its transaction rolled back). */
+void
+store_tail_remove_message_locked (ParleyStore *self,
+                                  TailMessage *msg,
+                                  gboolean     oldest)
+{
+  gint64 users[] = { msg->key.sender, msg->recipient };
+
+  g_hash_table_remove (self->tail_by_seq, &msg->seq);
+  g_hash_table_remove (self->tail_by_key, &msg->key);
+  for (guint i = 0; i < G_N_ELEMENTS (users); i++) {
+    TailUser *user;
+
+    if (i == 1 && users[1] == users[0])
+      break;
+    user = g_hash_table_lookup (self->tail_by_user, &users[i]);
+    g_assert (user != NULL);
+    tail_user_remove (user->msgs, &user->msgs_head, msg, oldest);
+    tail_user_forget_if_empty_locked (self, user);
+  }
+}
+
+/* The same for @receipt. */
+void
+store_tail_remove_receipt_locked (ParleyStore *self,
+                                  TailReceipt *receipt,
+                                  gboolean     oldest)
+{
+  TailUser *user = g_hash_table_lookup (self->tail_by_user, &receipt->recipient);
+
+  g_hash_table_remove (self->tail_receipt_by_seq, &receipt->seq);
+  g_assert (user != NULL);
+  tail_user_remove (user->receipts, &user->receipts_head, receipt, oldest);
+  tail_user_forget_if_empty_locked (self, user);
 }
 
 static gint64
@@ -634,6 +733,7 @@ store_free (ParleyStore *self)
   g_clear_pointer (&self->tail_by_seq, g_hash_table_unref);
   g_clear_pointer (&self->tail_by_key, g_hash_table_unref);
   g_clear_pointer (&self->tail_receipt_by_seq, g_hash_table_unref);
+  g_clear_pointer (&self->tail_by_user, g_hash_table_unref);
   g_clear_pointer (&self->dedup_filter, store_dedup_filter_free);
   for (guint i = 0; self->tail_messages != NULL && i < self->tail_messages->len; i++)
     store_tail_message_free (g_ptr_array_index (self->tail_messages, i));
@@ -778,6 +878,8 @@ parley_store_open (const char            *path,
   self->tail_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
   self->tail_by_key = g_hash_table_new (dedup_key_hash, dedup_key_equal);
   self->tail_receipt_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
+  self->tail_by_user = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                              (GDestroyNotify) store_tail_user_free);
   g_mutex_init (&self->queue_lock);
   g_cond_init (&self->queue_cond);
   g_mutex_init (&self->read_lock);
@@ -1530,17 +1632,17 @@ parley_store_revoke_refresh_family (ParleyStore *self,
  * to the index, so whatever left the tail in between is in the index by the
  * time it is read. An entry in both is taken once. */
 
-/* The position of the first message of the tail with seq > @after. */
+/* The position of the first message of @user's tail with seq > @after. */
 static guint
-tail_search_locked (ParleyStore *self,
-                    gint64       after)
+tail_search_locked (TailUser *user,
+                    gint64    after)
 {
-  guint lo = 0, hi = self->tail_messages->len;
+  guint lo = user->msgs_head, hi = user->msgs->len;
 
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2;
 
-    if (((TailMessage *) g_ptr_array_index (self->tail_messages, mid))->seq <= after)
+    if (((TailMessage *) g_ptr_array_index (user->msgs, mid))->seq <= after)
       lo = mid + 1;
     else
       hi = mid;
@@ -1561,28 +1663,28 @@ tail_collect (ParleyStore *self,
               GArray      *seqs,
               GArray      *delivered)
 {
+  TailUser *user;
+
   g_mutex_lock (&self->tail_lock);
-  for (guint i = tail_search_locked (self, after);
-       i < self->tail_messages->len && seqs->len < limit; i++) {
-    TailMessage *msg = g_ptr_array_index (self->tail_messages, i);
+  user = g_hash_table_lookup (self->tail_by_user, &key);
+  for (guint i = user ? tail_search_locked (user, after) : 0;
+       user != NULL && i < user->msgs->len && seqs->len < limit; i++) {
+    TailMessage *msg = g_ptr_array_index (user->msgs, i);
 
     if (msg->seq > self->committed_seq)
       break;
-    if (pending) {
-      if (msg->recipient != key ||
-          (msg->receipt_id != 0 && msg->receipt_id <= self->committed_receipt))
-        continue;
-    } else if (msg->key.sender != key && msg->recipient != key) {
+    if (pending && (msg->recipient != key ||
+                    (msg->receipt_id != 0 && msg->receipt_id <= self->committed_receipt)))
       continue;
-    }
     g_array_append_val (seqs, msg->seq);
   }
-  for (guint i = 0; delivered != NULL && i < self->tail_receipts->len; i++) {
-    TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, i);
+  for (guint i = user ? user->receipts_head : 0;
+       user != NULL && delivered != NULL && i < user->receipts->len; i++) {
+    TailReceipt *receipt = g_ptr_array_index (user->receipts, i);
 
     if (receipt->id > self->committed_receipt)
       break;
-    if (receipt->recipient == key && receipt->seq > after)
+    if (receipt->seq > after)
       g_array_append_val (delivered, receipt->seq);
   }
   g_mutex_unlock (&self->tail_lock);
@@ -1810,12 +1912,16 @@ parley_store_latest_seq_for (ParleyStore *self,
     return 0;
 
   g_mutex_lock (&self->tail_lock);
-  for (guint i = self->tail_messages->len; i > 0; i--) {
-    TailMessage *msg = g_ptr_array_index (self->tail_messages, i - 1);
+  {
+    TailUser *user = g_hash_table_lookup (self->tail_by_user, &key);
 
-    if (msg->seq <= self->committed_seq && (msg->key.sender == key || msg->recipient == key)) {
-      seq = msg->seq;
-      break;
+    for (guint i = user ? user->msgs->len : 0; user != NULL && i > user->msgs_head; i--) {
+      TailMessage *msg = g_ptr_array_index (user->msgs, i - 1);
+
+      if (msg->seq <= self->committed_seq) {
+        seq = msg->seq;
+        break;
+      }
     }
   }
   g_mutex_unlock (&self->tail_lock);
