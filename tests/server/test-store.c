@@ -1436,6 +1436,123 @@ test_index_large_backlog (Fixture       *f,
   check_pending (f, u2, seqs, delivered, n);
 }
 
+/* Checks that @user's history and pending messages are exactly the
+ * messages @stored (seqs, in order, all from @user to @peer) of which those
+ * with @delivered unset are pending. */
+static void
+check_stored (Fixture    *f,
+              const char *user,
+              const char *peer,
+              GArray     *stored,
+              GHashTable *delivered)
+{
+  g_autoptr(GPtrArray) history = parley_store_history_since (f->store, user, 0, stored->len + 1);
+  g_autoptr(GPtrArray) pending = parley_store_pending_for (f->store, peer, 0, stored->len + 1);
+  guint j = 0;
+
+  g_assert_cmpuint (history->len, ==, stored->len);
+  for (guint i = 0; i < stored->len; i++) {
+    gint64 seq = g_array_index (stored, gint64, i);
+
+    g_assert_cmpint (((ParleyStoredMessage *) history->pdata[i])->seq, ==, seq);
+    if (g_hash_table_contains (delivered, &g_array_index (stored, gint64, i)))
+      continue;
+    g_assert_cmpuint (j, <, pending->len);
+    g_assert_cmpint (((ParleyStoredMessage *) pending->pdata[j])->seq, ==, seq);
+    j++;
+  }
+  g_assert_cmpuint (j, ==, pending->len);
+}
+
+/* A transaction that fails is rolled back whole: every op of its batch gets
+ * an error, and what the batch had put into the in-memory tail (messages,
+ * receipts, their per-user lists) comes out again, so that every later
+ * query and transaction sees only what was committed. The failure is real:
+ * a trigger that aborts the insert of a message whose content is "fail". */
+static void
+test_failed_batch_rolled_back (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  g_autoptr(GArray) stored = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GHashTable) delivered = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                                           NULL);
+  gboolean shared = FALSE;
+  guint next = 0;
+
+  parley_store_pause_indexer (f->store, TRUE);
+  write_database (f->path, "CREATE TRIGGER fail_marked BEFORE INSERT ON messages"
+                  " WHEN NEW.content = '\"fail\"' BEGIN SELECT RAISE (ABORT, 'injected'); END;");
+
+  /* Until a failed batch held other ops too (the writer batches whatever
+   * was queued while it committed: nearly always at once). */
+  for (guint round = 0; round < 20 && !shared; round++) {
+    guint base = f->c.ops->len, n = 0, fail_index;
+    g_autoptr(GArray) undelivered = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+    for (guint i = 0; i < stored->len; i++)
+      if (!g_hash_table_contains (delivered, &g_array_index (stored, gint64, i)))
+        g_array_append_val (undelivered, g_array_index (stored, gint64, i));
+    for (guint i = 0; i < 30; i++, n++) {
+      g_autofree char *id = g_strdup_printf ("m%u", next++);
+
+      parley_store_submit (f->store, message_op (u1, u2, id, "fine", 1));
+    }
+    for (guint i = 0; i < MIN (undelivered->len, 10); i++, n++)
+      parley_store_submit (f->store, received_op (u2, g_array_index (undelivered, gint64, i)));
+    fail_index = base + n++;
+    g_test_expect_message ("parley-store", G_LOG_LEVEL_WARNING,
+                           "Batch of * operations failed: injected");
+    parley_store_submit (f->store, message_op (u1, u2, "doomed", "fail", 1));
+    for (guint i = 0; i < 30; i++, n++) {
+      g_autofree char *id = g_strdup_printf ("m%u", next++);
+
+      parley_store_submit (f->store, message_op (u1, u2, id, "fine", 1));
+    }
+    collector_wait (&f->c, base + n);
+    g_test_assert_expected_messages ();
+
+    for (guint i = base; i < base + n; i++) {
+      ParleyStoreOp *op = collector_get (&f->c, i);
+
+      if (op->error != NULL) {
+        g_assert_true (g_str_has_prefix (op->error->message, "Transaction failed"));
+        shared |= i != fail_index;
+        continue;
+      }
+      g_assert_cmpuint (i, !=, fail_index);
+      if (op->kind == PARLEY_STORE_OP_MESSAGE) {
+        g_assert_true (stored->len == 0 ||
+                       op->seq > g_array_index (stored, gint64, stored->len - 1));
+        g_array_append_val (stored, op->seq);
+      } else if (op->delivered) {
+        gint64 *seq = g_new (gint64, 1);
+
+        *seq = op->seq;
+        g_hash_table_add (delivered, seq);
+      }
+    }
+    check_stored (f, u1, u2, stored, delivered);
+  }
+  g_assert_true (shared);
+
+  /* Without the trigger, everything works on from there: with the index
+   * too, and after reopening. */
+  write_database (f->path, "DROP TRIGGER fail_marked;");
+  parley_store_submit (f->store, message_op (u1, u2, "after", "fine", 1));
+  collector_wait (&f->c, f->c.ops->len + 1);
+  g_assert_no_error (collector_get (&f->c, f->c.ops->len - 1)->error);
+  g_array_append_val (stored, collector_get (&f->c, f->c.ops->len - 1)->seq);
+  check_stored (f, u1, u2, stored, delivered);
+  parley_store_pause_indexer (f->store, FALSE);
+  g_assert_true (parley_store_flush_index (f->store));
+  check_stored (f, u1, u2, stored, delivered);
+  close_store (f);
+  open_store (f);
+  check_stored (f, u1, u2, stored, delivered);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1457,6 +1574,7 @@ main (int argc, char **argv)
   ADD ("/store/dedup-many-indexed", test_dedup_many_indexed);
   ADD ("/store/dedup-time-ordered-ids", test_dedup_time_ordered_ids);
   ADD ("/store/index-large-backlog", test_index_large_backlog);
+  ADD ("/store/failed-batch-rolled-back", test_failed_batch_rolled_back);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
   g_test_add_func ("/store/schema-version", test_schema_version);
