@@ -164,6 +164,8 @@ echo_loop (gboolean unordered)
     side.sock = usrsctp_accept (side.listener, NULL, NULL);
   }
   usrsctp_set_non_blocking (side.sock, 1);
+  /* On the accepted socket too, whatever it inherits from the listener. */
+  usrsctp_setsockopt (side.sock, IPPROTO_SCTP, SCTP_NODELAY, &(int) { 1 }, sizeof (int));
   for (;;) {
     char buf[2048];
     ssize_t n;
@@ -289,16 +291,12 @@ main (int   argc,
   }
   usrsctp_close (side.sock);
 
-  g_print ("SCTP round trip, usrsctp on one thread per process, %d every %d ms: p50 %.3f  "
-           "p90 %.3f  p99 %.3f  max %.3f ms (%u lost)\n", count, interval_ms,
-           parley_bench_hist_percentile (hist, 0.50) / 1e6,
-           parley_bench_hist_percentile (hist, 0.90) / 1e6,
-           parley_bench_hist_percentile (hist, 0.99) / 1e6, max / 1e6, lost);
-  if (json)
-    g_print ("{\"p50Ms\":%.3f,\"p90Ms\":%.3f,\"p99Ms\":%.3f,\"maxMs\":%.3f,\"lost\":%u}\n",
-             parley_bench_hist_percentile (hist, 0.50) / 1e6,
-             parley_bench_hist_percentile (hist, 0.90) / 1e6,
-             parley_bench_hist_percentile (hist, 0.99) / 1e6, max / 1e6, lost);
+  {
+    g_autofree char *what = g_strdup_printf ("SCTP round trip, usrsctp on one thread per "
+                                             "process, %d every %d ms", count, interval_ms);
+
+    parley_bench_report_rtt (what, hist, max, lost, json);
+  }
   g_free (hist);
   return lost == (guint) count ? 1 : 0;
 }

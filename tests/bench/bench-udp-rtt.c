@@ -169,16 +169,13 @@ main (int   argc,
     kill (child, SIGKILL);
   close (ping_fd);
 
-  g_print ("UDP round trip between two %sprocesses, %d every %d ms: p50 %.3f  p90 %.3f  "
-           "p99 %.3f  max %.3f ms (%u lost)\n", realtime ? "SCHED_FIFO " : "", count, interval_ms,
-           parley_bench_hist_percentile (hist, 0.50) / 1e6,
-           parley_bench_hist_percentile (hist, 0.90) / 1e6,
-           parley_bench_hist_percentile (hist, 0.99) / 1e6, max / 1e6, lost);
-  if (json)
-    g_print ("{\"p50Ms\":%.3f,\"p90Ms\":%.3f,\"p99Ms\":%.3f,\"maxMs\":%.3f,\"lost\":%u}\n",
-             parley_bench_hist_percentile (hist, 0.50) / 1e6,
-             parley_bench_hist_percentile (hist, 0.90) / 1e6,
-             parley_bench_hist_percentile (hist, 0.99) / 1e6, max / 1e6, lost);
+  {
+    g_autofree char *what = g_strdup_printf ("UDP round trip between two %sprocesses, %d every "
+                                             "%d ms", realtime ? "SCHED_FIFO " : "", count,
+                                             interval_ms);
+
+    parley_bench_report_rtt (what, hist, max, lost, json);
+  }
   g_free (hist);
   return lost == (guint) count ? 1 : 0;
 }

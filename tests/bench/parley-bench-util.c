@@ -491,3 +491,31 @@ parley_bench_proc_status_kib (const char *status_text,
   }
   return FALSE;
 }
+
+/**
+ * parley_bench_report_rtt:
+ * @what: what was measured, the start of the line
+ * @hist: the round trips, in ns
+ * @max_ns: the longest
+ * @lost: round trips that never came back
+ * @json: also print the figures as one JSON line (in ms) for scripts
+ *
+ * Prints the p50 / p90 / p99 / max line of a round-trip benchmark.
+ */
+void
+parley_bench_report_rtt (const char            *what,
+                         const ParleyBenchHist *hist,
+                         guint64                max_ns,
+                         guint                  lost,
+                         gboolean               json)
+{
+  double p50 = parley_bench_hist_percentile (hist, 0.50) / 1e6;
+  double p90 = parley_bench_hist_percentile (hist, 0.90) / 1e6;
+  double p99 = parley_bench_hist_percentile (hist, 0.99) / 1e6;
+
+  g_print ("%s: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms (%u lost)\n", what, p50, p90, p99,
+           max_ns / 1e6, lost);
+  if (json)
+    g_print ("{\"p50Ms\":%.3f,\"p90Ms\":%.3f,\"p99Ms\":%.3f,\"maxMs\":%.3f,\"lost\":%u}\n",
+             p50, p90, p99, max_ns / 1e6, lost);
+}

@@ -39,6 +39,11 @@ void     parley_bench_hist_add        (ParleyBenchHist       *hist,
                                        guint64                value);
 guint64  parley_bench_hist_percentile (const ParleyBenchHist *hist,
                                        double                 q);
+void     parley_bench_report_rtt      (const char            *what,
+                                       const ParleyBenchHist *hist,
+                                       guint64                max_ns,
+                                       guint                  lost,
+                                       gboolean               json);
 guint    parley_bench_hist_bucket     (guint64                value);
 guint64  parley_bench_hist_bucket_low (guint                  bucket);
 guint64  parley_bench_hist_bucket_high (guint                 bucket);
