@@ -1201,25 +1201,21 @@ test_unindexed_survive_reopen (Fixture       *f,
   g_ptr_array_unref (model.messages);
 }
 
-/* Submits a resend of each of the @n messages "d<i>" of @from and checks
- * that every one is answered with its original seq @seqs[i] and
- * timestamp and never stored again. */
+/* Submits each of @ids once more from @from and checks that it is answered
+ * with its original seq @seqs[i] and timestamp (1) and never stored again. */
 static void
-check_resends (Fixture    *f,
-               const char *from,
-               const char *to,
-               guint       n,
-               gint64     *seqs)
+check_resends_of (Fixture     *f,
+                  const char  *from,
+                  const char  *to,
+                  GPtrArray   *ids,
+                  gint64      *seqs)
 {
   guint base = f->c.ops->len;
 
-  for (guint i = 0; i < n; i++) {
-    g_autofree char *id = g_strdup_printf ("d%u", i);
-
-    parley_store_submit (f->store, message_op (from, to, id, "again", 2));
-  }
-  collector_wait (&f->c, base + n);
-  for (guint i = 0; i < n; i++) {
+  for (guint i = 0; i < ids->len; i++)
+    parley_store_submit (f->store, message_op (from, to, ids->pdata[i], "again", 2));
+  collector_wait (&f->c, base + ids->len);
+  for (guint i = 0; i < ids->len; i++) {
     ParleyStoreOp *op = collector_get (&f->c, base + i);
 
     g_assert_no_error (op->error);
@@ -1227,6 +1223,21 @@ check_resends (Fixture    *f,
     g_assert_cmpint (op->seq, ==, seqs[i]);
     g_assert_cmpint (op->timestamp, ==, 1);
   }
+}
+
+/* The same for the @n messages "d<i>". */
+static void
+check_resends (Fixture    *f,
+               const char *from,
+               const char *to,
+               guint       n,
+               gint64     *seqs)
+{
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (ids, g_strdup_printf ("d%u", i));
+  check_resends_of (f, from, to, ids, seqs);
 }
 
 /* Resends of indexed messages must be found however many there are: the
@@ -1276,29 +1287,6 @@ test_dedup_many_indexed (Fixture       *f,
   g_ptr_array_set_size (f->c.ops, 0);
   open_store (f);
   check_resends (f, u1, u2, n, seqs);
-}
-
-/* Submits each of @ids once more from @from and checks that it is answered
- * with its original seq @seqs[i]. */
-static void
-check_resends_of (Fixture     *f,
-                  const char  *from,
-                  const char  *to,
-                  GPtrArray   *ids,
-                  gint64      *seqs)
-{
-  guint base = f->c.ops->len;
-
-  for (guint i = 0; i < ids->len; i++)
-    parley_store_submit (f->store, message_op (from, to, ids->pdata[i], "again", 2));
-  collector_wait (&f->c, base + ids->len);
-  for (guint i = 0; i < ids->len; i++) {
-    ParleyStoreOp *op = collector_get (&f->c, base + i);
-
-    g_assert_no_error (op->error);
-    g_assert_true (op->duplicate);
-    g_assert_cmpint (op->seq, ==, seqs[i]);
-  }
 }
 
 /* Time-ordered ids (UUIDv7, what Parley clients send) are keyed by their
