@@ -279,13 +279,6 @@ void
 store_tail_message_free (TailMessage *msg);
 
 void
-store_tail_user_free (TailUser *user);
-
-TailUser *
-store_tail_user_locked (ParleyStore *self,
-                        gint64       key);
-
-void
 store_tail_remove_message_locked (ParleyStore *self,
                                   TailMessage *msg,
                                   gboolean     oldest);

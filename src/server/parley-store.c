@@ -360,8 +360,8 @@ store_tail_message_free (TailMessage *msg)
   g_free (msg);
 }
 
-void
-store_tail_user_free (TailUser *user)
+static void
+tail_user_free (TailUser *user)
 {
   g_ptr_array_unref (user->msgs);
   g_ptr_array_unref (user->receipts);
@@ -369,9 +369,9 @@ store_tail_user_free (TailUser *user)
 }
 
 /* The tail of the user @key, made if there is none. */
-TailUser *
-store_tail_user_locked (ParleyStore *self,
-                        gint64       key)
+static TailUser *
+tail_user_locked (ParleyStore *self,
+                  gint64       key)
 {
   TailUser *user = g_hash_table_lookup (self->tail_by_user, &key);
 
@@ -424,9 +424,9 @@ store_tail_add_message_locked (ParleyStore *self,
   g_ptr_array_add (self->tail_messages, msg);
   g_hash_table_insert (self->tail_by_seq, &msg->seq, msg);
   g_hash_table_insert (self->tail_by_key, &msg->key, msg);
-  g_ptr_array_add (store_tail_user_locked (self, msg->key.sender)->msgs, msg);
+  g_ptr_array_add (tail_user_locked (self, msg->key.sender)->msgs, msg);
   if (msg->recipient != msg->key.sender)
-    g_ptr_array_add (store_tail_user_locked (self, msg->recipient)->msgs, msg);
+    g_ptr_array_add (tail_user_locked (self, msg->recipient)->msgs, msg);
 }
 
 void
@@ -437,7 +437,7 @@ store_tail_add_receipt_locked (ParleyStore *self,
 
   g_ptr_array_add (self->tail_receipts, receipt);
   g_hash_table_insert (self->tail_receipt_by_seq, &receipt->seq, receipt);
-  g_ptr_array_add (store_tail_user_locked (self, receipt->recipient)->receipts, receipt);
+  g_ptr_array_add (tail_user_locked (self, receipt->recipient)->receipts, receipt);
   if (msg != NULL)
     msg->receipt_id = receipt->id;
 }
@@ -879,7 +879,7 @@ parley_store_open (const char            *path,
   self->tail_by_key = g_hash_table_new (dedup_key_hash, dedup_key_equal);
   self->tail_receipt_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
   self->tail_by_user = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
-                                              (GDestroyNotify) store_tail_user_free);
+                                              (GDestroyNotify) tail_user_free);
   g_mutex_init (&self->queue_lock);
   g_cond_init (&self->queue_cond);
   g_mutex_init (&self->read_lock);
