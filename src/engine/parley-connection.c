@@ -71,6 +71,7 @@ static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
 static void connect_now (ParleyConnection *self);
+static void refresh_then_connect (ParleyConnection *self);
 
 /* Addresses or routes changed: the socket may be bound to an address that
  * is gone. */
@@ -82,7 +83,6 @@ network_changed_cb (GNetworkMonitor  *monitor,
   if (available)
     parley_connection_check (self);
 }
-static void refresh_then_connect (ParleyConnection *self);
 
 static void
 set_state (ParleyConnection  *self,

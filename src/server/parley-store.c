@@ -1667,8 +1667,12 @@ tail_collect (ParleyStore *self,
 
   g_mutex_lock (&self->tail_lock);
   user = g_hash_table_lookup (self->tail_by_user, &key);
-  for (guint i = user ? tail_search_locked (user, after) : 0;
-       user != NULL && i < user->msgs->len && seqs->len < limit; i++) {
+  if (user == NULL) {
+    g_mutex_unlock (&self->tail_lock);
+    return;
+  }
+  for (guint i = tail_search_locked (user, after); i < user->msgs->len && seqs->len < limit;
+       i++) {
     TailMessage *msg = g_ptr_array_index (user->msgs, i);
 
     if (msg->seq > self->committed_seq)
@@ -1678,8 +1682,7 @@ tail_collect (ParleyStore *self,
       continue;
     g_array_append_val (seqs, msg->seq);
   }
-  for (guint i = user ? user->receipts_head : 0;
-       user != NULL && delivered != NULL && i < user->receipts->len; i++) {
+  for (guint i = user->receipts_head; delivered != NULL && i < user->receipts->len; i++) {
     TailReceipt *receipt = g_ptr_array_index (user->receipts, i);
 
     if (receipt->id > self->committed_receipt)
@@ -1902,6 +1905,7 @@ parley_store_latest_seq_for (ParleyStore *self,
                              const char  *user_id)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
+  TailUser *user;
   gint64 key, seq = 0;
 
   g_return_val_if_fail (self != NULL, 0);
@@ -1912,16 +1916,13 @@ parley_store_latest_seq_for (ParleyStore *self,
     return 0;
 
   g_mutex_lock (&self->tail_lock);
-  {
-    TailUser *user = g_hash_table_lookup (self->tail_by_user, &key);
+  user = g_hash_table_lookup (self->tail_by_user, &key);
+  for (guint i = user ? user->msgs->len : 0; user != NULL && i > user->msgs_head; i--) {
+    TailMessage *msg = g_ptr_array_index (user->msgs, i - 1);
 
-    for (guint i = user ? user->msgs->len : 0; user != NULL && i > user->msgs_head; i--) {
-      TailMessage *msg = g_ptr_array_index (user->msgs, i - 1);
-
-      if (msg->seq <= self->committed_seq) {
-        seq = msg->seq;
-        break;
-      }
+    if (msg->seq <= self->committed_seq) {
+      seq = msg->seq;
+      break;
     }
   }
   g_mutex_unlock (&self->tail_lock);

@@ -50,7 +50,7 @@ def cli_pid(proc):
     return proc.proc.pid
 
 
-def udp_floor(count, realtime=False, sctp=False):
+def floor_rtt(count, realtime=False, sctp=False):
     """The bare UDP round trip between two other processes (bench-udp-rtt), at the
     pings' interval: the floor under any data channel round trip at that moment.
     With realtime, both run under SCHED_FIFO (None without the privilege). With sctp,
@@ -135,9 +135,9 @@ def measure_parley(args, users):
     reply = users.control("alice", f"ping {args.pings}")
     ping = alice.wait_event("dc-ping", 60, pmark) if reply.returncode == 0 else None
     # The same number of bare UDP round trips while the call still runs.
-    floor = udp_floor(args.pings)
-    floor_rt = udp_floor(args.pings, realtime=True)
-    floor_sctp = udp_floor(args.pings, sctp=True)
+    floor = floor_rtt(args.pings)
+    floor_rt = floor_rtt(args.pings, realtime=True)
+    floor_sctp = floor_rtt(args.pings, sctp=True)
     users.control("alice", "hangup")
     alice.wait_exit(15)
     bob.stop()

@@ -55,14 +55,6 @@ struct Chain {
   guint64 first_ns;       /* the first hop's wake-up, written by thread 0 */
 };
 
-static guint64
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + (guint64) ts.tv_nsec;
-}
 
 static void
 pin_to (guint cpu)
@@ -111,7 +103,7 @@ hop_thread (void *data)
 
   while (wait_fd (hop->in_fd)) {
     if (hop->index == 0)
-      chain->first_ns = now_ns ();
+      chain->first_ns = parley_bench_now_ns ();
     post_fd (next_fd, 1);
   }
   post_fd (next_fd, G_MAXUINT64 - 1);
@@ -156,12 +148,12 @@ run_layout (Layout      layout,
     guint64 start;
 
     g_usleep (gap_us);
-    start = now_ns ();
+    start = parley_bench_now_ns ();
     post_fd (chain.hops[0].in_fd, 1);
     if (!wait_fd (chain.done_fd))
       g_error ("The chain stopped");
     parley_bench_hist_add (one, chain.first_ns - start);
-    parley_bench_hist_add (all, now_ns () - start);
+    parley_bench_hist_add (all, parley_bench_now_ns () - start);
   }
   post_fd (chain.hops[0].in_fd, G_MAXUINT64 - 1);
   for (guint i = 0; i < n_hops; i++) {

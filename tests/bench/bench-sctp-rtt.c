@@ -49,14 +49,6 @@ typedef struct {
 
 static Side side;
 
-static guint64
-now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + (guint64) ts.tv_nsec;
-}
 
 /* usrsctp hands every packet it produces to this, on the calling thread. */
 static int
@@ -72,20 +64,6 @@ conn_output (void    *addr,
   return 0;
 }
 
-static int
-bound_socket (struct sockaddr_in *addr)
-{
-  socklen_t len = sizeof *addr;
-  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-  memset (addr, 0, sizeof *addr);
-  addr->sin_family = AF_INET;
-  addr->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  if (fd < 0 || bind (fd, (struct sockaddr *) addr, sizeof *addr) != 0 ||
-      getsockname (fd, (struct sockaddr *) addr, &len) != 0)
-    g_error ("Cannot bind a UDP socket on loopback: %s", g_strerror (errno));
-  return fd;
-}
 
 static struct socket *
 sctp_socket (void)
@@ -120,7 +98,7 @@ pump (int timeout_ms)
     while ((n = recv (side.udp_fd, buf, sizeof buf, 0)) > 0)
       usrsctp_conninput (&side, buf, (size_t) n, 0);
   }
-  now = now_ns ();
+  now = parley_bench_now_ns ();
   if (now - side.last_timer_ns >= 10000000) {
     usrsctp_handle_timers ((uint32_t) ((now - side.last_timer_ns) / 1000000));
     side.last_timer_ns = now;
@@ -218,15 +196,15 @@ main (int   argc,
   }
 
   parley_bench_hist_reset (hist);
-  parent_fd = bound_socket (&parent_addr);
-  child_fd = bound_socket (&child_addr);
+  parent_fd = parley_bench_udp_socket (&parent_addr, TRUE);
+  child_fd = parley_bench_udp_socket (&child_addr, TRUE);
   child = fork ();
   if (child < 0)
     g_error ("fork: %s", g_strerror (errno));
 
   usrsctp_init_nothreads (0, conn_output, NULL);
   usrsctp_register_address (&side);
-  side.last_timer_ns = now_ns ();
+  side.last_timer_ns = parley_bench_now_ns ();
   if (child == 0) {
     close (parent_fd);
     side.udp_fd = child_fd;
@@ -242,7 +220,7 @@ main (int   argc,
   if (usrsctp_connect (side.sock, (struct sockaddr *) &remote, sizeof remote) != 0 &&
       errno != EINPROGRESS)
     g_error ("usrsctp_connect: %s", g_strerror (errno));
-  deadline = now_ns () + 10 * G_GUINT64_CONSTANT (1000000000);
+  deadline = parley_bench_now_ns () + 10 * G_GUINT64_CONSTANT (1000000000);
   for (;;) {
     struct sctp_status state = { 0 };
     socklen_t len = sizeof state;
@@ -250,24 +228,24 @@ main (int   argc,
     if (usrsctp_getsockopt (side.sock, IPPROTO_SCTP, SCTP_STATUS, &state, &len) == 0 &&
         state.sstat_state == SCTP_ESTABLISHED)
       break;
-    if (now_ns () > deadline)
+    if (parley_bench_now_ns () > deadline)
       g_error ("The SCTP association did not come up");
     pump (10);
   }
 
-  next = now_ns ();
+  next = parley_bench_now_ns ();
   for (int i = 0; i < count; i++) {
     guint64 stamp, back = 0, limit;
     gboolean got = FALSE;
 
     next += (guint64) interval_ms * 1000000;
-    while (now_ns () < next)
-      pump ((int) MAX (0, ((gint64) next - (gint64) now_ns ()) / 1000000));
-    stamp = now_ns ();
+    while (parley_bench_now_ns () < next)
+      pump ((int) MAX (0, ((gint64) next - (gint64) parley_bench_now_ns ()) / 1000000));
+    stamp = parley_bench_now_ns ();
     if (!send_message (&stamp, sizeof stamp, unordered))
       g_error ("usrsctp_sendv: %s", g_strerror (errno));
     limit = stamp + G_GUINT64_CONSTANT (1000000000);
-    while (!got && now_ns () < limit) {
+    while (!got && parley_bench_now_ns () < limit) {
       ssize_t n;
 
       pump (1);
@@ -278,7 +256,7 @@ main (int   argc,
       lost++;
       continue;
     }
-    back = now_ns () - stamp;
+    back = parley_bench_now_ns () - stamp;
     max = MAX (max, back);
     parley_bench_hist_add (hist, back);
   }

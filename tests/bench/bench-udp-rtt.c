@@ -35,29 +35,7 @@
 
 #include "parley-bench-util.h"
 
-static guint64
-now_ns (void)
-{
-  struct timespec ts;
 
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + (guint64) ts.tv_nsec;
-}
-
-static int
-bound_socket (struct sockaddr_in *addr)
-{
-  socklen_t len = sizeof *addr;
-  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-  memset (addr, 0, sizeof *addr);
-  addr->sin_family = AF_INET;
-  addr->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  if (fd < 0 || bind (fd, (struct sockaddr *) addr, sizeof *addr) != 0 ||
-      getsockname (fd, (struct sockaddr *) addr, &len) != 0)
-    g_error ("Cannot bind a UDP socket on loopback: %s", g_strerror (errno));
-  return fd;
-}
 
 /* The echo process: sends every datagram back where it came from until
  * its parent goes away. */
@@ -127,8 +105,8 @@ main (int   argc,
     }
   }
   parley_bench_hist_reset (hist);
-  echo_fd = bound_socket (&echo_addr);
-  ping_fd = bound_socket (&ping_addr);
+  echo_fd = parley_bench_udp_socket (&echo_addr, FALSE);
+  ping_fd = parley_bench_udp_socket (&ping_addr, FALSE);
   setsockopt (ping_fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   child = fork ();
   if (child < 0)
@@ -139,15 +117,15 @@ main (int   argc,
   }
   close (echo_fd);
 
-  next = now_ns ();
+  next = parley_bench_now_ns ();
   for (int i = 0; i < count; i++) {
     guint64 stamp, back;
     ssize_t n;
 
     next += (guint64) interval_ms * 1000000;
-    while (now_ns () < next)
-      g_usleep ((next - now_ns ()) / 1000);
-    stamp = now_ns ();
+    while (parley_bench_now_ns () < next)
+      g_usleep ((next - parley_bench_now_ns ()) / 1000);
+    stamp = parley_bench_now_ns ();
     if (sendto (ping_fd, &stamp, sizeof stamp, 0, (struct sockaddr *) &echo_addr,
                 sizeof echo_addr) != sizeof stamp)
       g_error ("sendto: %s", g_strerror (errno));
@@ -160,7 +138,7 @@ main (int   argc,
       lost++;
       continue;
     }
-    back = now_ns () - stamp;
+    back = parley_bench_now_ns () - stamp;
     max = MAX (max, back);
     parley_bench_hist_add (hist, back);
   }

@@ -3,7 +3,12 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
 
 #include "parley-bench-util.h"
 
@@ -518,4 +523,43 @@ parley_bench_report_rtt (const char            *what,
   if (json)
     g_print ("{\"p50Ms\":%.3f,\"p90Ms\":%.3f,\"p99Ms\":%.3f,\"maxMs\":%.3f,\"lost\":%u}\n",
              p50, p90, p99, max_ns / 1e6, lost);
+}
+
+/**
+ * parley_bench_now_ns:
+ *
+ * Returns: CLOCK_MONOTONIC in nanoseconds
+ */
+guint64
+parley_bench_now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + (guint64) ts.tv_nsec;
+}
+
+/**
+ * parley_bench_udp_socket:
+ * @addr: (out): the address it is bound to
+ * @nonblocking: whether reads and writes should not block
+ *
+ * Makes a UDP socket bound to a free port on 127.0.0.1; aborts if it cannot.
+ *
+ * Returns: the socket
+ */
+int
+parley_bench_udp_socket (struct sockaddr_in *addr,
+                         gboolean            nonblocking)
+{
+  socklen_t len = sizeof *addr;
+  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+
+  memset (addr, 0, sizeof *addr);
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  if (fd < 0 || bind (fd, (struct sockaddr *) addr, sizeof *addr) != 0 ||
+      getsockname (fd, (struct sockaddr *) addr, &len) != 0)
+    g_error ("Cannot bind a UDP socket on loopback: %s", g_strerror (errno));
+  return fd;
 }

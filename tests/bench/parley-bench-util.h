@@ -8,6 +8,7 @@
 #pragma once
 
 #include <glib.h>
+#include <netinet/in.h>
 
 G_BEGIN_DECLS
 
@@ -39,6 +40,9 @@ void     parley_bench_hist_add        (ParleyBenchHist       *hist,
                                        guint64                value);
 guint64  parley_bench_hist_percentile (const ParleyBenchHist *hist,
                                        double                 q);
+guint64  parley_bench_now_ns          (void);
+int      parley_bench_udp_socket      (struct sockaddr_in    *addr,
+                                       gboolean               nonblocking);
 void     parley_bench_report_rtt      (const char            *what,
                                        const ParleyBenchHist *hist,
                                        guint64                max_ns,

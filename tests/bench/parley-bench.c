@@ -226,10 +226,7 @@ static Bench B;
 static gint64
 now_ns (void)
 {
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (gint64) ts.tv_sec * NS_PER_S + ts.tv_nsec;
+  return (gint64) parley_bench_now_ns ();
 }
 
 static void
