@@ -6,9 +6,9 @@
 #include "parley-store-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The dedup filter (see DedupFilter). It has 32 bits per key when (re)built,
@@ -284,7 +284,14 @@ indexer_apply (ParleyStore  *self,
 }
 
 /* Removes the first @n_msgs messages and @n_receipts receipts from the
- * tail, which the index has now. */
+ * tail, which the index has now. Called and returns with tail_lock held,
+ * but lets go of it after every TAIL_DROP_CHUNK entries: a transaction's
+ * worth (up to 40,000 entries, several milliseconds, run at the indexer's
+ * low priority) would otherwise hold up the writer and the network thread
+ * for as long. Queries combine the index, which already has every entry
+ * dropped here, with the tail, so any point between two chunks answers as
+ * well as before or after. Only this thread reads the front of the global
+ * arrays, so they are cut once at the end. */
 static void
 tail_drop_indexed_locked (ParleyStore *self,
                           guint        n_msgs,
@@ -297,17 +304,80 @@ tail_drop_indexed_locked (ParleyStore *self,
      * that the writer finds the key in one or the other. */
     dedup_filter_add (self->dedup_filter, msg->key.sender, msg->key.id_hash);
     store_tail_remove_message_locked (self, msg, TRUE);
-    store_tail_message_free (msg);
+    if ((i + 1) % TAIL_DROP_CHUNK == 0) {
+      g_mutex_unlock (&self->tail_lock);
+      g_mutex_lock (&self->tail_lock);
+    }
   }
-  g_ptr_array_remove_range (self->tail_messages, 0, n_msgs);
-
   for (guint i = 0; i < n_receipts; i++) {
-    TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, i);
-
-    store_tail_remove_receipt_locked (self, receipt, TRUE);
-    g_free (receipt);
+    store_tail_remove_receipt_locked (self, g_ptr_array_index (self->tail_receipts, i), TRUE);
+    if ((i + 1) % TAIL_DROP_CHUNK == 0) {
+      g_mutex_unlock (&self->tail_lock);
+      g_mutex_lock (&self->tail_lock);
+    }
   }
+  g_mutex_unlock (&self->tail_lock);
+  for (guint i = 0; i < n_msgs; i++)
+    store_tail_message_free (g_ptr_array_index (self->tail_messages, i));
+  for (guint i = 0; i < n_receipts; i++)
+    g_free (g_ptr_array_index (self->tail_receipts, i));
+  g_mutex_lock (&self->tail_lock);
+  g_ptr_array_remove_range (self->tail_messages, 0, n_msgs);
   g_ptr_array_remove_range (self->tail_receipts, 0, n_receipts);
+}
+
+/* The index's WAL hook: how many frames its WAL holds after a commit. */
+int
+store_index_wal_hook_cb (void       *data,
+                         sqlite3    *db,
+                         const char *name,
+                         int         n_frames)
+{
+  ParleyStore *self = data;
+
+  self->index_wal_frames = n_frames;
+  return SQLITE_OK;
+}
+
+/* After an index transaction: writes its pages back to the disk paced (see
+ * store_writeback_paced()), and once the WAL holds INDEX_CHECKPOINT_FRAMES
+ * frames, checkpoints it. SQLite's own checkpoint would sync the WAL and
+ * then every page it copied, each in one go; here the WAL, already written
+ * back, is synced, the checkpoint runs without syncing (synchronous=OFF
+ * for its duration), and the index file is written back paced and synced.
+ * Only the indexer writes to the index, and the WAL restarts (overwrites
+ * its frames) only in its next transaction, after all this: a power loss
+ * in between finds every copied page in the WAL still. */
+static void
+indexer_write_back (ParleyStore *self)
+{
+  g_autofree char *wal_path = g_strconcat (self->index_path, "-wal", NULL);
+  int wal_fd = open (wal_path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+
+  if (wal_fd < 0)
+    return;
+  if (fstat (wal_fd, &st) == 0)
+    store_writeback_paced (wal_fd, 0, st.st_size);
+  if (self->index_wal_frames >= g_atomic_int_get (&self->index_checkpoint_frames)) {
+    int fd = open (self->index_path, O_RDONLY | O_CLOEXEC);
+
+    if (fd >= 0 && fdatasync (wal_fd) == 0) {
+      sqlite3_exec (self->idx, "PRAGMA synchronous=OFF", NULL, NULL, NULL);
+      if (sqlite3_wal_checkpoint_v2 (self->idx, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                     NULL) != SQLITE_OK)
+        g_debug ("Cannot checkpoint the index: %s", sqlite3_errmsg (self->idx));
+      sqlite3_exec (self->idx, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+      if (fstat (fd, &st) == 0)
+        store_writeback_paced (fd, 0, st.st_size);
+      if (fdatasync (fd) != 0)
+        g_warning ("Cannot sync the message index: %s", g_strerror (errno));
+      self->index_wal_frames = 0;
+    }
+    if (fd >= 0)
+      close (fd);
+  }
+  close (wal_fd);
 }
 
 gpointer
@@ -317,11 +387,7 @@ store_indexer_thread (gpointer data)
   g_autoptr(GPtrArray) msgs = g_ptr_array_new ();
   g_autoptr(GPtrArray) receipts = g_ptr_array_new ();
 
-  /* Indexing is deferrable work: when it competes for a CPU with the
-   * threads on the ack path, they should win, and it should run in their
-   * idle time (waiting for fsync, for the network). */
-  if (setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), INDEXER_NICE) != 0)
-    g_debug ("Cannot lower the indexer's priority: %s", g_strerror (errno));
+  store_thread_deferrable ("indexer");
 
   g_mutex_lock (&self->tail_lock);
   for (;;) {
@@ -384,6 +450,8 @@ store_indexer_thread (gpointer data)
     ok = indexer_apply (self, (TailMessage **) msgs->pdata, n_msgs,
                         (TailReceipt **) receipts->pdata, n_receipts,
                         from_seq, to_seq, to_receipt);
+    if (ok)
+      indexer_write_back (self);
 
     g_mutex_lock (&self->tail_lock);
     if (ok) {

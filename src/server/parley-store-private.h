@@ -43,8 +43,13 @@ G_BEGIN_DECLS
  * costs much more than one row. */
 #define INDEX_BULK_ROWS 64
 
-/* The indexer thread's nice value (see indexer_thread()). */
-#define INDEXER_NICE 10
+/* The indexer drops indexed entries from the tail this many at a time
+ * between two turns of tail_lock. */
+#define TAIL_DROP_CHUNK 256
+
+/* The nice value of the indexer and the checkpointer where SCHED_IDLE is
+ * refused (see store_thread_deferrable()). */
+#define DEFERRABLE_NICE 10
 
 /* Checkpoints of the log run in two phases so that commits never wait for
  * one. Once the WAL holds CHECKPOINT_FRAMES frames, a background thread
@@ -52,13 +57,29 @@ G_BEGIN_DECLS
  * writer). As the writer keeps appending meanwhile, the WAL would never be
  * completely checkpointed and so never restart; so the writer then finishes
  * the job between two batches, which only copies the few frames written
- * during the background phase, and its next transaction starts the WAL
- * afresh. If the WAL still grows to CHECKPOINT_FRAMES_HARD, the writer
- * checkpoints it all itself. The index is checkpointed by the indexer after
- * its commits (wal_autocheckpoint). */
+ * during the background phase (the background thread makes further passes
+ * until at most CHECKPOINT_FINISH_FRAMES are left, and syncs the pages it
+ * copied), and its next transaction starts the WAL afresh. If the WAL
+ * still grows to CHECKPOINT_FRAMES_HARD, the writer checkpoints it all
+ * itself. The index is checkpointed by the indexer between its
+ * transactions (indexer_write_back()). */
 #define CHECKPOINT_FRAMES 16000
 #define CHECKPOINT_FRAMES_HARD (CHECKPOINT_FRAMES * 4)
-#define INDEX_AUTOCHECKPOINT_PAGES 8000
+#define CHECKPOINT_FINISH_FRAMES 1000
+#define CHECKPOINT_PASSES 4
+
+/* The indexer checkpoints the index itself once its WAL has this many
+ * frames (see indexer_write_back()). */
+#define INDEX_CHECKPOINT_FRAMES 8000
+
+/* Background writes (checkpoints of the log and everything of the index)
+ * reach the disk in chunks of WRITEBACK_CHUNK bytes, with a rest of
+ * WRITEBACK_REST times the chunk's own write time after each chunk that
+ * took longer than WRITEBACK_BUSY_US (see store_writeback_paced()). */
+#define WRITEBACK_CHUNK (1024 * 1024)
+#define WRITEBACK_BUSY_US 100
+#define WRITEBACK_REST 4
+#define WRITEBACK_MAX_REST_US 20000
 
 /* The log's WAL is written with zeros ahead of use, WAL_PRIME_FRAMES frames
  * at a time, whenever fewer than half of that are left beyond the frames in
@@ -209,6 +230,7 @@ struct _ParleyStore {
   gboolean checkpoint_quit;
   gint checkpoint_state;  /* atomic, CHECKPOINT_* */
   gint wal_frames;        /* atomic */
+  gint64 log_synced_size; /* only the checkpointer uses it */
 
   /* The log's WAL, and how much of it the writer has primed. */
   char *wal_path;
@@ -217,6 +239,8 @@ struct _ParleyStore {
 
   /* The indexer thread and its connection to the index. */
   sqlite3 *idx;
+  gint index_wal_frames;  /* set by its WAL hook, only in the indexer */
+  gint index_checkpoint_frames;   /* atomic, INDEX_CHECKPOINT_FRAMES */
   IndexerStatements is;
   GThread *indexer;
 
@@ -322,6 +346,12 @@ store_indexer_statements_init (IndexerStatements *is,
 gpointer
 store_indexer_thread (gpointer data);
 
+int
+store_index_wal_hook_cb (void       *data,
+                         sqlite3    *db,
+                         const char *name,
+                         int         n_frames);
+
 /* parley-store-writer.c */
 gpointer
 store_checkpointer_thread (gpointer data);
@@ -338,6 +368,14 @@ store_wal_hook_cb (void       *data,
                    sqlite3    *db,
                    const char *name,
                    int         n_frames);
+
+void
+store_thread_deferrable (const char *what);
+
+void
+store_writeback_paced (int    fd,
+                       gint64 from,
+                       gint64 to);
 
 void
 store_writer_statements_clear (WriterStatements *ws);

@@ -586,8 +586,8 @@ index_open (ParleyStore  *self,
     return FALSE;
   }
 
-  sqlite3_exec (self->idx, "PRAGMA wal_autocheckpoint=" G_STRINGIFY (INDEX_AUTOCHECKPOINT_PAGES),
-                NULL, NULL, NULL);
+  /* The indexer checkpoints the index itself (indexer_write_back()). */
+  sqlite3_wal_hook (self->idx, store_index_wal_hook_cb, self);
   if (!store_indexer_statements_init (&self->is, self->idx)) {
     set_sqlite_error (error, self->idx, "Cannot store_prepare statements");
     return FALSE;
@@ -862,6 +862,7 @@ parley_store_open (const char            *path,
   self = g_new0 (ParleyStore, 1);
   self->path = g_strdup (path);
   self->index_path = g_strconcat (path, "-index", NULL);
+  self->index_checkpoint_frames = INDEX_CHECKPOINT_FRAMES;
   self->wal_path = g_strconcat (path, "-wal", NULL);
   self->batch_done = batch_done;
   self->user_data = user_data;
@@ -1011,6 +1012,24 @@ parley_store_pause_indexer (ParleyStore *self,
   g_cond_broadcast (&self->index_cond);
   g_cond_broadcast (&self->indexed_cond);
   g_mutex_unlock (&self->tail_lock);
+}
+
+/**
+ * parley_store_set_index_checkpoint_frames:
+ * @self: a store
+ * @n_frames: frames
+ *
+ * For tests: the indexer checkpoints the index after a transaction that
+ * leaves at least @n_frames frames in its WAL (INDEX_CHECKPOINT_FRAMES).
+ */
+void
+parley_store_set_index_checkpoint_frames (ParleyStore *self,
+                                          int          n_frames)
+{
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (n_frames > 0);
+
+  g_atomic_int_set (&self->index_checkpoint_frames, n_frames);
 }
 
 /**

@@ -1424,6 +1424,96 @@ test_index_large_backlog (Fixture       *f,
   check_pending (f, u2, seqs, n, delivered);
 }
 
+static gint64
+file_size (const char *path)
+{
+  GStatBuf st;
+
+  return g_stat (path, &st) == 0 ? (gint64) st.st_size : -1;
+}
+
+/* The indexer checkpoints the index itself, between its transactions and
+ * with its own paced write-back and syncs (indexer_write_back()). With a
+ * checkpoint after every transaction, the index's WAL restarts instead of
+ * growing, and the index answers exactly: at once, from a copy of the files
+ * taken while the store runs (what kill -9 leaves behind), and after a
+ * clean restart. */
+static void
+test_index_checkpoints (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  const char *suffixes[] = { "", "-wal", "-index", "-index-wal" };
+  const guint rounds = 6, per_round = 3000;
+  g_autofree gint64 *seqs = g_new (gint64, rounds * per_round);
+  g_autofree char *wal = g_strconcat (f->path, "-index-wal", NULL);
+  g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GPtrArray) copies = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  gint64 first_size = 0, size = 0;
+  guint n_ops = 0;
+
+  parley_store_set_index_checkpoint_frames (f->store, 1);
+  for (guint round = 0; round < rounds; round++) {
+    for (guint i = 0; i < per_round; i++) {
+      g_autofree char *id = g_strdup_printf ("c%u-%u", round, i);
+
+      parley_store_submit (f->store, message_op (u1, u2, id, "checkpointed", 1));
+    }
+    collector_wait (&f->c, n_ops + per_round);
+    for (guint i = 0; i < per_round; i++) {
+      ParleyStoreOp *op = collector_get (&f->c, n_ops + i);
+
+      g_assert_no_error (op->error);
+      seqs[round * per_round + i] = op->seq;
+    }
+    n_ops += per_round;
+    for (guint i = 0; i < per_round; i += 7) {
+      gint64 *seq = &seqs[round * per_round + i];
+
+      parley_store_submit (f->store, received_op (u2, *seq));
+      g_hash_table_add (delivered, seq);
+      collector_wait (&f->c, ++n_ops);
+      g_assert_no_error (collector_get (&f->c, n_ops - 1)->error);
+    }
+    g_assert_true (parley_store_flush_index (f->store));
+    size = file_size (wal);
+    g_assert_cmpint (size, >, 0);
+    if (round == 0)
+      first_size = size;
+  }
+  /* It grows a little with the b-trees (here to about 2.5 times the first
+   * round's size); without the checkpoints it holds all six rounds, about
+   * ten times. */
+  g_assert_cmpint (size, <, 4 * first_size);
+  check_pending (f, u2, seqs, rounds * per_round, delivered);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *path = g_strconcat (f->path, suffixes[i], NULL);
+    char *contents = NULL;
+    gsize length = 0;
+
+    g_assert_true (g_file_get_contents (path, &contents, &length, NULL));
+    g_ptr_array_add (copies, g_bytes_new_take (contents, length));
+  }
+  close_store (f);
+  g_ptr_array_set_size (f->c.ops, 0);
+  open_store (f);
+  check_pending (f, u2, seqs, rounds * per_round, delivered);
+
+  close_store (f);
+  remove_database (f->path);
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *path = g_strconcat (f->path, suffixes[i], NULL);
+    GBytes *bytes = copies->pdata[i];
+
+    g_assert_true (g_file_set_contents (path, g_bytes_get_data (bytes, NULL),
+                                        (gssize) g_bytes_get_size (bytes), NULL));
+  }
+  open_store (f);
+  check_pending (f, u2, seqs, rounds * per_round, delivered);
+}
+
 /* Checks that @user's history and pending messages are exactly the
  * messages @stored (seqs, in order, all from @user to @peer) of which those
  * with @delivered unset are pending. */
@@ -1554,6 +1644,7 @@ main (int argc, char **argv)
   ADD ("/store/dedup-time-ordered-ids", test_dedup_time_ordered_ids);
   ADD ("/store/index-large-backlog", test_index_large_backlog);
   ADD ("/store/failed-batch-rolled-back", test_failed_batch_rolled_back);
+  ADD ("/store/index-checkpoints", test_index_checkpoints);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
   g_test_add_func ("/store/schema-version", test_schema_version);
