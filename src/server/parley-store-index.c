@@ -5,6 +5,8 @@
 
 #include "parley-store-private.h"
 
+#include "parley-sched.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -387,7 +389,7 @@ store_indexer_thread (gpointer data)
   g_autoptr(GPtrArray) msgs = g_ptr_array_new ();
   g_autoptr(GPtrArray) receipts = g_ptr_array_new ();
 
-  store_thread_deferrable ("indexer");
+  parley_sched_deferrable ("indexer");
 
   g_mutex_lock (&self->tail_lock);
   for (;;) {

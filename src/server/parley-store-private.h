@@ -47,10 +47,6 @@ G_BEGIN_DECLS
  * between two turns of tail_lock. */
 #define TAIL_DROP_CHUNK 256
 
-/* The nice value of the indexer and the checkpointer where SCHED_IDLE is
- * refused (see store_thread_deferrable()). */
-#define DEFERRABLE_NICE 10
-
 /* Checkpoints of the log run in two phases so that commits never wait for
  * one. Once the WAL holds CHECKPOINT_FRAMES frames, a background thread
  * copies them into the database (a passive checkpoint, concurrent with the
@@ -368,9 +364,6 @@ store_wal_hook_cb (void       *data,
                    sqlite3    *db,
                    const char *name,
                    int         n_frames);
-
-void
-store_thread_deferrable (const char *what);
 
 void
 store_writeback_paced (int    fd,

@@ -5,14 +5,12 @@
 
 #include "parley-store-private.h"
 
+#include "parley-sched.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Called after every commit on a connection with the number of frames in the
@@ -119,36 +117,12 @@ checkpoint_in_background (ParleyStore *self)
     close (fd);
 }
 
-/**
- * store_thread_deferrable:
- * @what: the thread, for the log
- *
- * Makes the calling thread's work deferrable: indexing and checkpoints
- * should run in the idle time of the threads on the ack path (while they
- * wait for fsync, for the network), and when they compete for a CPU, the
- * ack path should win at once. SCHED_IDLE does that (a thread of it is
- * preempted as soon as another wakes); at nice 10, as before, the indexer
- * ran for whole time slices while acks waited (ack p99 in the chat x1
- * benchmark 6.5-7.6 ms against 5.1-6.4 ms). If the indexer falls far
- * behind, the writer waits for it (INDEX_MAX_ROWS), which frees the CPU.
- */
-void
-store_thread_deferrable (const char *what)
-{
-  struct sched_param param = { 0 };
-
-  if (pthread_setschedparam (pthread_self (), SCHED_IDLE, &param) == 0)
-    return;
-  if (setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), DEFERRABLE_NICE) != 0)
-    g_debug ("Cannot lower the %s's priority: %s", what, g_strerror (errno));
-}
-
 gpointer
 store_checkpointer_thread (gpointer data)
 {
   ParleyStore *self = data;
 
-  store_thread_deferrable ("checkpointer");
+  parley_sched_deferrable ("checkpointer");
 
   g_mutex_lock (&self->checkpoint_lock);
   for (;;) {
@@ -682,6 +656,8 @@ store_writer_thread (gpointer data)
 {
   ParleyStore *self = data;
   g_autoptr(GPtrArray) batch = g_ptr_array_sized_new (MAX_BATCH);
+
+  parley_sched_latency_critical ("writer");
 
   for (;;) {
     GPtrArray *tmp;

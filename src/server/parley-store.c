@@ -856,6 +856,7 @@ parley_store_open (const char            *path,
 {
   ParleyStore *self;
   gint64 max_seq, max_receipt;
+  GStatBuf st;
 
   g_return_val_if_fail (path != NULL, NULL);
 
@@ -911,6 +912,11 @@ parley_store_open (const char            *path,
   self->cdb = open_connection (path, FALSE, TRUE, error);
   if (self->cdb == NULL)
     goto fail;
+  /* What is in the file already needs no paced write-back: whatever of it
+   * is still dirty is written back in one call before the first paced
+   * range (checkpoint_in_background()). */
+  if (g_stat (path, &st) == 0)
+    self->log_synced_size = st.st_size;
 
   if (!load_users (self, error))
     goto fail;

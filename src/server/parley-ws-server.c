@@ -15,6 +15,7 @@
 
 #include "parley-envelope.h"
 #include "parley-router.h"
+#include "parley-sched.h"
 #include "parley-token.h"
 #include "parley-ws-frame.h"
 #include "parley-ws-server.h"
@@ -1362,6 +1363,7 @@ network_thread (gpointer data)
   struct epoll_event events[MAX_EVENTS];
   gboolean running = TRUE;
 
+  parley_sched_latency_critical ("network thread");
   self->now_us = g_get_monotonic_time ();
   self->now_s = self->now_us / G_USEC_PER_SEC;
   self->last_sweep = self->now_s;
