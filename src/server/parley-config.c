@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "parley-config.h"
+#include "parley-sched.h"
 
 /**
  * parley_config_new:
@@ -148,6 +149,16 @@ parley_config_load_file (ParleyConfig *self,
   g_clear_pointer (&text, g_free);
   READ_UINT ("server", "port", port, 65535);
   READ_UINT ("server", "backlog", listen_backlog, 65535);
+  if ((text = g_key_file_get_string (file, "server", "background-cpus", NULL))) {
+    g_autoptr (GError) local_error = NULL;
+
+    if (!parley_sched_parse_cpus (text, &self->background_cpus, &local_error)) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                   "[server] background-cpus: %s", local_error->message);
+      return FALSE;
+    }
+  }
+  g_clear_pointer (&text, g_free);
 
   if ((text = g_key_file_get_string (file, "auth", "token-key", NULL))) {
     gboolean ok = set_token_key (self, g_strstrip (text), error);

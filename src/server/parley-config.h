@@ -19,6 +19,7 @@ typedef struct {
   guint port;                     /* [server] port, default 8421; 0 picks a free one */
   char *db_path;                  /* [server] database, default "parley.db" */
   guint listen_backlog;           /* [server] backlog, default 4096 */
+  guint64 background_cpus;        /* [server] background-cpus, a bit per CPU; 0: any */
 
   guint8 token_key[PARLEY_TOKEN_KEY_LEN]; /* [auth] token-key (base64), else kept in DB.key */
   gboolean has_token_key;

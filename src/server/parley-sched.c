@@ -7,6 +7,7 @@
 #include "parley-sched.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,6 +31,10 @@ struct parley_sched_attr {
   uint64_t sched_deadline;
   uint64_t sched_period;
 };
+
+/* [server] background-cpus: the CPUs deferrable threads may run on, a bit
+ * per CPU; 0: wherever the process may. Set once before the store starts. */
+static guint64 background_cpus;
 
 static pid_t
 current_tid (void)
@@ -84,4 +89,74 @@ parley_sched_deferrable (const char *what)
 {
   if (setpriority (PRIO_PROCESS, (id_t) current_tid (), DEFERRABLE_NICE) != 0)
     g_debug ("Cannot lower the %s's priority: %s", what, g_strerror (errno));
+
+  if (background_cpus != 0) {
+    cpu_set_t set;
+
+    CPU_ZERO (&set);
+    for (guint cpu = 0; cpu < 64; cpu++) {
+      if (background_cpus & (G_GUINT64_CONSTANT (1) << cpu))
+        CPU_SET (cpu, &set);
+    }
+    if (sched_setaffinity (0, sizeof set, &set) != 0)
+      g_warning ("Cannot move the %s to the background CPUs: %s", what, g_strerror (errno));
+  }
+}
+
+/**
+ * parley_sched_parse_cpus:
+ * @list: CPUs as in taskset(1) -c: numbers and ranges separated by commas
+ *   ("0-1", "1,3")
+ * @cpus: (out): a bit per CPU
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE if @list names at least one CPU, all below 64
+ */
+gboolean
+parley_sched_parse_cpus (const char  *list,
+                         guint64     *cpus,
+                         GError     **error)
+{
+  g_auto (GStrv) parts = g_strsplit (list, ",", -1);
+  guint64 result = 0;
+
+  for (guint i = 0; parts[i] != NULL; i++) {
+    g_auto (GStrv) range = g_strsplit (g_strstrip (parts[i]), "-", 2);
+    guint64 first, last;
+
+    if (range[0] == NULL ||
+        !g_ascii_string_to_unsigned (range[0], 10, 0, 63, &first, NULL) ||
+        (range[1] != NULL && !g_ascii_string_to_unsigned (range[1], 10, first, 63, &last, NULL))) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "Not a CPU list (numbers 0-63 and ranges such as 0-3, separated by "
+                   "commas): \"%s\"", list);
+      return FALSE;
+    }
+    if (range[1] == NULL)
+      last = first;
+    for (guint64 cpu = first; cpu <= last; cpu++)
+      result |= G_GUINT64_CONSTANT (1) << cpu;
+  }
+  if (result == 0) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "No CPU in \"%s\"", list);
+    return FALSE;
+  }
+  *cpus = result;
+  return TRUE;
+}
+
+/**
+ * parley_sched_set_background_cpus:
+ * @cpus: a bit per CPU, or 0 for wherever the process may run
+ *
+ * Where deferrable threads started from now on run ([server]
+ * background-cpus). An operator who gives the ack path a CPU of its own
+ * (taskset, systemd's CPUAffinity) can let the indexer and the checkpointer
+ * use the others; their affinity is set explicitly, so it may be wider
+ * than the process's.
+ */
+void
+parley_sched_set_background_cpus (guint64 cpus)
+{
+  background_cpus = cpus;
 }

@@ -5,7 +5,11 @@
 
 G_BEGIN_DECLS
 
-void parley_sched_latency_critical (const char *what);
-void parley_sched_deferrable       (const char *what);
+void     parley_sched_latency_critical     (const char  *what);
+void     parley_sched_deferrable           (const char  *what);
+gboolean parley_sched_parse_cpus           (const char  *list,
+                                            guint64     *cpus,
+                                            GError     **error);
+void     parley_sched_set_background_cpus  (guint64      cpus);
 
 G_END_DECLS

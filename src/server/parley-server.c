@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "parley-http-api.h"
+#include "parley-sched.h"
 #include "parley-server.h"
 #include "parley-store.h"
 #include "parley-token.h"
@@ -195,6 +196,7 @@ parley_server_new (ParleyConfig *config,
   self->ws = parley_ws_server_new (config, error);
   if (self->ws == NULL)
     return NULL;
+  parley_sched_set_background_cpus (config->background_cpus);
   self->store = parley_store_open (config->db_path, parley_ws_server_store_done, self->ws, error);
   if (self->store == NULL)
     return NULL;

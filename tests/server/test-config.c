@@ -46,7 +46,7 @@ test_file (void)
   g_autoptr (GError) error = NULL;
   g_autofree char *key = g_base64_encode ((const guchar *) "0123456789abcdef0123456789abcdef", 32);
   g_autofree char *text = g_strdup_printf (
-    "[server]\nlisten=::1\nport=9000\ndatabase=/tmp/x.db\n"
+    "[server]\nlisten=::1\nport=9000\ndatabase=/tmp/x.db\nbackground-cpus=1,3-4\n"
     "[auth]\ntoken-key=%s\naccess-ttl=60\nargon2-ops=1\nargon2-mem-kib=8\n"
     "[turn]\nsecret=s3cret\nuris=turn:a:3478?transport=udp;turn:b:3478?transport=tcp\nttl=120\n"
     "[ws]\nrate=5\nrate-burst=10\n", key);
@@ -57,6 +57,7 @@ test_file (void)
   g_assert_cmpstr (config->listen_address, ==, "::1");
   g_assert_cmpuint (config->port, ==, 9000);
   g_assert_cmpstr (config->db_path, ==, "/tmp/x.db");
+  g_assert_cmphex (config->background_cpus, ==, 0x1a);
   g_assert_true (config->has_token_key);
   g_assert_cmpmem (config->token_key, 32, "0123456789abcdef0123456789abcdef", 32);
   g_assert_cmpint (config->access_ttl, ==, 60);
@@ -104,6 +105,11 @@ test_bad_values (void)
   const char *bad[] = {
     "[server]\nport=70000\n",
     "[server]\nport=-1\n",
+    "[server]\nbackground-cpus=\n",
+    "[server]\nbackground-cpus=one\n",
+    "[server]\nbackground-cpus=3-1\n",
+    "[server]\nbackground-cpus=64\n",
+    "[server]\nbackground-cpus=0,,1\n",
     "[auth]\naccess-ttl=abc\n",
     "[auth]\naccess-ttl=5\n",
     "[auth]\ntoken-key=dG9vIHNob3J0\n",
