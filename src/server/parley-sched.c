@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* How the server's threads share a CPU: the threads on the ack path (the
- * network thread, the store's writer) against the deferrable ones (the
- * indexer, the checkpointer). */
+/* How the server's threads share a CPU: the ack path (the network thread,
+ * the store's writer) against the deferrable work (the indexer, the
+ * checkpointer). */
 #define G_LOG_DOMAIN "parley-sched"
 
 #include "parley-sched.h"
@@ -50,9 +50,11 @@ current_tid (void)
  * nice value. Under EEVDF (Linux 6.6 on; custom slices since 6.12) a
  * thread's slice sets its virtual deadline, so a short one makes the
  * thread, once woken, preempt a deferrable thread at once instead of
- * waiting out that thread's slice (chat x1 benchmark: ack p99 5.8 - 5.9 ms
- * against 6.3 - 6.6 ms). The thread is not favoured over others in CPU
- * share. Older kernels ignore the slice; no privilege is needed.
+ * waiting out that thread's slice (chat x1 benchmark, for the network
+ * thread and the writer: ack p99 5.8 - 5.9 ms against 6.3 - 6.6 ms; the
+ * writer no longer asks, see store_writer_thread()). The thread is not
+ * favoured over others in CPU share. Older kernels ignore the slice; no
+ * privilege is needed.
  */
 void
 parley_sched_latency_critical (const char *what)

@@ -44,11 +44,12 @@ store_wal_hook_cb (void       *data,
  *
  * Writes the dirty pages of @fd between @from and @to back to the disk, a
  * WRITEBACK_CHUNK at a time, and rests after each chunk that kept the disk
- * busy. This machine's disk (like most) has a volatile write cache, so the
- * fdatasync of every commit flushes it, and with it everything written to
- * the disk since the last flush: tens of megabytes of a checkpoint written
- * in one go held up the commits that met them for 10-60 ms. In chunks, a
- * commit meets at most one. Pages already clean cost a look-up.
+ * busy. On a disk with a volatile write cache (most disks, and virtual
+ * ones), the fdatasync of every commit flushes that cache, and waits for
+ * everything written to the disk before it: tens of megabytes of a
+ * checkpoint written in one go held up the commits that met them for
+ * 10-60 ms. In chunks, a commit meets at most one. Pages already clean
+ * cost a look-up.
  */
 void
 store_writeback_paced (int    fd,
@@ -657,7 +658,10 @@ store_writer_thread (gpointer data)
   ParleyStore *self = data;
   g_autoptr(GPtrArray) batch = g_ptr_array_sized_new (MAX_BATCH);
 
-  parley_sched_latency_critical ("writer");
+  /* No short time slice here (parley_sched_latency_critical()): woken by
+   * every op the network thread submits, the writer would preempt it at
+   * once and commit smaller batches, 15 % more commits for the same
+   * messages (chat x1: p99 5.7 - 6.5 against 5.5 - 5.8 ms without). */
 
   for (;;) {
     GPtrArray *tmp;
