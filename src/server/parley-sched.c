@@ -61,13 +61,17 @@ parley_sched_latency_critical (const char *what)
 {
   struct parley_sched_attr attr;
 
+  /* Only the slice changes: policy and nice value stay, and a thread an
+   * operator made real-time is left alone. */
   memset (&attr, 0, sizeof attr);
-  attr.size = sizeof attr;
-  attr.sched_policy = 0;   /* SCHED_OTHER */
-  errno = 0;
-  attr.sched_nice = getpriority (PRIO_PROCESS, (id_t) current_tid ());
-  if (errno != 0)
+  if (syscall (SYS_sched_getattr, current_tid (), &attr, sizeof attr, 0) != 0) {
+    g_debug ("Cannot read the %s's scheduling: %s", what, g_strerror (errno));
     return;
+  }
+  if (attr.sched_policy != SCHED_OTHER && attr.sched_policy != SCHED_BATCH)
+    return;
+  attr.size = sizeof attr;
+  attr.sched_flags = 0;
   attr.sched_runtime = LATENCY_CRITICAL_SLICE_NS;
   if (syscall (SYS_sched_setattr, current_tid (), &attr, 0) != 0)
     g_debug ("Cannot shorten the %s's time slice: %s", what, g_strerror (errno));
