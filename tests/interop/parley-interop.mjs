@@ -393,6 +393,12 @@ function mediaFlowed (report, stillVideo) {
   return problems;
 }
 
+// Whether @report's connection sent RTP of every kind of its call.
+function sentAll (report) {
+  const out = report.stats.outbound;
+  return !!(out.audio && out.audio.packets > 0 && (!report.video || (out.video && out.video.packets > 0)));
+}
+
 async function withPeers (pw, names, onEvent, fn, extraArgs) {
   const www = await serveWww();
   const pageUrl = `http://127.0.0.1:${www.address().port}/parley-call.html`;
@@ -776,8 +782,16 @@ async function peerCall (pw, opts, { duration, timeout, stillVideo, line, extraA
     })();
     const first = await Promise.race([flowing.then(() => 'flowing', e => String(e.message)), ended.then(() => 'ended')]);
     // The RTP statistics exist only while the connection does: judge the
-    // report taken as soon as media flowed (or the call ended).
-    const live = await me.report(callId);
+    // report taken as soon as media flowed both ways (or the call ended).
+    // Our own first video RTP may follow the first frames received (the
+    // encoder starts late on a loaded machine), and statistics have no
+    // event: look again every 50 ms until every kind was sent, within the
+    // time limit.
+    let live = await me.report(callId);
+    while (first === 'flowing' && live.state !== 'ended' && !sentAll(live) && Date.now() < deadline) {
+      await new Promise(r => setTimeout(r, 50));
+      live = await me.report(callId);
+    }
     let report = live;
     if (first === 'flowing') {
       // Keep the call up for --duration seconds, or until the other side ends it.
