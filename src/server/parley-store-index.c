@@ -285,6 +285,18 @@ indexer_apply (ParleyStore  *self,
   return ok;
 }
 
+/* Lets others take tail_lock after every TAIL_DROP_CHUNK entries of a drop
+ * (see tail_drop_indexed_locked()); @done: entries dropped so far. */
+static void
+tail_drop_yield_locked (ParleyStore *self,
+                        guint        done)
+{
+  if (done % TAIL_DROP_CHUNK == 0) {
+    g_mutex_unlock (&self->tail_lock);
+    g_mutex_lock (&self->tail_lock);
+  }
+}
+
 /* Removes the first @n_msgs messages and @n_receipts receipts from the
  * tail, which the index has now. Called and returns with tail_lock held,
  * but lets go of it after every TAIL_DROP_CHUNK entries: a transaction's
@@ -306,17 +318,11 @@ tail_drop_indexed_locked (ParleyStore *self,
      * that the writer finds the key in one or the other. */
     dedup_filter_add (self->dedup_filter, msg->key.sender, msg->key.id_hash);
     store_tail_remove_message_locked (self, msg, TRUE);
-    if ((i + 1) % TAIL_DROP_CHUNK == 0) {
-      g_mutex_unlock (&self->tail_lock);
-      g_mutex_lock (&self->tail_lock);
-    }
+    tail_drop_yield_locked (self, i + 1);
   }
   for (guint i = 0; i < n_receipts; i++) {
     store_tail_remove_receipt_locked (self, g_ptr_array_index (self->tail_receipts, i), TRUE);
-    if ((i + 1) % TAIL_DROP_CHUNK == 0) {
-      g_mutex_unlock (&self->tail_lock);
-      g_mutex_lock (&self->tail_lock);
-    }
+    tail_drop_yield_locked (self, i + 1);
   }
   g_mutex_unlock (&self->tail_lock);
   for (guint i = 0; i < n_msgs; i++)
@@ -353,8 +359,7 @@ store_index_wal_hook_cb (void       *data,
 static void
 indexer_write_back (ParleyStore *self)
 {
-  g_autofree char *wal_path = g_strconcat (self->index_path, "-wal", NULL);
-  int wal_fd = open (wal_path, O_RDONLY | O_CLOEXEC);
+  int wal_fd = open (self->index_wal_path, O_RDONLY | O_CLOEXEC);
   struct stat st;
 
   if (wal_fd < 0)

@@ -235,6 +235,7 @@ struct _ParleyStore {
 
   /* The indexer thread and its connection to the index. */
   sqlite3 *idx;
+  char *index_wal_path;
   gint index_wal_frames;  /* set by its WAL hook, only in the indexer */
   gint index_checkpoint_frames;   /* atomic, INDEX_CHECKPOINT_FRAMES */
   IndexerStatements is;

@@ -755,6 +755,7 @@ store_free (ParleyStore *self)
   g_free (self->path);
   g_free (self->index_path);
   g_free (self->wal_path);
+  g_free (self->index_wal_path);
   g_free (self);
 }
 
@@ -863,6 +864,7 @@ parley_store_open (const char            *path,
   self = g_new0 (ParleyStore, 1);
   self->path = g_strdup (path);
   self->index_path = g_strconcat (path, "-index", NULL);
+  self->index_wal_path = g_strconcat (self->index_path, "-wal", NULL);
   self->index_checkpoint_frames = INDEX_CHECKPOINT_FRAMES;
   self->wal_path = g_strconcat (path, "-wal", NULL);
   self->batch_done = batch_done;
