@@ -13,6 +13,7 @@
 #include "parley-cli-private.h"
 #include "parley-error.h"
 #include "parley-media.h"
+#include "parley-sched.h"
 
 /*
  * Calls in parley-cli: `call USER`, `listen` (which also rings, and answers
@@ -203,6 +204,11 @@ ping_report (Cli *cli)
   json_builder_add_double_value (builder, percentile_ms (cli->ping_rtts, 99));
   json_builder_set_member_name (builder, "maxMs");
   json_builder_add_double_value (builder, percentile_ms (cli->ping_rtts, 100));
+  /* What the data path's threads got from the system (see
+   * ParleyMediaSettings:realtime). */
+  json_builder_set_member_name (builder, "threadPriority");
+  json_builder_add_string_value (builder,
+                                 parley_sched_grant_to_string (parley_sched_best_grant ()));
   cli_end_and_print (builder);
 }
 
@@ -232,23 +238,55 @@ ping_send_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-static void
-ping_reply_cb (ParleyDataChannel *channel,
-               GBytes            *bytes,
-               Cli               *cli)
-{
-  gsize len;
-  const gint64 *payload = g_bytes_get_data (bytes, &len);
-  gint64 rtt;
+/* A reply, timed on the thread that delivered it and counted on the main
+ * context. */
+typedef struct {
+  Cli    *cli;
+  gint64  id;
+  gint64  rtt;
+} PingReply;
 
-  if (len != 2 * sizeof (gint64) || cli->ping_rtts == NULL || (payload[0] >> 32) != cli->ping_run)
-    return;
-  rtt = g_get_monotonic_time () - payload[1];
-  g_array_append_val (cli->ping_rtts, rtt);
-  if ((int) cli->ping_rtts->len == cli->ping_target && cli->ping_sent == cli->ping_target) {
-    g_clear_handle_id (&cli->ping_id, g_source_remove);
-    ping_report (cli);
+static gboolean
+ping_reply_main (gpointer data)
+{
+  PingReply *reply = data;
+  Cli *cli = reply->cli;
+
+  if (cli->ping_rtts != NULL && (reply->id >> 32) == cli->ping_run) {
+    g_array_append_val (cli->ping_rtts, reply->rtt);
+    if ((int) cli->ping_rtts->len == cli->ping_target && cli->ping_sent == cli->ping_target) {
+      g_clear_handle_id (&cli->ping_id, g_source_remove);
+      ping_report (cli);
+    }
   }
+  return G_SOURCE_REMOVE;
+}
+
+/* Pings are answered and their replies timed on the thread that delivers
+ * data channel messages, as a game would take its peers' input
+ * (parley_data_channel_set_message_func()): a hand-off to the main context
+ * costs a wake-up of a thread that asked for no priority. */
+static void
+ping_reply_func (ParleyDataChannel *channel,
+                 GBytes            *bytes,
+                 const char        *text,
+                 gpointer           user_data)
+{
+  gint64 now = g_get_monotonic_time ();
+  const gint64 *payload;
+  PingReply *reply;
+  gsize len;
+
+  if (bytes == NULL)
+    return;
+  payload = g_bytes_get_data (bytes, &len);
+  if (len != 2 * sizeof (gint64))
+    return;
+  reply = g_new (PingReply, 1);
+  reply->cli = user_data;
+  reply->id = payload[0];
+  reply->rtt = now - payload[1];
+  g_idle_add_full (G_PRIORITY_HIGH, ping_reply_main, reply, g_free);
 }
 
 static void
@@ -267,8 +305,10 @@ static void
 ping_reset (Cli *cli)
 {
   g_clear_handle_id (&cli->ping_id, g_source_remove);
-  if (cli->ping_channel != NULL)
+  if (cli->ping_channel != NULL) {
+    parley_data_channel_set_message_func (cli->ping_channel, NULL, NULL, NULL);
     g_signal_handlers_disconnect_by_data (cli->ping_channel, cli);
+  }
   g_clear_object (&cli->ping_channel);
   g_clear_pointer (&cli->ping_rtts, g_array_unref);
   g_clear_object (&cli->ping_call);
@@ -303,7 +343,7 @@ ping_start (Cli        *cli,
   if (cli->ping_channel == NULL) {
     g_set_object (&cli->ping_call, call);
     cli->ping_channel = g_object_ref (parley_peer_create_data_channel (peer, PING_LABEL, FALSE));
-    g_signal_connect (cli->ping_channel, "message", G_CALLBACK (ping_reply_cb), cli);
+    parley_data_channel_set_message_func (cli->ping_channel, ping_reply_func, cli, NULL);
     g_signal_connect (cli->ping_channel, "state-changed", G_CALLBACK (ping_state_cb), cli);
   }
   if (parley_data_channel_get_state (cli->ping_channel) == PARLEY_DATA_CHANNEL_STATE_OPEN)
@@ -313,11 +353,13 @@ ping_start (Cli        *cli,
 }
 
 static void
-echo_message_cb (ParleyDataChannel *channel,
-                 GBytes            *bytes,
-                 gpointer           user_data)
+echo_message_func (ParleyDataChannel *channel,
+                   GBytes            *bytes,
+                   const char        *text,
+                   gpointer           user_data)
 {
-  parley_data_channel_send_bytes (channel, bytes, NULL);
+  if (bytes != NULL)
+    parley_data_channel_send_bytes (channel, bytes, NULL);
 }
 
 static void
@@ -326,7 +368,7 @@ peer_data_channel_cb (ParleyPeer        *peer,
                       ParleyCall        *call)
 {
   if (g_strcmp0 (parley_data_channel_get_label (channel), PING_LABEL) == 0)
-    g_signal_connect_object (channel, "message", G_CALLBACK (echo_message_cb), NULL, 0);
+    parley_data_channel_set_message_func (channel, echo_message_func, NULL, NULL);
 }
 
 static void
@@ -775,6 +817,7 @@ cli_calls_setup (Cli     *cli,
     parley_media_settings_set_test_tone (cli->media, cli->tone_hz);
   if (cli->pattern != NULL)
     parley_media_settings_set_test_pattern (cli->media, cli->pattern);
+  parley_media_settings_set_realtime (cli->media, !cli->no_realtime);
   if (cli->no_echo_cancel) {
     parley_media_settings_set_echo_cancellation (cli->media, FALSE);
     parley_media_settings_set_noise_suppression (cli->media, FALSE);

@@ -33,6 +33,7 @@ typedef struct {
   gboolean             audio_only;
   gboolean             test_media;
   gboolean             relay_only;
+  gboolean             no_realtime;
   gboolean             auto_answer;
   gboolean             no_echo_cancel;
   int                  duration_s;

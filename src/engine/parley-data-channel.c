@@ -10,6 +10,7 @@
 #include "parley-data-channel.h"
 #include "parley-engine-enums.h"
 #include "parley-error.h"
+#include "parley-sched.h"
 
 /* The largest message webrtcbin 1.22 sends in one piece (SCTP max-message-size). */
 #define MAX_MESSAGE_SIZE 65536
@@ -49,6 +50,10 @@ struct _ParleyDataChannel {
   ParleyDataChannelMessageFunc  message_func;
   gpointer                      message_data;
   GDestroyNotify                message_destroy;
+
+  /* Set by the peer: the thread that delivers messages asks for real-time
+   * priority (atomic). */
+  gint                          realtime;
 
   /* The lock guards the fields below; they are touched by streaming threads. */
   GMutex                  lock;
@@ -344,6 +349,11 @@ call_message_func (ParleyDataChannel *self,
   return handled;
 }
 
+/* Set on a thread that delivers messages once it asked for its priority:
+ * webrtcbin emits every channel's messages on a thread of its own, the
+ * last of the hops that a message makes (see parley_sched_realtime()). */
+static GPrivate delivering_thread_raised;
+
 /* Hands a message (@data, or @text) to the message function on this thread,
  * or queues it for the main context. */
 static void
@@ -356,6 +366,10 @@ deliver_message (Binding    *binding,
 
   if (self == NULL)
     return;
+  if (g_atomic_int_get (&self->realtime) && g_private_get (&delivering_thread_raised) == NULL) {
+    g_private_set (&delivering_thread_raised, GINT_TO_POINTER (1));
+    parley_sched_realtime ("data channel thread");
+  }
   if (call_message_func (self, binding, data, text)) {
     g_object_unref (self);
     return;
@@ -851,6 +865,23 @@ parley_data_channel_bind (ParleyDataChannel *self,
     state = PARLEY_DATA_CHANNEL_STATE_CONNECTING;
 
   apply_state (self, serial, state);
+}
+
+/**
+ * parley_data_channel_set_realtime:
+ * @self: a #ParleyDataChannel
+ * @realtime: whether the thread that delivers messages should ask for
+ *   real-time priority
+ *
+ * For #ParleyPeer ([property@MediaSettings:realtime]).
+ */
+void
+parley_data_channel_set_realtime (ParleyDataChannel *self,
+                                  gboolean           realtime)
+{
+  g_return_if_fail (PARLEY_IS_DATA_CHANNEL (self));
+
+  g_atomic_int_set (&self->realtime, !!realtime);
 }
 
 /**

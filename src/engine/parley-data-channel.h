@@ -76,5 +76,7 @@ ParleyDataChannel      *parley_data_channel_new          (const char        *lab
                                                           gboolean           reliable);
 void                    parley_data_channel_bind         (ParleyDataChannel *self,
                                                           GObject           *channel);
+void                    parley_data_channel_set_realtime (ParleyDataChannel *self,
+                                                          gboolean           realtime);
 
 G_END_DECLS

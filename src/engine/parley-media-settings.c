@@ -41,6 +41,7 @@ struct _ParleyMediaSettings {
   guint      video_height;
   guint      video_framerate;
   guint      jitter_latency;
+  gboolean   realtime;
 };
 
 G_DEFINE_FINAL_TYPE (ParleyMediaSettings, parley_media_settings, G_TYPE_OBJECT)
@@ -60,6 +61,7 @@ enum {
   PROP_VIDEO_HEIGHT,
   PROP_VIDEO_FRAMERATE,
   PROP_JITTER_LATENCY,
+  PROP_REALTIME,
   N_PROPS
 };
 
@@ -117,6 +119,9 @@ parley_media_settings_get_property (GObject    *object,
   case PROP_SPEAKER:
     g_value_set_object (value, self->speaker);
     break;
+  case PROP_REALTIME:
+    g_value_set_boolean (value, self->realtime);
+    break;
   case PROP_ECHO_CANCELLATION:
     g_value_set_boolean (value, self->echo_cancellation);
     break;
@@ -169,6 +174,9 @@ parley_media_settings_set_property (GObject      *object,
     break;
   case PROP_SPEAKER:
     parley_media_settings_set_speaker (self, g_value_get_object (value));
+    break;
+  case PROP_REALTIME:
+    parley_media_settings_set_realtime (self, g_value_get_boolean (value));
     break;
   case PROP_ECHO_CANCELLATION:
     parley_media_settings_set_echo_cancellation (self, g_value_get_boolean (value));
@@ -288,6 +296,18 @@ parley_media_settings_class_init (ParleyMediaSettingsClass *klass)
     g_param_spec_object ("speaker", NULL, NULL, GST_TYPE_DEVICE, flags);
 
   /**
+   * ParleyMediaSettings:realtime:
+   *
+   * Whether the threads that carry data channel messages and incoming
+   * packets of calls set up from now on ask for real-time priority, where
+   * the system grants it (otherwise they get a short time slice). They
+   * only ever run briefly; with the media pipelines keeping the CPUs busy,
+   * they are what keeps a game's round trips short.
+   */
+  properties[PROP_REALTIME] =
+    g_param_spec_boolean ("realtime", NULL, NULL, TRUE, flags);
+
+  /**
    * ParleyMediaSettings:echo-cancellation:
    *
    * Whether the microphone signal goes through acoustic echo cancellation.
@@ -344,6 +364,7 @@ parley_media_settings_init (ParleyMediaSettings *self)
   self->test_tone = DEFAULT_TEST_TONE;
   self->test_pattern = g_strdup (DEFAULT_TEST_PATTERN);
   self->echo_cancellation = TRUE;
+  self->realtime = TRUE;
   self->noise_suppression = TRUE;
   self->video_width = DEFAULT_VIDEO_WIDTH;
   self->video_height = DEFAULT_VIDEO_HEIGHT;
@@ -629,6 +650,40 @@ parley_media_settings_set_echo_cancellation (ParleyMediaSettings *self,
     return;
   self->echo_cancellation = enabled;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ECHO_CANCELLATION]);
+}
+
+/**
+ * parley_media_settings_get_realtime:
+ * @self: the settings
+ *
+ * Returns: whether the data path of calls asks for real-time priority
+ */
+gboolean
+parley_media_settings_get_realtime (ParleyMediaSettings *self)
+{
+  g_return_val_if_fail (PARLEY_IS_MEDIA_SETTINGS (self), FALSE);
+
+  return self->realtime;
+}
+
+/**
+ * parley_media_settings_set_realtime:
+ * @self: the settings
+ * @enabled: whether to ask
+ *
+ * Sets [property@MediaSettings:realtime].
+ */
+void
+parley_media_settings_set_realtime (ParleyMediaSettings *self,
+                                    gboolean             enabled)
+{
+  g_return_if_fail (PARLEY_IS_MEDIA_SETTINGS (self));
+
+  enabled = !!enabled;
+  if (self->realtime == enabled)
+    return;
+  self->realtime = enabled;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_REALTIME]);
 }
 
 /**

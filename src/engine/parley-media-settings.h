@@ -71,5 +71,8 @@ void                 parley_media_settings_set_video_format   (ParleyMediaSettin
 guint                parley_media_settings_get_jitter_latency (ParleyMediaSettings *self);
 void                 parley_media_settings_set_jitter_latency (ParleyMediaSettings *self,
                                                                guint                ms);
+gboolean             parley_media_settings_get_realtime       (ParleyMediaSettings *self);
+void                 parley_media_settings_set_realtime       (ParleyMediaSettings *self,
+                                                               gboolean             enabled);
 
 G_END_DECLS

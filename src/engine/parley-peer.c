@@ -18,6 +18,7 @@
 
 #include "parley-engine-enums.h"
 #include "parley-media.h"
+#include "parley-sched.h"
 
 #define DEFAULT_RESTART_TIMEOUT_MS 2000
 #define DEFAULT_STATS_INTERVAL_MS 1000
@@ -1490,6 +1491,7 @@ handle_remote_data_channel (ParleyPeer *self,
   }
 
   channel = parley_data_channel_new (label, ordered && max_retransmits != 0);
+  parley_data_channel_set_realtime (channel, parley_media_settings_get_realtime (self->settings));
   g_ptr_array_add (self->remote_channels, channel);
   parley_data_channel_bind (channel, gst_channel);
   g_signal_emit (self, signals[SIGNAL_DATA_CHANNEL], 0, channel);
@@ -1676,6 +1678,57 @@ bus_message_cb (GstBus     *bus,
   }
 
   return G_SOURCE_CONTINUE;
+}
+
+/* Whether @element's streaming thread carries data channel messages or
+ * incoming packets (webrtcbin 1.22's transport and SCTP elements): nicesrc,
+ * the queue behind it, DTLS and SCTP in both directions, and the appsrc of
+ * each data channel. The media pipelines' threads (sources, encoders,
+ * jitterbuffers, decoders) are not. */
+static gboolean
+is_data_path_element (GstElement *webrtc,
+                      GstElement *element)
+{
+  GstElementFactory *factory = gst_element_get_factory (element);
+  const char *name = factory != NULL ? GST_OBJECT_NAME (factory) : "";
+  g_autoptr(GstObject) parent = gst_object_get_parent (GST_OBJECT (element));
+
+  if (g_str_equal (name, "nicesrc") || g_str_equal (name, "dtlsenc") ||
+      g_str_equal (name, "sctpenc") || g_str_equal (name, "sctpdec"))
+    return TRUE;
+  if (g_str_equal (name, "appsrc"))
+    return gst_object_has_as_ancestor (GST_OBJECT (element), GST_OBJECT (webrtc));
+  if (g_str_equal (name, "queue"))
+    return parent != NULL && g_str_equal (G_OBJECT_TYPE_NAME (parent), "TransportReceiveBin");
+  return FALSE;
+}
+
+/* Runs on the thread that posts the message: a streaming thread entering
+ * its task asks for its priority here (see parley_sched_realtime()).
+ * @user_data is the webrtcbin, which the pipeline owns as long as it has
+ * elements to post messages. */
+static GstBusSyncReply
+bus_sync_cb (GstBus     *bus,
+             GstMessage *message,
+             gpointer    user_data)
+{
+  GstElement *webrtc = user_data;
+  GstStreamStatusType type;
+  GstElement *owner = NULL;
+
+  if (GST_MESSAGE_TYPE (message) != GST_MESSAGE_STREAM_STATUS)
+    return GST_BUS_PASS;
+  gst_message_parse_stream_status (message, &type, &owner);
+  if (owner == NULL)
+    return GST_BUS_PASS;
+  /* Streaming threads come from a pool shared by every pipeline: one that
+   * leaves a data path task, or that enters another one still raised,
+   * goes back to normal. */
+  if (type == GST_STREAM_STATUS_TYPE_ENTER && is_data_path_element (webrtc, owner))
+    parley_sched_realtime (GST_OBJECT_NAME (owner));
+  else if (type == GST_STREAM_STATUS_TYPE_ENTER || type == GST_STREAM_STATUS_TYPE_LEAVE)
+    parley_sched_reset (GST_OBJECT_NAME (owner));
+  return GST_BUS_PASS;
 }
 
 /* Building and tearing down connections. */
@@ -1915,6 +1968,8 @@ peer_build_conn (ParleyPeer  *self,
   }
 
   bus = gst_pipeline_get_bus (GST_PIPELINE (conn->pipeline));
+  if (parley_media_settings_get_realtime (conn->settings))
+    gst_bus_set_sync_handler (bus, bus_sync_cb, conn->webrtc, NULL);
   conn->bus_source = gst_bus_create_watch (bus);
   g_source_set_callback (conn->bus_source, (GSourceFunc) G_CALLBACK (bus_message_cb),
                          conn_ref (conn), (GDestroyNotify) conn_unref);
@@ -3032,6 +3087,7 @@ parley_peer_create_data_channel (ParleyPeer *self,
   g_return_val_if_fail (label != NULL, NULL);
 
   channel = parley_data_channel_new (label, reliable);
+  parley_data_channel_set_realtime (channel, parley_media_settings_get_realtime (self->settings));
   g_ptr_array_add (self->channels, channel);
 
   if (self->conn != NULL && !self->closed) {

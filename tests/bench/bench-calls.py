@@ -148,7 +148,8 @@ def measure_parley(args, users):
         "setup": {k: {"median": pct(v, 50), "p90": pct(v, 90)} for k, v in setup.items()},
         "ping": {"p50": ping.get("p50Ms") if ping else None,
                  "p99": ping.get("p99Ms") if ping else None,
-                 "received": ping.get("received") if ping else 0},
+                 "received": ping.get("received") if ping else 0,
+                 "thread_priority": ping.get("threadPriority") if ping else None},
         "udp_floor": floor,
         "udp_floor_realtime": floor_rt,
         "sctp_one_thread": floor_sctp,
@@ -240,6 +241,9 @@ def main():
           f"{fmt(cp.get('p50')):>24} {ratio(pp['p50'], cp.get('p50')):>15}")
     print(f"{'data channel ping RTT p99 (with media)':44} {fmt(pp['p99']):>24} "
           f"{fmt(cp.get('p99')):>24} {ratio(pp['p99'], cp.get('p99')):>15}")
+    # What the system granted the threads of Parley's data path (real-time where permitted,
+    # as for root here; a short time slice otherwise).
+    print(f"{'  Parley data path threads got':44} {pp.get('thread_priority') or 'n/a':>24}")
     for key, label, what in (
             ("udp_floor", "  floor: bare UDP round trip, same call", "no SCTP or DTLS"),
             ("udp_floor_realtime", "  the same under SCHED_FIFO", "no SCTP or DTLS"),

@@ -3,7 +3,9 @@
 
 #include <gst/gst.h>
 #include <math.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "parley-data-channel.h"
 #include "parley-media-settings.h"
@@ -678,6 +680,120 @@ test_peer_data_channels (Fixture       *fixture,
   g_signal_handlers_disconnect_by_data (late, b);
 }
 
+/* The policy of the thread that runs a message function. */
+typedef struct {
+  gint policy;     /* atomic; -1 until a message came */
+} PolicyProbe;
+
+static void
+probe_message_func (ParleyDataChannel *channel,
+                    GBytes            *bytes,
+                    const char        *text,
+                    gpointer           user_data)
+{
+  PolicyProbe *probe = user_data;
+
+  g_atomic_int_set (&probe->policy, sched_getscheduler (0) & ~SCHED_RESET_ON_FORK);
+  g_main_context_wakeup (NULL);
+}
+
+/* Whether the kernel lets this process ask for real-time priority. */
+static gboolean
+may_be_realtime (void)
+{
+  g_autofree char *status = NULL;
+  const char *cap;
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_RTPRIO, &limit) == 0 && limit.rlim_cur >= 10)
+    return TRUE;
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return FALSE;
+  cap = strstr (status, "\nCapEff:");
+  /* CAP_SYS_NICE */
+  return cap != NULL && (g_ascii_strtoull (cap + 8, NULL, 16) & (G_GUINT64_CONSTANT (1) << 23));
+}
+
+/* The threads of this process with a real-time policy, by name. */
+static GPtrArray *
+realtime_threads (void)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+  const char *tid;
+
+  g_assert_nonnull (dir);
+  while ((tid = g_dir_read_name (dir)) != NULL) {
+    int policy = sched_getscheduler ((pid_t) g_ascii_strtoll (tid, NULL, 10));
+    g_autofree char *path = g_build_filename ("/proc/self/task", tid, "comm", NULL);
+    char *comm = NULL;
+
+    policy &= ~SCHED_RESET_ON_FORK;
+    if ((policy == SCHED_RR || policy == SCHED_FIFO) &&
+        g_file_get_contents (path, &comm, NULL, NULL))
+      g_ptr_array_add (names, g_strstrip (comm));
+  }
+  return names;
+}
+
+/* (d1) ParleyMediaSettings:realtime: the threads that carry data channel
+ * messages and incoming packets ask for real-time priority, where the
+ * system grants it, and only they; a peer with the setting off asks for
+ * nothing. Here a has it on, b off, in one video call. */
+static void
+test_peer_realtime_data_path (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  Side *a = &fixture->a, *b = &fixture->b;
+  PolicyProbe probe_a = { -1 }, probe_b = { -1 };
+  ParleyDataChannel *game, *b_game;
+  g_autoptr(GPtrArray) names = NULL;
+  guint nicesrc = 0;
+
+  parley_media_settings_set_realtime (fixture->settings_b, FALSE);
+  start_both (fixture, TRUE, TRUE);
+  game = parley_peer_create_data_channel (a->peer, "game", FALSE);
+  parley_peer_negotiate (a->peer);
+  WAIT_UNTIL (settled (fixture));
+  WAIT_UNTIL (channel_open (game) && channel_open (find_channel (b, "game")));
+  b_game = find_channel (b, "game");
+  parley_data_channel_set_message_func (game, probe_message_func, &probe_a, NULL);
+  parley_data_channel_set_message_func (b_game, probe_message_func, &probe_b, NULL);
+  send_text (game, "to b");
+  send_text (b_game, "to a");
+  WAIT_UNTIL (g_atomic_int_get (&probe_a.policy) >= 0 &&
+              g_atomic_int_get (&probe_b.policy) >= 0);
+  g_assert_cmpint (g_atomic_int_get (&probe_b.policy), ==, SCHED_OTHER);
+
+  names = realtime_threads ();
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = g_ptr_array_index (names, i);
+
+    g_test_message ("Real-time thread: %s", name);
+    /* Streaming threads are named after their element and pad; the data
+     * channels' messages come on webrtcbin's own thread. */
+    g_assert_true (g_str_has_prefix (name, "nicesrc") || g_str_has_prefix (name, "queue") ||
+                   g_str_has_prefix (name, "dtlsenc") || g_str_has_prefix (name, "sctpenc") ||
+                   g_str_has_prefix (name, "sctpdec") || g_str_has_prefix (name, "appsrc") ||
+                   g_str_has_prefix (name, "webrtcbin"));
+    if (g_str_has_prefix (name, "nicesrc"))
+      nicesrc++;
+  }
+  if (!may_be_realtime ()) {
+    g_test_message ("This process may not use real-time priority: a short time slice instead");
+    g_assert_cmpuint (names->len, ==, 0);
+    g_assert_cmpint (g_atomic_int_get (&probe_a.policy), ==, SCHED_OTHER);
+  } else {
+    g_assert_cmpint (g_atomic_int_get (&probe_a.policy), ==, SCHED_RR);
+    /* a's receiving thread, not b's. */
+    g_assert_cmpuint (nicesrc, ==, 1);
+    g_assert_cmpuint (names->len, >=, 5);
+  }
+
+  parley_data_channel_set_message_func (game, NULL, NULL, NULL);
+  parley_data_channel_set_message_func (b_game, NULL, NULL, NULL);
+}
+
 /* (d2) A data channel added to a running video call, right after the first
  * frames: the renegotiation succeeds and the channel carries messages. (The
  * receive pad tied to the transceiver of the other kind that broke this
@@ -1027,6 +1143,7 @@ main (int    argc,
   g_test_add_func ("/peer/startup-glare", test_peer_startup_glare);
   ADD ("/peer/midcall-glare", test_peer_midcall_glare, NULL);
   ADD ("/peer/data-channels", test_peer_data_channels, NULL);
+  ADD ("/peer/realtime-data-path", test_peer_realtime_data_path, NULL);
   ADD ("/peer/video-call-adds-channel", test_peer_video_call_adds_channel, NULL);
   ADD ("/peer/relay-only", test_peer_relay_only, NULL);
   ADD ("/peer/restart", test_peer_restart, NULL);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* How the server's threads ask to be scheduled (parley-sched.c), read back
+/* How Parley's threads ask to be scheduled (parley-sched.c), read back
  * from the kernel. */
 #include <errno.h>
 #include <sched.h>
@@ -47,12 +47,15 @@ latency_critical_thread (gpointer data)
 {
   gint64 *slice = data;
   int nice_before = MAX (thread_nice (), 3);
+  ParleySchedGrant grant;
 
   /* The nice value is kept (raising it needs no privilege). */
   g_assert_cmpint (setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), nice_before), ==, 0);
-  parley_sched_latency_critical ("test");
+  grant = parley_sched_latency_critical ("test");
   g_assert_cmpint (thread_nice (), ==, nice_before);
   *slice = thread_slice ();
+  /* What it says it got is what the kernel shows. */
+  g_assert_cmpint (grant, ==, *slice == 100000 ? PARLEY_SCHED_SHORT_SLICE : PARLEY_SCHED_NORMAL);
   return NULL;
 }
 
@@ -72,6 +75,108 @@ test_latency_critical (void)
     return;
   }
   g_assert_cmpint (slice, ==, 100000);
+}
+
+/* Whether this process has CAP_SYS_NICE (bit 23 of CapEff). */
+static gboolean
+has_cap_sys_nice (void)
+{
+  g_autofree char *text = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &text, NULL, NULL))
+    return FALSE;
+  line = strstr (text, "\nCapEff:");
+  return line != NULL && (g_ascii_strtoull (line + 8, NULL, 16) & (G_GUINT64_CONSTANT (1) << 23));
+}
+
+typedef struct {
+  ParleySchedGrant grant;
+  int policy;
+  int priority;
+  gint64 slice;
+  int reset_policy;
+  gint64 reset_slice;
+} RealtimeResult;
+
+static gpointer
+realtime_thread (gpointer data)
+{
+  RealtimeResult *r = data;
+  struct sched_param param;
+
+  r->grant = parley_sched_realtime ("test");
+  r->policy = sched_getscheduler (0);
+  g_assert_cmpint (sched_getparam (0, &param), ==, 0);
+  r->priority = param.sched_priority;
+  r->slice = thread_slice ();
+  /* Asking again changes nothing. */
+  g_assert_cmpint (parley_sched_realtime ("test"), ==, r->grant);
+  /* Back to normal, as a pooled thread leaving a data path task. */
+  parley_sched_reset ("test");
+  r->reset_policy = sched_getscheduler (0) & ~SCHED_RESET_ON_FORK;
+  r->reset_slice = thread_slice ();
+  return NULL;
+}
+
+static gpointer
+operator_realtime_thread (gpointer data)
+{
+  struct sched_param param = { .sched_priority = 20 };
+  int *policy = data;
+
+  /* A thread someone else made real-time at another priority is left
+   * alone. */
+  g_assert_cmpint (sched_setscheduler (0, SCHED_FIFO, &param), ==, 0);
+  g_assert_cmpint (parley_sched_realtime ("test"), ==, PARLEY_SCHED_REALTIME);
+  parley_sched_reset ("test");
+  *policy = sched_getscheduler (0);
+  g_assert_cmpint (sched_getparam (0, &param), ==, 0);
+  g_assert_cmpint (param.sched_priority, ==, 20);
+  return NULL;
+}
+
+/* Real-time where the process may (root, CAP_SYS_NICE or RLIMIT_RTPRIO),
+ * for that thread only and not for its children; otherwise the short
+ * slice. The grant reported is the kernel's. */
+static void
+test_realtime (void)
+{
+  RealtimeResult r = { 0 };
+  struct rlimit limit;
+  gboolean may;
+
+  g_assert_cmpint (getrlimit (RLIMIT_RTPRIO, &limit), ==, 0);
+  may = has_cap_sys_nice () || limit.rlim_cur >= 10;
+  g_thread_join (g_thread_new ("realtime", realtime_thread, &r));
+  if (r.grant == PARLEY_SCHED_REALTIME) {
+    g_assert_cmpint (r.policy, ==, SCHED_RR | SCHED_RESET_ON_FORK);
+    g_assert_cmpint (r.priority, ==, 10);
+  } else {
+    g_assert_false (may);
+    g_assert_cmpint (r.policy, ==, SCHED_OTHER);
+    g_assert_cmpint (r.grant, ==, r.slice == 100000 ? PARLEY_SCHED_SHORT_SLICE
+                                                     : PARLEY_SCHED_NORMAL);
+    g_test_message ("No real-time priority here (no CAP_SYS_NICE, RLIMIT_RTPRIO %lu): got %s",
+                    (unsigned long) limit.rlim_cur, parley_sched_grant_to_string (r.grant));
+  }
+  /* Reset undoes either. */
+  g_assert_cmpint (r.reset_policy, ==, SCHED_OTHER);
+  if (r.grant == PARLEY_SCHED_SHORT_SLICE)
+    g_assert_cmpint (r.reset_slice, !=, 100000);
+  if (may) {
+    int policy = -1;
+
+    g_assert_cmpint (r.grant, ==, PARLEY_SCHED_REALTIME);
+    g_thread_join (g_thread_new ("operator", operator_realtime_thread, &policy));
+    g_assert_cmpint (policy, ==, SCHED_FIFO);
+  }
+  /* Only that thread. */
+  g_assert_cmpint (sched_getscheduler (0), ==, SCHED_OTHER);
+  g_assert_cmpint (parley_sched_best_grant (), >=, r.grant);
+  g_assert_cmpstr (parley_sched_grant_to_string (r.grant), ==,
+                   r.grant == PARLEY_SCHED_REALTIME ? "realtime"
+                   : r.grant == PARLEY_SCHED_SHORT_SLICE ? "short-slice" : "normal");
 }
 
 static gpointer
@@ -181,6 +286,7 @@ main (int    argc,
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/sched/latency-critical", test_latency_critical);
+  g_test_add_func ("/sched/realtime", test_realtime);
   g_test_add_func ("/sched/deferrable", test_deferrable);
   g_test_add_func ("/sched/parse-cpus", test_parse_cpus);
   g_test_add_func ("/sched/background-cpus", test_background_cpus);
