@@ -1471,6 +1471,19 @@ peer_find_channel (GPtrArray  *channels,
   return NULL;
 }
 
+/* A new channel of this peer, its delivering thread raised as the settings
+ * say ([property@MediaSettings:realtime]). */
+static ParleyDataChannel *
+peer_new_channel (ParleyPeer *self,
+                  const char *label,
+                  gboolean    reliable)
+{
+  ParleyDataChannel *channel = parley_data_channel_new (label, reliable);
+
+  parley_data_channel_set_realtime (channel, parley_media_settings_get_realtime (self->settings));
+  return channel;
+}
+
 static void
 handle_remote_data_channel (ParleyPeer *self,
                             GObject    *gst_channel)
@@ -1490,8 +1503,7 @@ handle_remote_data_channel (ParleyPeer *self,
     return;
   }
 
-  channel = parley_data_channel_new (label, ordered && max_retransmits != 0);
-  parley_data_channel_set_realtime (channel, parley_media_settings_get_realtime (self->settings));
+  channel = peer_new_channel (self, label, ordered && max_retransmits != 0);
   g_ptr_array_add (self->remote_channels, channel);
   parley_data_channel_bind (channel, gst_channel);
   g_signal_emit (self, signals[SIGNAL_DATA_CHANNEL], 0, channel);
@@ -3086,8 +3098,7 @@ parley_peer_create_data_channel (ParleyPeer *self,
   g_return_val_if_fail (PARLEY_IS_PEER (self), NULL);
   g_return_val_if_fail (label != NULL, NULL);
 
-  channel = parley_data_channel_new (label, reliable);
-  parley_data_channel_set_realtime (channel, parley_media_settings_get_realtime (self->settings));
+  channel = peer_new_channel (self, label, reliable);
   g_ptr_array_add (self->channels, channel);
 
   if (self->conn != NULL && !self->closed) {

@@ -61,6 +61,26 @@ current_tid (void)
   return (pid_t) syscall (SYS_gettid);
 }
 
+/* Reads the calling thread's scheduling. */
+static gboolean
+read_attr (struct parley_sched_attr *attr)
+{
+  memset (attr, 0, sizeof *attr);
+  return syscall (SYS_sched_getattr, current_tid (), attr, sizeof *attr, 0) == 0;
+}
+
+/* Sets the calling thread's slice (0: the kernel's default), keeping the
+ * rest of @attr as read_attr() gave it. */
+static gboolean
+write_slice (struct parley_sched_attr *attr,
+             guint64                   slice_ns)
+{
+  attr->size = sizeof *attr;
+  attr->sched_flags = 0;
+  attr->sched_runtime = slice_ns;
+  return syscall (SYS_sched_setattr, current_tid (), attr, 0) == 0;
+}
+
 /**
  * parley_sched_latency_critical:
  * @what: the thread, for the log
@@ -86,8 +106,7 @@ parley_sched_latency_critical (const char *what)
 
   /* Only the slice changes: policy and nice value stay, and a thread an
    * operator made real-time is left alone. */
-  memset (&attr, 0, sizeof attr);
-  if (syscall (SYS_sched_getattr, current_tid (), &attr, sizeof attr, 0) != 0) {
+  if (!read_attr (&attr)) {
     g_debug ("Cannot read the %s's scheduling: %s", what, g_strerror (errno));
     return record_grant (PARLEY_SCHED_NORMAL);
   }
@@ -95,17 +114,12 @@ parley_sched_latency_critical (const char *what)
     return record_grant (PARLEY_SCHED_REALTIME);
   if (attr.sched_policy != SCHED_OTHER && attr.sched_policy != SCHED_BATCH)
     return record_grant (PARLEY_SCHED_NORMAL);
-  attr.size = sizeof attr;
-  attr.sched_flags = 0;
-  attr.sched_runtime = LATENCY_CRITICAL_SLICE_NS;
-  if (syscall (SYS_sched_setattr, current_tid (), &attr, 0) != 0) {
+  if (!write_slice (&attr, LATENCY_CRITICAL_SLICE_NS)) {
     g_debug ("Cannot shorten the %s's time slice: %s", what, g_strerror (errno));
     return record_grant (PARLEY_SCHED_NORMAL);
   }
   /* Kernels without custom slices accept the call and keep their own. */
-  memset (&attr, 0, sizeof attr);
-  if (syscall (SYS_sched_getattr, current_tid (), &attr, sizeof attr, 0) != 0 ||
-      attr.sched_runtime != LATENCY_CRITICAL_SLICE_NS)
+  if (!read_attr (&attr) || attr.sched_runtime != LATENCY_CRITICAL_SLICE_NS)
     return record_grant (PARLEY_SCHED_NORMAL);
   return record_grant (PARLEY_SCHED_SHORT_SLICE);
 }
@@ -156,8 +170,7 @@ parley_sched_reset (const char *what)
 {
   struct parley_sched_attr attr;
 
-  memset (&attr, 0, sizeof attr);
-  if (syscall (SYS_sched_getattr, current_tid (), &attr, sizeof attr, 0) != 0)
+  if (!read_attr (&attr))
     return;
   if (attr.sched_policy == SCHED_RR && attr.sched_priority == REALTIME_PRIORITY) {
     struct sched_param param = { .sched_priority = 0 };
@@ -166,10 +179,7 @@ parley_sched_reset (const char *what)
       g_warning ("Cannot end the real-time priority of the %s: %s", what, g_strerror (errno));
   } else if ((attr.sched_policy == SCHED_OTHER || attr.sched_policy == SCHED_BATCH) &&
              attr.sched_runtime == LATENCY_CRITICAL_SLICE_NS) {
-    attr.size = sizeof attr;
-    attr.sched_flags = 0;
-    attr.sched_runtime = 0;
-    if (syscall (SYS_sched_setattr, current_tid (), &attr, 0) != 0)
+    if (!write_slice (&attr, 0))
       g_debug ("Cannot reset the %s's time slice: %s", what, g_strerror (errno));
   }
 }

@@ -12,15 +12,15 @@ typedef enum {
   PARLEY_SCHED_REALTIME,
 } ParleySchedGrant;
 
-ParleySchedGrant parley_sched_latency_critical (const char  *what);
-ParleySchedGrant parley_sched_realtime         (const char  *what);
-void             parley_sched_reset            (const char  *what);
-ParleySchedGrant parley_sched_best_grant       (void);
-const char      *parley_sched_grant_to_string  (ParleySchedGrant grant);
-void     parley_sched_deferrable           (const char  *what);
-gboolean parley_sched_parse_cpus           (const char  *list,
-                                            guint64     *cpus,
-                                            GError     **error);
-void     parley_sched_set_background_cpus  (guint64      cpus);
+ParleySchedGrant parley_sched_latency_critical    (const char       *what);
+ParleySchedGrant parley_sched_realtime            (const char       *what);
+void             parley_sched_reset               (const char       *what);
+ParleySchedGrant parley_sched_best_grant          (void);
+const char      *parley_sched_grant_to_string     (ParleySchedGrant  grant);
+void             parley_sched_deferrable          (const char       *what);
+gboolean         parley_sched_parse_cpus          (const char       *list,
+                                                   guint64          *cpus,
+                                                   GError          **error);
+void             parley_sched_set_background_cpus (guint64           cpus);
 
 G_END_DECLS
