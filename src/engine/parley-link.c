@@ -150,7 +150,8 @@ identity_init (void)
   if (identity_key == NULL || identity_cert == NULL)
     return FALSE;
   X509_set_version (identity_cert, 2);
-  ASN1_INTEGER_set (X509_get_serialNumber (identity_cert), (long) g_random_int_range (1, G_MAXINT32));
+  ASN1_INTEGER_set (X509_get_serialNumber (identity_cert),
+                    (long) g_random_int_range (1, G_MAXINT32));
   X509_gmtime_adj (X509_getm_notBefore (identity_cert), -3600);
   X509_gmtime_adj (X509_getm_notAfter (identity_cert), 30L * 24 * 3600);
   X509_set_pubkey (identity_cert, identity_key);
