@@ -168,6 +168,12 @@ peer_error_cb (ParleyPeer   *peer,
 
 #define PING_LABEL "parley-ping"
 #define PING_TIMEOUT_MS 5000
+/* Pings over the link: unordered and never retransmitted, as on the
+ * channel, on stream 0; a request is echoed as a reply by the far side. */
+#define LINK_PING_STREAM 0
+#define LINK_PING_FLAGS (PARLEY_LINK_SEND_UNORDERED | PARLEY_LINK_SEND_UNRELIABLE)
+#define LINK_PING_REQUEST 0
+#define LINK_PING_REPLY 1
 
 static int
 compare_int64 (gconstpointer a,
@@ -196,6 +202,8 @@ ping_report (Cli *cli)
   JsonBuilder *builder = cli_begin_event ("dc-ping");
 
   g_array_sort (cli->ping_rtts, compare_int64);
+  /* webrtcbin's data channel, or the call's ParleyLink. */
+  cli_add_string (builder, "path", cli->ping_on_link ? "link" : "webrtcbin");
   cli_add_int (builder, "sent", cli->ping_sent);
   cli_add_int (builder, "received", cli->ping_rtts->len);
   json_builder_set_member_name (builder, "p50Ms");
@@ -233,8 +241,15 @@ ping_send_cb (gpointer user_data)
     cli->ping_id = g_timeout_add (PING_TIMEOUT_MS, ping_timeout_cb, cli);
     return G_SOURCE_REMOVE;
   }
-  if (parley_data_channel_send_bytes (cli->ping_channel, bytes, NULL))
+  if (cli->ping_on_link) {
+    gint64 request[3] = { payload[0], payload[1], LINK_PING_REQUEST };
+
+    if (parley_link_send (cli->ping_link, LINK_PING_STREAM, LINK_PING_FLAGS, request,
+                          sizeof request, NULL))
+      cli->ping_sent++;
+  } else if (parley_data_channel_send_bytes (cli->ping_channel, bytes, NULL)) {
     cli->ping_sent++;
+  }
   return G_SOURCE_CONTINUE;
 }
 
@@ -289,13 +304,63 @@ ping_reply_func (ParleyDataChannel *channel,
   g_idle_add_full (G_PRIORITY_HIGH, ping_reply_main, reply, g_free);
 }
 
+/* Every message of the call's link, on the link's thread: requests are
+ * echoed from there, replies timed there. */
+static void
+link_message_func (ParleyLink   *link,
+                   guint16       stream,
+                   gboolean      text,
+                   const guint8 *data,
+                   gsize         len,
+                   gpointer      user_data)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 payload[3];
+  PingReply *reply;
+
+  if (stream != LINK_PING_STREAM || text || len != sizeof payload)
+    return;
+  memcpy (payload, data, sizeof payload);
+  if (payload[2] == LINK_PING_REQUEST) {
+    payload[2] = LINK_PING_REPLY;
+    parley_link_send (link, LINK_PING_STREAM, LINK_PING_FLAGS, payload, sizeof payload, NULL);
+    return;
+  }
+  reply = g_new (PingReply, 1);
+  reply->cli = user_data;
+  reply->id = payload[0];
+  reply->rtt = now - payload[1];
+  g_idle_add_full (G_PRIORITY_HIGH, ping_reply_main, reply, g_free);
+}
+
+static void
+ping_link_state_cb (ParleyLink *link,
+                    GParamSpec *pspec,
+                    Cli        *cli)
+{
+  if (link == cli->ping_link && cli->ping_on_link &&
+      parley_link_get_state (link) == PARLEY_LINK_CONNECTED && cli->ping_id == 0 &&
+      cli->ping_sent == 0 && cli->ping_target > 0)
+    cli->ping_id = g_timeout_add (cli->ping_interval_ms, ping_send_cb, cli);
+}
+
+static void
+ping_use_link (Cli        *cli,
+               ParleyLink *link)
+{
+  if (cli->ping_link != NULL)
+    g_signal_handlers_disconnect_by_data (cli->ping_link, cli);
+  g_set_object (&cli->ping_link, link);
+  g_signal_connect (link, "notify::state", G_CALLBACK (ping_link_state_cb), cli);
+}
+
 static void
 ping_state_cb (ParleyDataChannel      *channel,
                ParleyDataChannelState  new_state,
                ParleyDataChannelState  old_state,
                Cli                    *cli)
 {
-  if (new_state == PARLEY_DATA_CHANNEL_STATE_OPEN && cli->ping_id == 0 && cli->ping_sent == 0 &&
+  if (!cli->ping_on_link && new_state == PARLEY_DATA_CHANNEL_STATE_OPEN && cli->ping_id == 0 && cli->ping_sent == 0 &&
       cli->ping_target > 0)
     cli->ping_id = g_timeout_add (cli->ping_interval_ms, ping_send_cb, cli);
 }
@@ -310,6 +375,9 @@ ping_reset (Cli *cli)
     g_signal_handlers_disconnect_by_data (cli->ping_channel, cli);
   }
   g_clear_object (&cli->ping_channel);
+  if (cli->ping_link != NULL)
+    g_signal_handlers_disconnect_by_data (cli->ping_link, cli);
+  g_clear_object (&cli->ping_link);
   g_clear_pointer (&cli->ping_rtts, g_array_unref);
   g_clear_object (&cli->ping_call);
   cli->ping_sent = 0;
@@ -321,8 +389,11 @@ static gboolean
 ping_start (Cli        *cli,
             ParleyCall *call,
             int         count,
+            gboolean    on_link,
             GError    **error)
 {
+  ParleyPeerLink *peer_link;
+
   ParleyPeer *peer = parley_call_get_peer (call);
 
   if (peer == NULL) {
@@ -340,6 +411,19 @@ ping_start (Cli        *cli,
   cli->ping_run++;
   g_clear_pointer (&cli->ping_rtts, g_array_unref);
   cli->ping_rtts = g_array_new (FALSE, FALSE, sizeof (gint64));
+  cli->ping_on_link = on_link;
+  if (on_link) {
+    g_set_object (&cli->ping_call, call);
+    peer_link = g_object_get_data (G_OBJECT (peer), "parley-cli-link");
+    /* The run starts when the link is connected (ping_link_state_cb()). */
+    if (cli->ping_link == NULL && parley_peer_link_get_link (peer_link) != NULL)
+      ping_use_link (cli, parley_peer_link_get_link (peer_link));
+    else
+      parley_peer_link_open (peer_link);
+    if (cli->ping_link != NULL)
+      ping_link_state_cb (cli->ping_link, NULL, cli);
+    return TRUE;
+  }
   if (cli->ping_channel == NULL) {
     g_set_object (&cli->ping_call, call);
     cli->ping_channel = g_object_ref (parley_peer_create_data_channel (peer, PING_LABEL, FALSE));
@@ -372,10 +456,36 @@ peer_data_channel_cb (ParleyPeer        *peer,
 }
 
 static void
+link_state_cb (ParleyLink *link,
+               GParamSpec *pspec,
+               Cli        *cli)
+{
+  JsonBuilder *builder = cli_begin_event ("link-state");
+
+  cli_add_string (builder, "state", parley_link_state_to_string (parley_link_get_state (link)));
+  cli_end_and_print (builder);
+}
+
+/* A link of the call's peer, made by either side: both echo pings on it. */
+static void
+peer_link_cb (ParleyPeerLink *peer_link,
+              ParleyLink     *link,
+              Cli            *cli)
+{
+  parley_link_set_message_func (link, link_message_func, cli, NULL);
+  g_signal_connect_object (link, "notify::state", G_CALLBACK (link_state_cb), cli, 0);
+  if (cli->ping_on_link && cli->ping_rtts != NULL && cli->ping_link != link) {
+    ping_use_link (cli, link);
+    ping_link_state_cb (link, NULL, cli);
+  }
+}
+
+static void
 hook_peer (Cli        *cli,
            ParleyCall *call)
 {
   ParleyPeer *peer = parley_call_get_peer (call);
+  ParleyPeerLink *peer_link;
 
   if (peer == NULL || g_object_get_data (G_OBJECT (peer), "parley-cli-hooked"))
     return;
@@ -388,6 +498,9 @@ hook_peer (Cli        *cli,
   g_signal_connect_object (peer, "stats", G_CALLBACK (peer_stats_cb), call, 0);
   g_signal_connect_object (peer, "error", G_CALLBACK (peer_error_cb), call, 0);
   g_signal_connect_object (peer, "data-channel", G_CALLBACK (peer_data_channel_cb), call, 0);
+  peer_link = parley_peer_link_new (peer);
+  g_signal_connect (peer_link, "link", G_CALLBACK (peer_link_cb), cli);
+  g_object_set_data_full (G_OBJECT (peer), "parley-cli-link", peer_link, g_object_unref);
   if (cli->stats_interval_ms >= 0)
     parley_peer_set_stats_interval (peer, (guint) cli->stats_interval_ms);
 }
@@ -458,7 +571,7 @@ call_state_cb (ParleyCall      *call,
   if (new_state == PARLEY_CALL_STATE_ACTIVE && call == cli->call) {
     cli->call_connected = TRUE;
     if (cli->ping_count > 0 && cli->ping_call != call)
-      ping_start (cli, call, cli->ping_count, NULL);
+      ping_start (cli, call, cli->ping_count, cli->ping_on_link, NULL);
     if (cli->duration_s > 0 && cli->duration_id == 0)
       cli->duration_id = g_timeout_add_seconds ((guint) cli->duration_s, duration_elapsed_cb, cli);
   }
@@ -627,15 +740,18 @@ control_execute (Cli        *cli,
       return NULL;
   } else if (g_str_equal (command, "renegotiate")) {
     parley_call_renegotiate (call);
-  } else if (g_str_has_prefix (command, "ping ")) {
+  } else if (g_str_has_prefix (command, "ping ") || g_str_has_prefix (command, "link-ping ")) {
+    gboolean on_link = g_str_has_prefix (command, "link-ping ");
+    const char *arg = command + (on_link ? strlen ("link-ping ") : strlen ("ping "));
     char *end = NULL;
-    gint64 count = g_ascii_strtoll (command + strlen ("ping "), &end, 10);
+    gint64 count = g_ascii_strtoll (arg, &end, 10);
 
-    if (end == command + strlen ("ping ") || *end != '\0' || count < 1 || count > 100000) {
-      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID, _("usage: ping N (1–100000)"));
+    if (end == arg || *end != '\0' || count < 1 || count > 100000) {
+      g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_INVALID,
+                   _("usage: ping N or link-ping N (1–100000)"));
       return NULL;
     }
-    if (!ping_start (cli, call, (int) count, error))
+    if (!ping_start (cli, call, (int) count, on_link, error))
       return NULL;
   } else if (g_str_equal (command, "restart")) {
     ParleyPeer *peer = parley_call_get_peer (call);

@@ -5,6 +5,7 @@
 
 #include "parley-call-manager.h"
 #include "parley-client.h"
+#include "parley-peer-link.h"
 
 G_BEGIN_DECLS
 
@@ -51,7 +52,9 @@ typedef struct {
   gint64               ping_run;      /* numbers the runs, to drop late replies */
   int                  ping_interval_ms;
   ParleyDataChannel   *ping_channel;
-  ParleyCall          *ping_call;     /* the call ping_channel belongs to */
+  gboolean             ping_on_link;  /* the current run goes over the call's ParleyLink */
+  ParleyLink          *ping_link;
+  ParleyCall          *ping_call;     /* the call ping_channel or ping_link belongs to */
   GArray              *ping_rtts;
   int                  ping_sent;
   guint                ping_id;

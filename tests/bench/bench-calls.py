@@ -134,6 +134,12 @@ def measure_parley(args, users):
     pmark = alice.mark()
     reply = users.control("alice", f"ping {args.pings}")
     ping = alice.wait_event("dc-ping", 60, pmark) if reply.returncode == 0 else None
+    # The same over the call's direct data link (ParleyLink: SCTP, DTLS and ICE on the
+    # sending thread and the one receiving thread), which the game sessions use.
+    lmark = alice.mark()
+    reply = users.control("alice", f"link-ping {args.pings}")
+    link_ping = (alice.wait_event("dc-ping", 60, lmark, path="link")
+                 if reply.returncode == 0 else None)
     # The same number of bare UDP round trips while the call still runs.
     floor = floor_rtt(args.pings)
     floor_rt = floor_rtt(args.pings, realtime=True)
@@ -150,6 +156,9 @@ def measure_parley(args, users):
                  "p99": ping.get("p99Ms") if ping else None,
                  "received": ping.get("received") if ping else 0,
                  "thread_priority": ping.get("threadPriority") if ping else None},
+        "link_ping": {"p50": link_ping.get("p50Ms") if link_ping else None,
+                      "p99": link_ping.get("p99Ms") if link_ping else None,
+                      "received": link_ping.get("received") if link_ping else 0},
         "udp_floor": floor,
         "udp_floor_realtime": floor_rt,
         "sctp_one_thread": floor_sctp,
@@ -236,11 +245,16 @@ def main():
               f"{fmt(c and c.get('median')):>11} / {fmt(c and c.get('p90')):>10} "
               f"{ratio(p['median'], c and c.get('median')):>15}")
     pp = parley["ping"]
+    lp = parley["link_ping"]
     cp = chromium["ping"] if chromium else {}
-    print(f"{'data channel ping RTT p50 (with media)':44} {fmt(pp['p50']):>24} "
-          f"{fmt(cp.get('p50')):>24} {ratio(pp['p50'], cp.get('p50')):>15}")
-    print(f"{'data channel ping RTT p99 (with media)':44} {fmt(pp['p99']):>24} "
-          f"{fmt(cp.get('p99')):>24} {ratio(pp['p99'], cp.get('p99')):>15}")
+    # Games' data channels run on the call's direct link; webrtcbin's channel for reference.
+    print(f"{'data channel ping RTT p50 (with media)':44} {fmt(lp['p50']):>24} "
+          f"{fmt(cp.get('p50')):>24} {ratio(lp['p50'], cp.get('p50')):>15}")
+    print(f"{'data channel ping RTT p99 (with media)':44} {fmt(lp['p99']):>24} "
+          f"{fmt(cp.get('p99')):>24} {ratio(lp['p99'], cp.get('p99')):>15}")
+    print(f"{'  (Parley link; received ' + str(lp['received']) + ')':44}")
+    print(f"{'  webrtcbin data channel p50 / p99':44} {fmt(pp['p50']):>11} / "
+          f"{fmt(pp['p99']):>10}")
     # What the system granted the threads of Parley's data path (real-time where permitted,
     # as for root here; a short time slice otherwise).
     print(f"{'  Parley data path threads got':44} {pp.get('thread_priority') or 'n/a':>24}")
