@@ -360,8 +360,8 @@ ping_state_cb (ParleyDataChannel      *channel,
                ParleyDataChannelState  old_state,
                Cli                    *cli)
 {
-  if (!cli->ping_on_link && new_state == PARLEY_DATA_CHANNEL_STATE_OPEN && cli->ping_id == 0 && cli->ping_sent == 0 &&
-      cli->ping_target > 0)
+  if (!cli->ping_on_link && new_state == PARLEY_DATA_CHANNEL_STATE_OPEN && cli->ping_id == 0 &&
+      cli->ping_sent == 0 && cli->ping_target > 0)
     cli->ping_id = g_timeout_add (cli->ping_interval_ms, ping_send_cb, cli);
 }
 
@@ -473,7 +473,7 @@ peer_link_cb (ParleyPeerLink *peer_link,
               Cli            *cli)
 {
   parley_link_set_message_func (link, link_message_func, cli, NULL);
-  g_signal_connect_object (link, "notify::state", G_CALLBACK (link_state_cb), cli, 0);
+  g_signal_connect (link, "notify::state", G_CALLBACK (link_state_cb), cli);
   if (cli->ping_on_link && cli->ping_rtts != NULL && cli->ping_link != link) {
     ping_use_link (cli, link);
     ping_link_state_cb (link, NULL, cli);

@@ -98,11 +98,26 @@ try:
            "a ping run while one is going is refused", busy)
     r = users.control("alice", "ping x")
     tap.ok(r.returncode != 0, "`ping x` is refused", r)
+    # The same over the call's direct data link (ParleyLink, negotiated over a data channel of
+    # the call), which both sides report as connected.
+    for run in range(2):
+        pmark = alice.mark()
+        r = users.control("alice", "link-ping 40")
+        p = alice.wait_event("dc-ping", 20, pmark, path="link")
+        tap.ok(r.returncode == 0 and p and p.get("sent") == 40 and 36 <= p.get("received", 0)
+               <= 40 and 0 < p.get("p50Ms", 0) <= p.get("p99Ms", 0),
+               f"`call-control 'link-ping 40'` run {run + 1}: round trips over the link", p)
+    tap.ok(alice.select("link-state", state="connected") and
+           bob.select("link-state", state="connected"),
+           "both sides report the link connected", diag(alice, bob))
+    lmark = bob.mark()
     r = users.control("alice", "hangup")
     tap.ok(r.returncode == 0, "parley-cli hangup reaches the running call", r.stderr)
     a_end, b_end = ended(alice), ended(bob)
     tap.ok(a_end and a_end.get("reason") == "hangup" and b_end and b_end.get("reason") == "hangup",
            "hangup by the caller ends the call on both sides as hangup", (a_end, b_end))
+    tap.ok(bob.wait_event("link-state", 10, lmark, state="closed"),
+           "the link closes with the call", diag(bob))
     tap.ok(alice.wait_exit(10) == 0, "`call` exits 0 after an answered call", diag(alice))
 
     # 1b. A data channel added right after a video call's first frames, in four calls: in
