@@ -15,6 +15,7 @@
 #define DEFAULT_RING_TIMEOUT_S   45
 /* Credentials that expire sooner than this are fetched again before a call. */
 #define TURN_MIN_VALIDITY_US     (60 * G_USEC_PER_SEC)
+#define TURN_RETRY_MAX_S         30
 /* Call ids of ended calls kept to ignore their late frames, at most. */
 #define MAX_FINISHED_IDS         1024
 /* Ended calls kept alive, so that a caller's borrowed pointer stays valid a while. */
@@ -54,6 +55,7 @@ struct _ParleyCallManager {
   gint64               turn_expires;   /* monotonic µs, 0 if none */
   gboolean             turn_fetching;
   guint                turn_refresh_id;
+  guint                turn_retry_s;  /* the wait before the next try after a failed fetch */
 };
 
 G_DEFINE_FINAL_TYPE (ParleyCallManager, parley_call_manager, G_TYPE_OBJECT)
@@ -227,6 +229,18 @@ turn_credentials_cb (GObject      *object,
     g_debug ("The server sent unusable TURN credentials");
   else
     g_debug ("Got TURN credentials for %u servers", g_strv_length (self->turn_uris));
+
+  /* A failed fetch (the network is down for a moment, as in a move between networks) is
+   * tried again soon, waiting twice as long each time up to TURN_RETRY_MAX_S: a call that
+   * restarts once the network is back must not allocate its relays with credentials that
+   * expired meanwhile. */
+  if (stored) {
+    self->turn_retry_s = 0;
+  } else {
+    self->turn_retry_s = self->turn_retry_s ? MIN (self->turn_retry_s * 2, TURN_RETRY_MAX_S) : 1;
+    g_clear_handle_id (&self->turn_refresh_id, g_source_remove);
+    self->turn_refresh_id = g_timeout_add_seconds (self->turn_retry_s, turn_refresh_cb, self);
+  }
 
   /* Calls go ahead without TURN when there is none. */
   serve_calls (self, stored);

@@ -91,8 +91,14 @@ make_link (ParleyPeerLink *self,
            gboolean        offerer)
 {
   ParleyLink *link = parley_link_new (offerer);
+  g_autoptr(ParleyPeer) peer = g_weak_ref_get (&self->peer);
+  const char *host, *username, *password;
+  guint port;
 
   parley_link_set_realtime (link, self->realtime);
+  /* The call's TURN server, with the credentials the call got. */
+  if (peer && parley_peer_get_relay (peer, &host, &port, &username, &password))
+    parley_link_set_relay (link, host, port, username, password);
   /* Without a relay of its own the link would show this host's addresses:
    * a relay-only call gets no link that connects. */
   parley_link_set_relay_only (link, self->relay_only);

@@ -165,6 +165,10 @@ struct _ParleyPeer {
   guint                restart_timeout;
   char                *stun_url;
   GPtrArray           *turn_urls;
+  char                *relay_host;    /* the first UDP TURN server, for links */
+  guint                relay_port;
+  char                *relay_username;
+  char                *relay_password;
 
   gboolean             started;
   gboolean             closed;
@@ -2365,6 +2369,9 @@ parley_peer_finalize (GObject *object)
   g_clear_pointer (&self->queued_remote_offer, gst_webrtc_session_description_free);
   g_clear_pointer (&self->stats, parley_peer_stats_free);
   g_clear_pointer (&self->turn_urls, g_ptr_array_unref);
+  g_free (self->relay_host);
+  g_free (self->relay_username);
+  g_free (self->relay_password);
   g_free (self->stun_url);
   g_free (self->signaling_state);
   g_free (self->ice_connection_state);
@@ -2675,6 +2682,37 @@ parley_peer_build_turn_url (const char *uri,
                           tcp ? "?transport=tcp" : "");
 }
 
+/* Keeps "turn:HOST:PORT[?transport=udp]" with an IP address as HOST (IPv6
+ * in brackets) for parley_peer_get_relay(). */
+static void
+peer_parse_udp_relay (ParleyPeer *self,
+                      const char *uri,
+                      const char *username,
+                      const char *password)
+{
+  g_autofree char *hostport = NULL;
+  g_autoptr(GSocketConnectable) address = NULL;
+  const char *rest, *query, *host;
+
+  if (!g_str_has_prefix (uri, "turn:"))
+    return;
+  rest = uri + strlen ("turn:");
+  query = strchr (rest, '?');
+  if (query != NULL && strcmp (query, "?transport=udp") != 0)
+    return;
+  hostport = g_strndup (rest, query ? (gsize) (query - rest) : strlen (rest));
+  address = g_network_address_parse (hostport, 3478, NULL);
+  host = address ? g_network_address_get_hostname (G_NETWORK_ADDRESS (address)) : NULL;
+  if (host == NULL || !g_hostname_is_ip_address (host))
+    return;
+  self->relay_host = g_strdup (host);
+  self->relay_port = g_network_address_get_port (G_NETWORK_ADDRESS (address));
+  g_free (self->relay_username);
+  g_free (self->relay_password);
+  self->relay_username = g_strdup (username);
+  self->relay_password = g_strdup (password);
+}
+
 /**
  * parley_peer_set_ice_servers:
  * @self: a peer
@@ -2709,6 +2747,7 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
   }
 
   g_ptr_array_set_size (self->turn_urls, 0);
+  g_clear_pointer (&self->relay_host, g_free);
   for (guint i = 0; turn_uris != NULL && turn_uris[i] != NULL; i++) {
     char *url = parley_peer_build_turn_url (turn_uris[i], turn_username, turn_password);
 
@@ -2716,7 +2755,40 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
       g_ptr_array_add (self->turn_urls, url);
     else
       g_debug ("Ignoring TURN server %s", turn_uris[i]);
+    if (url != NULL && self->relay_host == NULL && turn_username && turn_password)
+      peer_parse_udp_relay (self, turn_uris[i], turn_username, turn_password);
   }
+}
+
+/**
+ * parley_peer_get_relay:
+ * @self: a peer
+ * @host: (out) (transfer none): the relay's IP address
+ * @port: (out): its port
+ * @username: (out) (transfer none): the TURN user name
+ * @password: (out) (transfer none): the TURN password
+ *
+ * The first TURN server over UDP given to parley_peer_set_ice_servers()
+ * whose host is an IP address, for a #ParleyLink beside the call.
+ *
+ * Returns: %FALSE if there is none
+ */
+gboolean
+parley_peer_get_relay (ParleyPeer  *self,
+                       const char **host,
+                       guint       *port,
+                       const char **username,
+                       const char **password)
+{
+  g_return_val_if_fail (PARLEY_IS_PEER (self), FALSE);
+
+  if (self->relay_host == NULL)
+    return FALSE;
+  *host = self->relay_host;
+  *port = self->relay_port;
+  *username = self->relay_username;
+  *password = self->relay_password;
+  return TRUE;
 }
 
 /**

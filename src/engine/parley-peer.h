@@ -89,6 +89,12 @@ void               parley_peer_set_ice_servers     (ParleyPeer          *self,
                                                     const char          *turn_password);
 void               parley_peer_set_relay_only      (ParleyPeer          *self,
                                                     gboolean             relay_only);
+/* The first UDP TURN server with an IP address (for a ParleyLink beside the call). */
+gboolean           parley_peer_get_relay           (ParleyPeer          *self,
+                                                    const char         **host,
+                                                    guint               *port,
+                                                    const char         **username,
+                                                    const char         **password);
 
 /* Builds the pipeline with the given media (either may be FALSE: a data-channel-only
  * connection) and sets it PLAYING. Does not offer by itself. */

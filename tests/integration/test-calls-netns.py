@@ -128,6 +128,13 @@ try:
            "both ends' selected candidate pair goes through the relay", diag(alice, bob))
     tap.ok(tone_seen(bob, 440) and tone_seen(alice, 660),
            "tones arrive both ways through the relay", diag(alice, bob))
+    # The call's direct data link (ParleyLink) gets the call's TURN server and credentials:
+    # with no route between the namespaces, its round trips can only go through the relay.
+    pmark = alice.mark()
+    r = users.control("alice", "link-ping 20")
+    p = alice.wait_event("dc-ping", 30, pmark, path="link") if r.returncode == 0 else None
+    tap.ok(p and p.get("received", 0) >= 18,
+           "round trips over the call's data link go through the relay", diag(alice, bob))
 
     # 2. The link of alice goes down for 3 s; the call recovers by itself.
     amark, bmark = alice.mark(), bob.mark()
