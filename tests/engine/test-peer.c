@@ -10,6 +10,7 @@
 #include "parley-data-channel.h"
 #include "parley-media-settings.h"
 #include "parley-peer.h"
+#include "parley-peer-link.h"
 
 /* Sanitizer builds on a busy machine are several times slower. */
 #ifdef __SANITIZE_ADDRESS__
@@ -1127,6 +1128,104 @@ test_peer_turn_url (void)
   }
 }
 
+/* The peers' direct links (ParleyPeerLink): opened by one side or by both at
+ * once, negotiated over a data channel of the connection; one pair of links
+ * ends up connected, and messages cross it both ways. */
+typedef struct {
+  ParleyLink  *link;        /* the latest from ::link */
+  guint        links;
+  GAsyncQueue *received;    /* char *: "stream:text" */
+} LinkSide;
+
+static void
+link_message_func (ParleyLink   *link,
+                   guint16       stream,
+                   gboolean      text,
+                   const guint8 *data,
+                   gsize         len,
+                   gpointer      user_data)
+{
+  g_async_queue_push (user_data, g_strdup_printf ("%u:%.*s", stream, (int) len, data));
+}
+
+static void
+peer_link_cb (ParleyPeerLink *peer_link,
+              ParleyLink     *link,
+              LinkSide       *side)
+{
+  parley_link_set_message_func (link, link_message_func, g_async_queue_ref (side->received),
+                                (GDestroyNotify) g_async_queue_unref);
+  g_set_object (&side->link, link);
+  side->links++;
+}
+
+static gboolean
+link_connected (LinkSide *side)
+{
+  return side->link && parley_link_get_state (side->link) == PARLEY_LINK_CONNECTED;
+}
+
+static void
+expect_link_message (LinkSide   *side,
+                     const char *expected)
+{
+  g_autofree char *got = g_async_queue_timeout_pop (side->received,
+                                                     TIMEOUT_MS * (guint64) 1000);
+
+  g_assert_cmpstr (got, ==, expected);
+}
+
+static void
+test_peer_link (Fixture       *fixture,
+                gconstpointer  data)
+{
+  gboolean both = GPOINTER_TO_INT (data);
+  g_autoptr(ParleyPeerLink) pl_a = parley_peer_link_new (fixture->a.peer);
+  g_autoptr(ParleyPeerLink) pl_b = parley_peer_link_new (fixture->b.peer);
+  LinkSide a = { .received = g_async_queue_new_full (g_free) };
+  LinkSide b = { .received = g_async_queue_new_full (g_free) };
+  g_autoptr(GError) error = NULL;
+
+  g_signal_connect (pl_a, "link", G_CALLBACK (peer_link_cb), &a);
+  g_signal_connect (pl_b, "link", G_CALLBACK (peer_link_cb), &b);
+  /* In an audio call. */
+  start_both (fixture, TRUE, FALSE);
+  /* The polite side opens; with @both, the impolite one too, at once. */
+  parley_peer_link_open (pl_b);
+  if (both)
+    parley_peer_link_open (pl_a);
+  parley_peer_negotiate (fixture->a.peer);
+  WAIT_UNTIL (settled (fixture) && link_connected (&a) && link_connected (&b));
+
+  g_assert_true (parley_link_send (a.link, 3, PARLEY_LINK_SEND_TEXT, "from a", 6, &error));
+  g_assert_no_error (error);
+  g_assert_true (parley_link_send (b.link, 4, PARLEY_LINK_SEND_TEXT | PARLEY_LINK_SEND_UNORDERED,
+                                   "from b", 6, &error));
+  g_assert_no_error (error);
+  expect_link_message (&b, "3:from a");
+  expect_link_message (&a, "4:from b");
+  /* The impolite side keeps its one link. Both opening, the polite side
+   * either took the impolite side's channel before it offered (one link) or
+   * dropped its own offer for the impolite side's (two), as timing has it. */
+  g_assert_cmpuint (a.links, ==, 1);
+  g_assert_cmpuint (b.links, >=, 1);
+  g_assert_cmpuint (b.links, <=, both ? 2 : 1);
+  g_assert_true (parley_peer_link_get_link (pl_a) == a.link);
+  g_assert_true (parley_peer_link_get_link (pl_b) == b.link);
+
+  g_signal_handlers_disconnect_by_data (pl_a, &a);
+  g_signal_handlers_disconnect_by_data (pl_b, &b);
+  g_clear_object (&pl_a);
+  g_clear_object (&pl_b);
+  /* Closing the negotiators closed the links. */
+  g_assert_cmpint (parley_link_get_state (a.link), ==, PARLEY_LINK_CLOSED);
+  g_assert_cmpint (parley_link_get_state (b.link), ==, PARLEY_LINK_CLOSED);
+  g_clear_object (&a.link);
+  g_clear_object (&b.link);
+  g_async_queue_unref (a.received);
+  g_async_queue_unref (b.received);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1143,6 +1242,8 @@ main (int    argc,
   g_test_add_func ("/peer/startup-glare", test_peer_startup_glare);
   ADD ("/peer/midcall-glare", test_peer_midcall_glare, NULL);
   ADD ("/peer/data-channels", test_peer_data_channels, NULL);
+  ADD ("/peer/link/one-side-opens", test_peer_link, GINT_TO_POINTER (FALSE));
+  ADD ("/peer/link/both-open", test_peer_link, GINT_TO_POINTER (TRUE));
   ADD ("/peer/realtime-data-path", test_peer_realtime_data_path, NULL);
   ADD ("/peer/video-call-adds-channel", test_peer_video_call_adds_channel, NULL);
   ADD ("/peer/relay-only", test_peer_relay_only, NULL);
