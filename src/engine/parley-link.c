@@ -71,6 +71,7 @@ struct _ParleyLink {
   guint stream_id;
   gboolean started;
   gint realtime;                /* atomic */
+  gboolean raised;              /* the link's thread asked for it (that thread only) */
 
   GMutex lock;                  /* everything below, and state */
   SSL *ssl;
@@ -603,6 +604,11 @@ nice_recv_cb (NiceAgent *agent,
   gboolean start_sctp = FALSE, failed = FALSE;
   guint8 plain[DTLS_MTU * 2];
 
+  /* Asked here, not when the thread starts: the setting may come later. */
+  if (!self->raised && g_atomic_int_get (&self->realtime)) {
+    parley_sched_realtime ("link thread");
+    self->raised = TRUE;
+  }
   /* RFC 7983: DTLS records start with 20 - 63. */
   if (len == 0 || (guint8) buf[0] < 20 || (guint8) buf[0] > 63)
     return;
@@ -736,8 +742,6 @@ link_thread (gpointer data)
   ParleyLink *self = data;
 
   g_main_context_push_thread_default (self->context);
-  if (g_atomic_int_get (&self->realtime))
-    parley_sched_realtime ("link thread");
   g_main_loop_run (self->loop);
   g_main_context_pop_thread_default (self->context);
   return NULL;
@@ -906,8 +910,8 @@ parley_link_set_relay_only (ParleyLink *self,
  * parley_link_set_realtime:
  *
  * Whether the link's thread asks for real-time priority (see
- * parley_sched_realtime()); before parley_link_new()'s thread gets going,
- * i.e. right after making the link. Senders' threads are the caller's.
+ * parley_sched_realtime()) when it gets its first datagram. Senders'
+ * threads are the caller's.
  */
 void
 parley_link_set_realtime (ParleyLink *self,

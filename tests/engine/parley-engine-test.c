@@ -2,6 +2,8 @@
 #define G_LOG_DOMAIN "parley-engine-test"
 
 #include <glib/gstdio.h>
+#include <string.h>
+#include <sys/resource.h>
 
 #include "parley-engine-test.h"
 
@@ -76,4 +78,22 @@ parley_engine_test_set_description (GstElement                  *webrtc,
   reply = gst_promise_get_reply (promise);
   g_assert_true (reply == NULL || !gst_structure_has_field (reply, "error"));
   gst_promise_unref (promise);
+}
+
+/* Whether this process may give a thread SCHED_RR priority 10: CAP_SYS_NICE
+ * or an RLIMIT_RTPRIO of 10 or more. */
+gboolean
+parley_engine_test_may_be_realtime (void)
+{
+  g_autofree char *status = NULL;
+  const char *cap;
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_RTPRIO, &limit) == 0 && limit.rlim_cur >= 10)
+    return TRUE;
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return FALSE;
+  cap = strstr (status, "\nCapEff:");
+  /* CAP_SYS_NICE */
+  return cap != NULL && (g_ascii_strtoull (cap + 8, NULL, 16) & (G_GUINT64_CONSTANT (1) << 23));
 }

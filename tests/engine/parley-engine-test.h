@@ -11,6 +11,7 @@
 G_BEGIN_DECLS
 
 void parley_engine_test_remove_tree (const char *path);
+gboolean parley_engine_test_may_be_realtime (void);
 
 /* Two-webrtcbin helpers for tests of one engine object over a real connection. */
 void parley_engine_test_disable_upnp (GstElement *webrtc);

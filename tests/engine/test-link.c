@@ -6,8 +6,10 @@
 #include "config.h"
 
 #include <gst/gst.h>
+#include <sched.h>
 #include <string.h>
 
+#include "parley-engine-test.h"
 #include "parley-error.h"
 #include "parley-link.h"
 
@@ -18,6 +20,7 @@ typedef struct {
   gboolean text;
   GBytes *data;
   GThread *thread;
+  int policy;                   /* of the thread that delivered it */
 } Received;
 
 typedef struct {
@@ -48,6 +51,7 @@ on_message (ParleyLink   *link,
   r->text = text;
   r->data = g_bytes_new (data, len);
   r->thread = g_thread_self ();
+  r->policy = sched_getscheduler (0) & ~SCHED_RESET_ON_FORK;
   g_async_queue_push (user_data, r);
 }
 
@@ -104,6 +108,8 @@ pair_init (Pair       *p,
 
   p->a = parley_link_new (TRUE);
   p->b = parley_link_new (FALSE);
+  /* The offerer's thread asks for real-time priority, the answerer's not. */
+  parley_link_set_realtime (p->a, TRUE);
   p->to_a = g_async_queue_new_full (received_free);
   p->to_b = g_async_queue_new_full (received_free);
   parley_link_set_message_func (p->a, on_message, g_async_queue_ref (p->to_a),
@@ -183,6 +189,7 @@ test_exchange (void)
     g_assert_cmpuint (*v, ==, i);
     /* On the link's own thread, not the one that runs the main loop. */
     g_assert_true (r->thread != g_thread_self ());
+    g_assert_cmpint (r->policy, ==, SCHED_OTHER);
     received_free (r);
   }
 
@@ -193,6 +200,12 @@ test_exchange (void)
   g_assert_cmpuint (r->stream, ==, 2);
   g_assert_true (r->text);
   g_assert_cmpmem (g_bytes_get_data (r->data, NULL), g_bytes_get_size (r->data), "h\xc3\xa9llo", 6);
+  /* Where the process may, the thread that asked runs SCHED_RR; the other
+   * one (above) stayed normal. */
+  if (parley_engine_test_may_be_realtime ())
+    g_assert_cmpint (r->policy, ==, SCHED_RR);
+  else
+    g_assert_cmpint (r->policy, ==, SCHED_OTHER);
   received_free (r);
 
   /* The largest message, in many SCTP packets and DTLS records. */

@@ -5,9 +5,9 @@
 #include <math.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "parley-data-channel.h"
+#include "parley-engine-test.h"
 #include "parley-media-settings.h"
 #include "parley-peer.h"
 #include "parley-peer-link.h"
@@ -699,21 +699,6 @@ probe_message_func (ParleyDataChannel *channel,
 }
 
 /* Whether the kernel lets this process ask for real-time priority. */
-static gboolean
-may_be_realtime (void)
-{
-  g_autofree char *status = NULL;
-  const char *cap;
-  struct rlimit limit;
-
-  if (getrlimit (RLIMIT_RTPRIO, &limit) == 0 && limit.rlim_cur >= 10)
-    return TRUE;
-  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
-    return FALSE;
-  cap = strstr (status, "\nCapEff:");
-  /* CAP_SYS_NICE */
-  return cap != NULL && (g_ascii_strtoull (cap + 8, NULL, 16) & (G_GUINT64_CONSTANT (1) << 23));
-}
 
 /* The threads of this process with a real-time policy, by name. */
 static GPtrArray *
@@ -780,7 +765,7 @@ test_peer_realtime_data_path (Fixture       *fixture,
     if (g_str_has_prefix (name, "nicesrc"))
       nicesrc++;
   }
-  if (!may_be_realtime ()) {
+  if (!parley_engine_test_may_be_realtime ()) {
     g_test_message ("This process may not use real-time priority: a short time slice instead");
     g_assert_cmpuint (names->len, ==, 0);
     g_assert_cmpint (g_atomic_int_get (&probe_a.policy), ==, SCHED_OTHER);
