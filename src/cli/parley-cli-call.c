@@ -416,10 +416,14 @@ ping_start (Cli        *cli,
     g_set_object (&cli->ping_call, call);
     peer_link = g_object_get_data (G_OBJECT (peer), "parley-cli-link");
     /* The run starts when the link is connected (ping_link_state_cb()). */
-    if (cli->ping_link == NULL && parley_peer_link_get_link (peer_link) != NULL)
-      ping_use_link (cli, parley_peer_link_get_link (peer_link));
-    else
+    /* The link may have been made afresh since the last run (the call's
+     * connection restarted). */
+    if (parley_peer_link_get_link (peer_link) != NULL) {
+      if (cli->ping_link != parley_peer_link_get_link (peer_link))
+        ping_use_link (cli, parley_peer_link_get_link (peer_link));
+    } else {
       parley_peer_link_open (peer_link);
+    }
     if (cli->ping_link != NULL)
       ping_link_state_cb (cli->ping_link, NULL, cli);
     return TRUE;

@@ -30,6 +30,7 @@ struct _ParleyPeerLink {
   ParleyLink *link;
   char *link_id;                /* the offer's id, both sides */
   gboolean offering;            /* link is ours, waiting for the answer */
+  guint generation;             /* the peer's connection the link was offered in */
 };
 
 enum {
@@ -121,10 +122,18 @@ drop_link (ParleyPeerLink *self)
 static void
 make_offer (ParleyPeerLink *self)
 {
+  g_autoptr(ParleyPeer) peer = g_weak_ref_get (&self->peer);
   g_autofree char *sdp = NULL;
 
-  if (self->link != NULL)
+  if (peer == NULL)
     return;
+  /* A link offered in an earlier connection of the call is replaced: the
+   * call restarted because its path broke (a network change, a lost link),
+   * and the link's own path most likely broke with it. */
+  if (self->link != NULL && self->generation == parley_peer_get_generation (peer))
+    return;
+  drop_link (self);
+  self->generation = parley_peer_get_generation (peer);
   self->link = make_link (self, TRUE);
   self->link_id = g_uuid_string_random ();
   self->offering = TRUE;
@@ -234,8 +243,14 @@ control_state_cb (ParleyDataChannel      *channel,
                   ParleyDataChannelState  old,
                   ParleyPeerLink         *self)
 {
-  if (state == PARLEY_DATA_CHANNEL_STATE_CLOSED)
+  if (state == PARLEY_DATA_CHANNEL_STATE_CLOSED) {
     drop_link (self);
+  } else if (state == PARLEY_DATA_CHANNEL_STATE_OPEN && !self->channel_is_ours &&
+             old == PARLEY_DATA_CHANNEL_STATE_CONNECTING) {
+    /* The peer's channel again, on the call's next connection after a
+     * restart: the offering side makes a fresh link. */
+    send_control (self, "ready", NULL, NULL);
+  }
 }
 
 static void

@@ -1160,11 +1160,18 @@ expect_link_message (LinkSide   *side,
   g_assert_cmpstr (got, ==, expected);
 }
 
+typedef enum {
+  LINK_ONE_SIDE,
+  LINK_BOTH_SIDES,
+  LINK_RESTART,
+} LinkCase;
+
 static void
 test_peer_link (Fixture       *fixture,
                 gconstpointer  data)
 {
-  gboolean both = GPOINTER_TO_INT (data);
+  LinkCase what = GPOINTER_TO_INT (data);
+  gboolean both = what == LINK_BOTH_SIDES;
   g_autoptr(ParleyPeerLink) pl_a = parley_peer_link_new (fixture->a.peer);
   g_autoptr(ParleyPeerLink) pl_b = parley_peer_link_new (fixture->b.peer);
   LinkSide a = { .received = g_async_queue_new_full (g_free) };
@@ -1198,6 +1205,29 @@ test_peer_link (Fixture       *fixture,
   g_assert_true (parley_peer_link_get_link (pl_a) == a.link);
   g_assert_true (parley_peer_link_get_link (pl_b) == b.link);
 
+  if (what == LINK_RESTART) {
+    ParleyLink *old_a = g_object_ref (a.link), *old_b = g_object_ref (b.link);
+
+    /* The call's connection restarts (its path broke): the side that
+     * opened the link offers a fresh one on the new connection, and the old
+     * pair closes. */
+    parley_peer_restart (fixture->a.peer);
+    WAIT_UNTIL (parley_peer_get_generation (fixture->b.peer) == 1 && settled (fixture) &&
+                a.link != old_a && b.link != old_b && link_connected (&a) &&
+                link_connected (&b));
+    g_assert_cmpint (parley_link_get_state (old_a), ==, PARLEY_LINK_CLOSED);
+    g_assert_cmpint (parley_link_get_state (old_b), ==, PARLEY_LINK_CLOSED);
+    g_assert_cmpuint (a.links, ==, 2);
+    g_assert_cmpuint (b.links, ==, 2);
+    g_assert_true (parley_link_send (a.link, 5, PARLEY_LINK_SEND_DEFAULT, "again", 5, &error));
+    g_assert_true (parley_link_send (b.link, 6, PARLEY_LINK_SEND_DEFAULT, "again", 5, &error));
+    g_assert_no_error (error);
+    expect_link_message (&b, "5:again");
+    expect_link_message (&a, "6:again");
+    g_object_unref (old_a);
+    g_object_unref (old_b);
+  }
+
   g_signal_handlers_disconnect_by_data (pl_a, &a);
   g_signal_handlers_disconnect_by_data (pl_b, &b);
   g_clear_object (&pl_a);
@@ -1227,8 +1257,9 @@ main (int    argc,
   g_test_add_func ("/peer/startup-glare", test_peer_startup_glare);
   ADD ("/peer/midcall-glare", test_peer_midcall_glare, NULL);
   ADD ("/peer/data-channels", test_peer_data_channels, NULL);
-  ADD ("/peer/link/one-side-opens", test_peer_link, GINT_TO_POINTER (FALSE));
-  ADD ("/peer/link/both-open", test_peer_link, GINT_TO_POINTER (TRUE));
+  ADD ("/peer/link/one-side-opens", test_peer_link, GINT_TO_POINTER (LINK_ONE_SIDE));
+  ADD ("/peer/link/both-open", test_peer_link, GINT_TO_POINTER (LINK_BOTH_SIDES));
+  ADD ("/peer/link/restart", test_peer_link, GINT_TO_POINTER (LINK_RESTART));
   ADD ("/peer/realtime-data-path", test_peer_realtime_data_path, NULL);
   ADD ("/peer/video-call-adds-channel", test_peer_video_call_adds_channel, NULL);
   ADD ("/peer/relay-only", test_peer_relay_only, NULL);

@@ -161,6 +161,13 @@ try:
     tap.ok(not alice.select("call-state", state="ended") and
            not bob.select("call-state", state="ended"),
            "the call never ended during the outage", diag(alice, bob))
+    # The call's direct data link is offered afresh on the recovered connection.
+    pmark = alice.mark()
+    r = users.control("alice", "link-ping 20")
+    p = alice.wait_event("dc-ping", 30, pmark, path="link") if r.returncode == 0 else None
+    tap.ok(p and p.get("received", 0) >= 18,
+           "round trips over the call's data link work again after the outage",
+           diag(alice, bob))
 
     # 2b. A network change: alice's address changes for good mid-call (a laptop moving to
     # another network). Her connection to the server and the relay's allocation die with the
