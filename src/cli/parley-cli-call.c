@@ -277,6 +277,20 @@ ping_reply_main (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Counts a reply timed on the thread that delivered it, on the main context. */
+static void
+ping_post_reply (Cli    *cli,
+                 gint64  id,
+                 gint64  rtt)
+{
+  PingReply *reply = g_new (PingReply, 1);
+
+  reply->cli = cli;
+  reply->id = id;
+  reply->rtt = rtt;
+  g_idle_add_full (G_PRIORITY_HIGH, ping_reply_main, reply, g_free);
+}
+
 /* Pings are answered and their replies timed on the thread that delivers
  * data channel messages, as a game would take its peers' input
  * (parley_data_channel_set_message_func()): a hand-off to the main context
@@ -289,7 +303,6 @@ ping_reply_func (ParleyDataChannel *channel,
 {
   gint64 now = g_get_monotonic_time ();
   const gint64 *payload;
-  PingReply *reply;
   gsize len;
 
   if (bytes == NULL)
@@ -297,11 +310,7 @@ ping_reply_func (ParleyDataChannel *channel,
   payload = g_bytes_get_data (bytes, &len);
   if (len != 2 * sizeof (gint64))
     return;
-  reply = g_new (PingReply, 1);
-  reply->cli = user_data;
-  reply->id = payload[0];
-  reply->rtt = now - payload[1];
-  g_idle_add_full (G_PRIORITY_HIGH, ping_reply_main, reply, g_free);
+  ping_post_reply (user_data, payload[0], now - payload[1]);
 }
 
 /* Every message of the call's link, on the link's thread: requests are
@@ -316,7 +325,6 @@ link_message_func (ParleyLink   *link,
 {
   gint64 now = g_get_monotonic_time ();
   gint64 payload[3];
-  PingReply *reply;
 
   if (stream != LINK_PING_STREAM || text || len != sizeof payload)
     return;
@@ -326,11 +334,7 @@ link_message_func (ParleyLink   *link,
     parley_link_send (link, LINK_PING_STREAM, LINK_PING_FLAGS, payload, sizeof payload, NULL);
     return;
   }
-  reply = g_new (PingReply, 1);
-  reply->cli = user_data;
-  reply->id = payload[0];
-  reply->rtt = now - payload[1];
-  g_idle_add_full (G_PRIORITY_HIGH, ping_reply_main, reply, g_free);
+  ping_post_reply (user_data, payload[0], now - payload[1]);
 }
 
 static void

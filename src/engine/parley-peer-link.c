@@ -119,11 +119,28 @@ drop_link (ParleyPeerLink *self)
   self->offering = FALSE;
 }
 
+/* Sends the new link's description (its offer or answer), starts it and
+ * hands it out. */
+static void
+publish_link (ParleyPeerLink *self,
+              const char     *kind)
+{
+  g_autofree char *sdp = parley_link_get_local_description (self->link);
+
+  if (sdp == NULL) {
+    g_debug ("The link failed before its %s", kind);
+    drop_link (self);
+    return;
+  }
+  send_control (self, kind, "sdp", sdp);
+  parley_link_start (self->link);
+  g_signal_emit (self, signals[SIGNAL_LINK], 0, self->link);
+}
+
 static void
 make_offer (ParleyPeerLink *self)
 {
   g_autoptr(ParleyPeer) peer = g_weak_ref_get (&self->peer);
-  g_autofree char *sdp = NULL;
 
   if (peer == NULL)
     return;
@@ -137,14 +154,7 @@ make_offer (ParleyPeerLink *self)
   self->link = make_link (self, TRUE);
   self->link_id = g_uuid_string_random ();
   self->offering = TRUE;
-  sdp = parley_link_get_local_description (self->link);
-  if (sdp == NULL) {
-    g_debug ("The link failed before its offer");
-    return;
-  }
-  send_control (self, "offer", "sdp", sdp);
-  parley_link_start (self->link);
-  g_signal_emit (self, signals[SIGNAL_LINK], 0, self->link);
+  publish_link (self, "offer");
 }
 
 static void
@@ -153,7 +163,6 @@ answer_offer (ParleyPeerLink *self,
               const char     *sdp)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *answer = NULL;
 
   if (self->link != NULL && self->offering) {
     /* Both sides offered: the impolite side's offer wins. */
@@ -173,10 +182,7 @@ answer_offer (ParleyPeerLink *self,
     drop_link (self);
     return;
   }
-  answer = parley_link_get_local_description (self->link);
-  send_control (self, "answer", "sdp", answer);
-  parley_link_start (self->link);
-  g_signal_emit (self, signals[SIGNAL_LINK], 0, self->link);
+  publish_link (self, "answer");
 }
 
 /* The control channel's messages, on the main context. */
