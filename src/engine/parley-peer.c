@@ -166,6 +166,8 @@ struct _ParleyPeer {
   char                *stun_url;
   GPtrArray           *turn_urls;
   char                *relay_host;    /* the first UDP TURN server, for links */
+  char                *relay_name;    /* its host name, when given by name */
+  GCancellable        *relay_lookup;  /* resolving relay_name */
   guint                relay_port;
   char                *relay_username;
   char                *relay_password;
@@ -2351,6 +2353,9 @@ parley_peer_dispose (GObject *object)
   ParleyPeer *self = PARLEY_PEER (object);
 
   parley_peer_close (self);
+  if (self->relay_lookup)
+    g_cancellable_cancel (self->relay_lookup);
+  g_clear_object (&self->relay_lookup);
   g_clear_pointer (&self->channels, g_ptr_array_unref);
   g_clear_pointer (&self->remote_channels, g_ptr_array_unref);
   g_clear_object (&self->settings);
@@ -2370,6 +2375,7 @@ parley_peer_finalize (GObject *object)
   g_clear_pointer (&self->stats, parley_peer_stats_free);
   g_clear_pointer (&self->turn_urls, g_ptr_array_unref);
   g_free (self->relay_host);
+  g_free (self->relay_name);
   g_free (self->relay_username);
   g_free (self->relay_password);
   g_free (self->stun_url);
@@ -2682,9 +2688,40 @@ parley_peer_build_turn_url (const char *uri,
                           tcp ? "?transport=tcp" : "");
 }
 
-/* Keeps "turn:HOST:PORT[?transport=udp]" with an IP address as HOST (IPv6
- * in brackets) for parley_peer_get_relay(). */
 static void
+relay_resolved_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+  GList *addresses = g_resolver_lookup_by_name_finish (G_RESOLVER (source), result, &error);
+  ParleyPeer *self = user_data;
+  GInetAddress *chosen = NULL;
+
+  /* Cancelled: the peer may be gone. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  g_clear_object (&self->relay_lookup);
+  if (addresses == NULL) {
+    g_debug ("Peer %p: cannot resolve the TURN server %s: %s", self, self->relay_name,
+             error->message);
+    return;
+  }
+  /* IPv4 first, as the relay's own candidates mostly are. */
+  for (GList *l = addresses; l && chosen == NULL; l = l->next)
+    if (g_inet_address_get_family (l->data) == G_SOCKET_FAMILY_IPV4)
+      chosen = l->data;
+  if (chosen == NULL)
+    chosen = addresses->data;
+  g_free (self->relay_host);
+  self->relay_host = g_inet_address_to_string (chosen);
+  g_resolver_free_addresses (addresses);
+}
+
+/* Keeps "turn:HOST:PORT[?transport=udp]" for parley_peer_get_relay(),
+ * resolving HOST first unless it is an IP address (IPv6 in brackets).
+ * Returns FALSE for another kind of URI. */
+static gboolean
 peer_parse_udp_relay (ParleyPeer *self,
                       const char *uri,
                       const char *username,
@@ -2692,25 +2729,45 @@ peer_parse_udp_relay (ParleyPeer *self,
 {
   g_autofree char *hostport = NULL;
   g_autoptr(GSocketConnectable) address = NULL;
+  g_autoptr(GResolver) resolver = NULL;
   const char *rest, *query, *host;
 
   if (!g_str_has_prefix (uri, "turn:"))
-    return;
+    return FALSE;
   rest = uri + strlen ("turn:");
   query = strchr (rest, '?');
   if (query != NULL && strcmp (query, "?transport=udp") != 0)
-    return;
+    return FALSE;
   hostport = g_strndup (rest, query ? (gsize) (query - rest) : strlen (rest));
   address = g_network_address_parse (hostport, 3478, NULL);
   host = address ? g_network_address_get_hostname (G_NETWORK_ADDRESS (address)) : NULL;
-  if (host == NULL || !g_hostname_is_ip_address (host))
-    return;
-  self->relay_host = g_strdup (host);
+  if (host == NULL)
+    return FALSE;
   self->relay_port = g_network_address_get_port (G_NETWORK_ADDRESS (address));
   g_free (self->relay_username);
   g_free (self->relay_password);
   self->relay_username = g_strdup (username);
   self->relay_password = g_strdup (password);
+  if (g_hostname_is_ip_address (host)) {
+    g_free (self->relay_host);
+    self->relay_host = g_strdup (host);
+    g_clear_pointer (&self->relay_name, g_free);
+    return TRUE;
+  }
+  /* The same name as before keeps its address (fresh credentials only). */
+  if (g_strcmp0 (host, self->relay_name) == 0 &&
+      (self->relay_host != NULL || self->relay_lookup != NULL))
+    return TRUE;
+  g_free (self->relay_name);
+  self->relay_name = g_strdup (host);
+  g_clear_pointer (&self->relay_host, g_free);
+  if (self->relay_lookup)
+    g_cancellable_cancel (self->relay_lookup);
+  g_clear_object (&self->relay_lookup);
+  self->relay_lookup = g_cancellable_new ();
+  resolver = g_resolver_get_default ();
+  g_resolver_lookup_by_name_async (resolver, host, self->relay_lookup, relay_resolved_cb, self);
+  return TRUE;
 }
 
 /**
@@ -2732,6 +2789,8 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
                              const char         *turn_username,
                              const char         *turn_password)
 {
+  gboolean relay_taken = FALSE;
+
   g_return_if_fail (PARLEY_IS_PEER (self));
 
   g_clear_pointer (&self->stun_url, g_free);
@@ -2747,7 +2806,6 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
   }
 
   g_ptr_array_set_size (self->turn_urls, 0);
-  g_clear_pointer (&self->relay_host, g_free);
   for (guint i = 0; turn_uris != NULL && turn_uris[i] != NULL; i++) {
     char *url = parley_peer_build_turn_url (turn_uris[i], turn_username, turn_password);
 
@@ -2755,8 +2813,16 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
       g_ptr_array_add (self->turn_urls, url);
     else
       g_debug ("Ignoring TURN server %s", turn_uris[i]);
-    if (url != NULL && self->relay_host == NULL && turn_username && turn_password)
-      peer_parse_udp_relay (self, turn_uris[i], turn_username, turn_password);
+    /* The first one that can serve a link. */
+    if (url != NULL && !relay_taken && turn_username && turn_password)
+      relay_taken = peer_parse_udp_relay (self, turn_uris[i], turn_username, turn_password);
+  }
+  if (!relay_taken) {
+    if (self->relay_lookup)
+      g_cancellable_cancel (self->relay_lookup);
+    g_clear_object (&self->relay_lookup);
+    g_clear_pointer (&self->relay_host, g_free);
+    g_clear_pointer (&self->relay_name, g_free);
   }
 }
 
@@ -2768,8 +2834,9 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
  * @username: (out) (transfer none): the TURN user name
  * @password: (out) (transfer none): the TURN password
  *
- * The first TURN server over UDP given to parley_peer_set_ice_servers()
- * whose host is an IP address, for a #ParleyLink beside the call.
+ * The first TURN server given to parley_peer_set_ice_servers(), if it is
+ * one over UDP, with its address (a name is resolved in the background),
+ * for a #ParleyLink beside the call.
  *
  * Returns: %FALSE if there is none
  */

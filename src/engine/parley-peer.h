@@ -89,7 +89,8 @@ void               parley_peer_set_ice_servers     (ParleyPeer          *self,
                                                     const char          *turn_password);
 void               parley_peer_set_relay_only      (ParleyPeer          *self,
                                                     gboolean             relay_only);
-/* The first UDP TURN server with an IP address (for a ParleyLink beside the call). */
+/* The first TURN server if it is one over UDP, once its address is known (for a
+ * ParleyLink beside the call). */
 gboolean           parley_peer_get_relay           (ParleyPeer          *self,
                                                     const char         **host,
                                                     guint               *port,

@@ -1241,6 +1241,54 @@ test_peer_link (Fixture       *fixture,
   g_async_queue_unref (b.received);
 }
 
+/* The TURN server that a direct link beside the call gets: the first one
+ * over UDP, by address or by name (resolved in the background). */
+static void
+test_peer_relay_for_links (void)
+{
+  g_autoptr(ParleyMediaSettings) settings = make_settings (TONE_A);
+  g_autoptr(ParleyPeer) peer = parley_peer_new (settings, FALSE);
+  const char *by_name[] = { "turns:localhost:5349?transport=tcp", "turn:localhost:3479", NULL };
+  const char *by_address[] = { "turn:[::1]:3480?transport=udp", NULL };
+  const char *tcp_only[] = { "turn:127.0.0.1:3478?transport=tcp", NULL };
+  const char *host, *user, *password;
+  guint port;
+
+  g_assert_false (parley_peer_get_relay (peer, &host, &port, &user, &password));
+
+  parley_peer_set_ice_servers (peer, NULL, by_name, "1:alice", "secret");
+  WAIT_UNTIL (parley_peer_get_relay (peer, &host, &port, &user, &password));
+  g_assert_cmpstr (host, ==, "127.0.0.1");
+  g_assert_cmpuint (port, ==, 3479);
+  g_assert_cmpstr (user, ==, "1:alice");
+  g_assert_cmpstr (password, ==, "secret");
+
+  /* Fresh credentials for the same server keep its address. */
+  parley_peer_set_ice_servers (peer, NULL, by_name, "2:alice", "secret2");
+  g_assert_true (parley_peer_get_relay (peer, &host, &port, &user, &password));
+  g_assert_cmpstr (host, ==, "127.0.0.1");
+  g_assert_cmpstr (user, ==, "2:alice");
+
+  parley_peer_set_ice_servers (peer, NULL, by_address, "3:alice", "secret3");
+  g_assert_true (parley_peer_get_relay (peer, &host, &port, &user, &password));
+  g_assert_cmpstr (host, ==, "::1");
+  g_assert_cmpuint (port, ==, 3480);
+
+  /* No UDP relay, no relay for links. */
+  parley_peer_set_ice_servers (peer, NULL, tcp_only, "4:alice", "secret4");
+  g_assert_false (parley_peer_get_relay (peer, &host, &port, &user, &password));
+
+  /* A peer that goes while its lookup runs: the lookup is cancelled and its
+   * answer touches nothing (the sanitizer build would tell). */
+  {
+    ParleyPeer *gone = parley_peer_new (settings, FALSE);
+
+    parley_peer_set_ice_servers (gone, NULL, by_name, "5:alice", "secret5");
+    g_object_unref (gone);
+    run_for (200);
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1253,6 +1301,7 @@ main (int    argc,
   g_test_add (path, Fixture, data, fixture_setup, func, fixture_teardown)
 
   g_test_add_func ("/peer/turn-url", test_peer_turn_url);
+  g_test_add_func ("/peer/relay-for-links", test_peer_relay_for_links);
   ADD ("/peer/call", test_peer_call, NULL);
   g_test_add_func ("/peer/startup-glare", test_peer_startup_glare);
   ADD ("/peer/midcall-glare", test_peer_midcall_glare, NULL);
