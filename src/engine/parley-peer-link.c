@@ -11,6 +11,7 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
+#include "parley-call-private.h"
 #include "parley-data-channel.h"
 #include "parley-media-settings.h"
 
@@ -100,8 +101,8 @@ make_link (ParleyPeerLink *self,
   /* The call's TURN server, with the credentials the call got. */
   if (peer && parley_peer_get_relay (peer, &host, &port, &username, &password))
     parley_link_set_relay (link, host, port, username, password);
-  /* Without a relay of its own the link would show this host's addresses:
-   * a relay-only call gets no link that connects. */
+  /* A relay-only call's link offers relay candidates only (without a TURN
+   * server it does not connect: this host's addresses stay hidden). */
   parley_link_set_relay_only (link, self->relay_only);
   g_signal_connect_object (link, "local-candidate", G_CALLBACK (link_candidate_cb), self, 0);
   return link;
@@ -163,25 +164,26 @@ answer_offer (ParleyPeerLink *self,
               const char     *sdp)
 {
   g_autoptr(GError) error = NULL;
+  g_autoptr(ParleyLink) link = NULL;
 
-  if (self->link != NULL && self->offering) {
-    /* Both sides offered: the impolite side's offer wins. */
-    if (!self->polite) {
-      g_debug ("Ignoring a colliding link offer");
-      return;
-    }
-    g_debug ("Dropping the own link offer for the peer's");
-    drop_link (self);
-  } else if (self->link != NULL) {
-    drop_link (self);             /* the peer starts over */
-  }
-  self->link = make_link (self, FALSE);
-  self->link_id = g_strdup (id);
-  if (!parley_link_set_remote_description (self->link, sdp, &error)) {
-    g_debug ("Refusing a link offer: %s", error->message);
-    drop_link (self);
+  /* Both sides offered: the impolite side's offer wins. */
+  if (self->link != NULL && self->offering && !self->polite) {
+    g_debug ("Ignoring a colliding link offer");
     return;
   }
+  /* An offer that does not work leaves the link there is alone. */
+  link = make_link (self, FALSE);
+  if (!parley_link_set_remote_description (link, sdp, &error)) {
+    g_debug ("Refusing a link offer: %s", error->message);
+    parley_link_close (link);
+    return;
+  }
+  if (self->link != NULL)
+    g_debug ("%s", self->offering ? "Dropping the own link offer for the peer's"
+                                  : "The peer starts a new link");
+  drop_link (self);
+  self->link = g_steal_pointer (&link);
+  self->link_id = g_strdup (id);
   publish_link (self, "answer");
 }
 
@@ -203,8 +205,14 @@ control_message_cb (ParleyDataChannel *channel,
     return;
   }
   o = json_node_get_object (json_parser_get_root (parser));
-  kind = json_object_get_string_member_with_default (o, "link", "");
-  id = json_object_get_string_member_with_default (o, "id", NULL);
+  /* Members of another type count as missing: the peer's messages are
+   * checked like the server's frames. */
+  kind = parley_call_frame_get_string (o, "link");
+  id = parley_call_frame_get_string (o, "id");
+  if (kind == NULL) {
+    g_debug ("Ignoring a link message without a kind");
+    return;
+  }
 
   if (g_str_equal (kind, "ready")) {
     if (self->want_open && self->channel_is_ours)
@@ -216,7 +224,7 @@ control_message_cb (ParleyDataChannel *channel,
     return;
   }
   if (g_str_equal (kind, "offer")) {
-    const char *sdp = json_object_get_string_member_with_default (o, "sdp", NULL);
+    const char *sdp = parley_call_frame_get_string (o, "sdp");
 
     if (sdp)
       answer_offer (self, id, sdp);
@@ -227,7 +235,7 @@ control_message_cb (ParleyDataChannel *channel,
     return;
   }
   if (g_str_equal (kind, "answer") && self->offering) {
-    const char *sdp = json_object_get_string_member_with_default (o, "sdp", NULL);
+    const char *sdp = parley_call_frame_get_string (o, "sdp");
 
     self->offering = FALSE;
     if (sdp == NULL || !parley_link_set_remote_description (self->link, sdp, &error))

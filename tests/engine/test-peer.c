@@ -1205,6 +1205,29 @@ test_peer_link (Fixture       *fixture,
   g_assert_true (parley_peer_link_get_link (pl_a) == a.link);
   g_assert_true (parley_peer_link_get_link (pl_b) == b.link);
 
+  if (what == LINK_ONE_SIDE) {
+    /* Hostile control messages from the far side change nothing. */
+    ParleyDataChannel *control = find_channel (&fixture->a, "parley-link");
+    g_autofree char *big = g_strnfill (20000, 'x');
+    const char *hostile[] = {
+      "not json", "[]", "{\"link\":{}}", "{\"link\":5}", "{\"link\":\"offer\"}",
+      "{\"link\":\"offer\",\"id\":{}}", "{\"link\":\"offer\",\"id\":\"x\",\"sdp\":7}",
+      "{\"link\":\"offer\",\"id\":\"x\",\"sdp\":\"v=0\"}",
+      "{\"link\":\"candidate\",\"id\":\"other\",\"candidate\":\"candidate:1\"}",
+      "{\"link\":\"answer\",\"id\":\"other\",\"sdp\":\"v=0\"}", big,
+    };
+
+    g_assert_nonnull (control);
+    for (guint i = 0; i < G_N_ELEMENTS (hostile); i++)
+      g_assert_true (parley_data_channel_send_string (control, hostile[i], &error));
+    g_assert_no_error (error);
+    run_for (300);
+    g_assert_true (link_connected (&a) && link_connected (&b));
+    g_assert_true (parley_peer_link_get_link (pl_b) == b.link);
+    g_assert_true (parley_link_send (a.link, 7, PARLEY_LINK_SEND_TEXT, "still", 5, &error));
+    expect_link_message (&b, "7:still");
+  }
+
   if (what == LINK_RESTART) {
     ParleyLink *old_a = g_object_ref (a.link), *old_b = g_object_ref (b.link);
 
