@@ -5,6 +5,7 @@
 
 #include "config.h"
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 #include <sched.h>
 #include <string.h>
@@ -26,6 +27,7 @@ typedef struct {
 typedef struct {
   ParleyLink *a, *b;            /* a offers */
   GAsyncQueue *to_a, *to_b;     /* Received */
+  GPtrArray *b_candidates;      /* b's candidates, "candidate:…" */
 } Pair;
 
 static void
@@ -53,6 +55,15 @@ on_message (ParleyLink   *link,
   r->thread = g_thread_self ();
   r->policy = sched_getscheduler (0) & ~SCHED_RESET_ON_FORK;
   g_async_queue_push (user_data, r);
+}
+
+static void
+keep_candidate (ParleyLink *link,
+                const char *candidate,
+                GPtrArray  *kept)
+{
+  if (candidate)
+    g_ptr_array_add (kept, g_strdup (candidate));
 }
 
 static void
@@ -118,6 +129,8 @@ pair_init (Pair       *p,
                                 (GDestroyNotify) g_async_queue_unref);
   g_signal_connect (p->a, "local-candidate", G_CALLBACK (on_candidate), p->b);
   g_signal_connect (p->b, "local-candidate", G_CALLBACK (on_candidate), p->a);
+  p->b_candidates = g_ptr_array_new_with_free_func (g_free);
+  g_signal_connect (p->b, "local-candidate", G_CALLBACK (keep_candidate), p->b_candidates);
 
   desc_a = parley_link_get_local_description (p->a);
   desc_b = parley_link_get_local_description (p->b);
@@ -153,10 +166,48 @@ pair_clear (Pair *p)
 {
   g_signal_handlers_disconnect_by_func (p->a, on_candidate, p->b);
   g_signal_handlers_disconnect_by_func (p->b, on_candidate, p->a);
+  g_signal_handlers_disconnect_by_func (p->b, keep_candidate, p->b_candidates);
+  g_ptr_array_unref (p->b_candidates);
   g_clear_object (&p->a);
   g_clear_object (&p->b);
   g_async_queue_unref (p->to_a);
   g_async_queue_unref (p->to_b);
+}
+
+/* Sends datagrams that look like DTLS records (first byte 20 - 63) but are
+ * garbage to every UDP host candidate of @candidates, from a socket of no
+ * candidate pair: what anybody on the network could send. (libnice takes
+ * data only from addresses that passed its connectivity checks, so none of
+ * it reaches DTLS; the link must not notice.) */
+static guint
+send_garbage (GPtrArray *candidates)
+{
+  g_autoptr(GSocket) sock = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                          G_SOCKET_PROTOCOL_UDP, NULL);
+  guint sent = 0;
+
+  g_assert_nonnull (sock);
+  for (guint i = 0; i < candidates->len; i++) {
+    g_auto(GStrv) f = g_strsplit (candidates->pdata[i], " ", -1);
+    g_autoptr(GSocketAddress) to = NULL;
+
+    /* candidate:FOUNDATION COMPONENT udp PRIORITY ADDRESS PORT typ host */
+    if (g_strv_length (f) < 8 || g_ascii_strcasecmp (f[2], "udp") != 0 ||
+        !g_str_equal (f[7], "host") || strchr (f[4], ':'))
+      continue;
+    to = g_inet_socket_address_new_from_string (f[4],
+                                                (guint) g_ascii_strtoull (f[5], NULL, 10));
+    for (guint n = 0; to && n < 50; n++) {
+      guint8 junk[200];
+
+      for (guint k = 0; k < sizeof junk; k++)
+        junk[k] = (guint8) g_random_int ();
+      junk[0] = (guint8) (20 + n % 44);
+      if (g_socket_send_to (sock, to, (const char *) junk, sizeof junk, NULL, NULL) > 0)
+        sent++;
+    }
+  }
+  return sent;
 }
 
 static void
@@ -250,6 +301,15 @@ test_exchange (void)
     received_free (r);
   }
   g_assert_cmpuint (g_hash_table_size (unordered), ==, 50);
+
+  /* Garbage from elsewhere changes nothing. */
+  g_assert_cmpuint (send_garbage (p.b_candidates), >, 0);
+  g_assert_true (parley_link_send (p.a, 1, PARLEY_LINK_SEND_DEFAULT, "after junk", 10, &error));
+  r = pop (p.to_b);
+  g_assert_nonnull (r);
+  g_assert_cmpmem (g_bytes_get_data (r->data, NULL), g_bytes_get_size (r->data), "after junk", 10);
+  received_free (r);
+  g_assert_cmpint (parley_link_get_state (p.b), ==, PARLEY_LINK_CONNECTED);
 
   /* What cannot be sent. */
   g_assert_false (parley_link_send (p.a, 1, PARLEY_LINK_SEND_DEFAULT, big,
