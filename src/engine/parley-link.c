@@ -54,6 +54,7 @@
 #define PPID_STRING_EMPTY 56
 #define PPID_BINARY_EMPTY 57
 #define TIMER_INTERVAL_MS 10
+#define CLOSE_TIMEOUT_MS 1000
 
 struct _ParleyLink {
   GObject parent_instance;
@@ -1313,6 +1314,29 @@ quit_cb (gpointer data)
 }
 
 static void
+agent_closed_cb (GObject      *agent,
+                 GAsyncResult *result,
+                 gpointer      loop)
+{
+  g_main_loop_quit (loop);
+}
+
+/* On the link's thread: releases what the agent holds on servers (its TURN
+ * allocations, which would otherwise stay until they expire), then stops
+ * the thread. */
+static gboolean
+close_agent_cb (gpointer data)
+{
+  ParleyLink *self = data;
+
+  if (self->agent)
+    nice_agent_close_async (self->agent, agent_closed_cb, self->loop);
+  else
+    g_main_loop_quit (self->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
 link_close (ParleyLink *self,
             gboolean    notify)
 {
@@ -1335,13 +1359,20 @@ link_close (ParleyLink *self,
   }
   /* The receive path next: nothing reads the socket once it is closed. */
   if (self->thread) {
-    /* A source, not g_main_context_invoke(): the loop may not run yet. */
-    GSource *quit = g_idle_source_new ();
+    /* Sources, not g_main_context_invoke(): the loop may not run yet. A
+     * relay that does not answer holds the close up for a second at most
+     * (the agent then stays, with its unanswered request, until exit). */
+    GSource *close = g_idle_source_new ();
+    GSource *deadline = g_timeout_source_new (CLOSE_TIMEOUT_MS);
 
-    g_source_set_callback (quit, quit_cb, self->loop, NULL);
-    g_source_attach (quit, self->context);
-    g_source_unref (quit);
+    g_source_set_callback (close, close_agent_cb, self, NULL);
+    g_source_attach (close, self->context);
+    g_source_unref (close);
+    g_source_set_callback (deadline, quit_cb, self->loop, NULL);
+    g_source_attach (deadline, self->context);
     g_thread_join (g_steal_pointer (&self->thread));
+    g_source_destroy (deadline);
+    g_source_unref (deadline);
   }
   g_rw_lock_writer_lock (&self->sock_lock);
   sock = g_steal_pointer (&self->sock);
