@@ -337,15 +337,22 @@ link_message_func (ParleyLink   *link,
   ping_post_reply (user_data, payload[0], now - payload[1]);
 }
 
+/* Starts sending the run's pings, unless they are going or done. */
+static void
+ping_maybe_start (Cli *cli)
+{
+  if (cli->ping_id == 0 && cli->ping_sent == 0 && cli->ping_target > 0)
+    cli->ping_id = g_timeout_add (cli->ping_interval_ms, ping_send_cb, cli);
+}
+
 static void
 ping_link_state_cb (ParleyLink *link,
                     GParamSpec *pspec,
                     Cli        *cli)
 {
   if (link == cli->ping_link && cli->ping_on_link &&
-      parley_link_get_state (link) == PARLEY_LINK_CONNECTED && cli->ping_id == 0 &&
-      cli->ping_sent == 0 && cli->ping_target > 0)
-    cli->ping_id = g_timeout_add (cli->ping_interval_ms, ping_send_cb, cli);
+      parley_link_get_state (link) == PARLEY_LINK_CONNECTED)
+    ping_maybe_start (cli);
 }
 
 static void
@@ -364,9 +371,8 @@ ping_state_cb (ParleyDataChannel      *channel,
                ParleyDataChannelState  old_state,
                Cli                    *cli)
 {
-  if (!cli->ping_on_link && new_state == PARLEY_DATA_CHANNEL_STATE_OPEN && cli->ping_id == 0 &&
-      cli->ping_sent == 0 && cli->ping_target > 0)
-    cli->ping_id = g_timeout_add (cli->ping_interval_ms, ping_send_cb, cli);
+  if (!cli->ping_on_link && new_state == PARLEY_DATA_CHANNEL_STATE_OPEN)
+    ping_maybe_start (cli);
 }
 
 /* Forgets the ping channel and any run on it (the call it belongs to is over). */
@@ -396,9 +402,8 @@ ping_start (Cli        *cli,
             gboolean    on_link,
             GError    **error)
 {
-  ParleyPeerLink *peer_link;
-
   ParleyPeer *peer = parley_call_get_peer (call);
+  ParleyPeerLink *peer_link;
 
   if (peer == NULL) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, _("the call has no connection yet"));
@@ -419,9 +424,8 @@ ping_start (Cli        *cli,
   if (on_link) {
     g_set_object (&cli->ping_call, call);
     peer_link = g_object_get_data (G_OBJECT (peer), "parley-cli-link");
-    /* The run starts when the link is connected (ping_link_state_cb()). */
-    /* The link may have been made afresh since the last run (the call's
-     * connection restarted). */
+    /* The newest link (made afresh after a restart of the call's
+     * connection); the run starts once it is connected. */
     if (parley_peer_link_get_link (peer_link) != NULL) {
       if (cli->ping_link != parley_peer_link_get_link (peer_link))
         ping_use_link (cli, parley_peer_link_get_link (peer_link));

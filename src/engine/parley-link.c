@@ -80,7 +80,6 @@ struct _ParleyLink {
   GPtrArray *out;               /* GBytes: datagrams the SSL object wrote */
   gboolean handshake_done;
   char *remote_fingerprint;     /* "AB:CD:..." (SHA-256), upper case */
-  gboolean remote_set;
   GSource *dtls_timer;
   GRWLock sock_lock;            /* senders read, parley_link_close() writes */
   struct socket *sock;
@@ -120,7 +119,7 @@ static BIO_METHOD *out_method;
 
 static void link_set_state (ParleyLink *self, ParleyLinkState state);
 static void link_close (ParleyLink *self, gboolean notify);
-static void link_flush (ParleyLink *self, GPtrArray *out);
+static void unlock_and_flush (ParleyLink *self);
 
 /* Identity and usrsctp. */
 
@@ -179,7 +178,6 @@ sctp_output (void    *addr,
              uint8_t  tos,
              uint8_t  set_df)
 {
-  g_autoptr(GPtrArray) out = NULL;
   ParleyLink *self;
   int written = -1;
 
@@ -192,10 +190,7 @@ sctp_output (void    *addr,
   g_mutex_lock (&self->lock);
   if (self->ssl && self->handshake_done && !(SSL_get_shutdown (self->ssl) & SSL_SENT_SHUTDOWN))
     written = SSL_write (self->ssl, buffer, (int) length);
-  out = g_steal_pointer (&self->out);
-  self->out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  g_mutex_unlock (&self->lock);
-  link_flush (self, out);
+  unlock_and_flush (self);
   g_mutex_unlock (&links_lock);
   return written > 0 ? 0 : EIO;
 }
@@ -360,11 +355,16 @@ link_set_state (ParleyLink      *self,
 
 /* DTLS. */
 
+/* Called with self->lock held: lets it go, then hands the datagrams that
+ * the SSL object wrote meanwhile to the socket, on this thread. */
 static void
-link_flush (ParleyLink *self,
-            GPtrArray  *out)
+unlock_and_flush (ParleyLink *self)
 {
-  for (guint i = 0; out && i < out->len; i++) {
+  g_autoptr(GPtrArray) out = g_steal_pointer (&self->out);
+
+  self->out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_mutex_unlock (&self->lock);
+  for (guint i = 0; i < out->len; i++) {
     gsize len;
     const char *data = g_bytes_get_data (out->pdata[i], &len);
 
@@ -395,17 +395,13 @@ static gboolean
 dtls_timeout_cb (gpointer data)
 {
   ParleyLink *self = data;
-  g_autoptr(GPtrArray) out = NULL;
 
   g_mutex_lock (&self->lock);
   g_clear_pointer (&self->dtls_timer, g_source_unref);
   if (self->ssl && !self->handshake_done && DTLSv1_handle_timeout (self->ssl) < 0)
     g_debug ("Link %u: DTLS handshake timed out", self->id);
   dtls_arm_timer_locked (self);
-  out = g_steal_pointer (&self->out);
-  self->out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  g_mutex_unlock (&self->lock);
-  link_flush (self, out);
+  unlock_and_flush (self);
   return G_SOURCE_REMOVE;
 }
 
@@ -601,7 +597,6 @@ nice_recv_cb (NiceAgent *agent,
               gpointer   data)
 {
   ParleyLink *self = data;
-  g_autoptr(GPtrArray) out = NULL;
   gboolean start_sctp = FALSE, failed = FALSE;
   guint8 plain[DTLS_MTU * 2];
 
@@ -644,11 +639,7 @@ nice_recv_cb (NiceAgent *agent,
       failed = TRUE;
     }
     dtls_arm_timer_locked (self);
-    out = g_steal_pointer (&self->out);
-    self->out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-    g_mutex_unlock (&self->lock);
-    link_flush (self, out);
-    g_clear_pointer (&out, g_ptr_array_unref);
+    unlock_and_flush (self);
     if (failed) {
       link_set_state (self, PARLEY_LINK_FAILED);
       return;
@@ -675,10 +666,7 @@ nice_recv_cb (NiceAgent *agent,
     usrsctp_conninput (GUINT_TO_POINTER (self->id), plain, (size_t) n, 0);
     g_mutex_lock (&self->lock);
   }
-  out = g_steal_pointer (&self->out);
-  self->out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  g_mutex_unlock (&self->lock);
-  link_flush (self, out);
+  unlock_and_flush (self);
   if (self->sock)
     sctp_drain (self);
   if (failed)
@@ -716,7 +704,6 @@ nice_state_cb (NiceAgent *agent,
                gpointer   data)
 {
   ParleyLink *self = data;
-  g_autoptr(GPtrArray) out = NULL;
 
   if (state == NICE_COMPONENT_STATE_FAILED) {
     link_set_state (self, PARLEY_LINK_FAILED);
@@ -731,10 +718,7 @@ nice_state_cb (NiceAgent *agent,
     SSL_do_handshake (self->ssl);
     dtls_arm_timer_locked (self);
   }
-  out = g_steal_pointer (&self->out);
-  self->out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  g_mutex_unlock (&self->lock);
-  link_flush (self, out);
+  unlock_and_flush (self);
 }
 
 static gpointer
@@ -1081,7 +1065,7 @@ parley_link_set_remote_description (ParleyLink  *self,
                  parley_link_state_to_string (parley_link_get_state (self)));
     return FALSE;
   }
-  if (self->remote_set) {
+  if (self->remote_fingerprint != NULL) {
     g_set_error (error, PARLEY_ERROR, PARLEY_ERROR_STATE, "The link has a remote description");
     return FALSE;
   }
@@ -1139,7 +1123,6 @@ parley_link_set_remote_description (ParleyLink  *self,
 
   g_mutex_lock (&self->lock);
   self->remote_fingerprint = g_ascii_strup (fingerprint + 8, -1);
-  self->remote_set = TRUE;
   if (self->state == PARLEY_LINK_NEW) {
     g_mutex_unlock (&self->lock);
     link_set_state (self, PARLEY_LINK_CONNECTING);
@@ -1347,13 +1330,8 @@ link_close (ParleyLink *self,
    * for an answer that this side no longer reads). */
   g_mutex_lock (&self->lock);
   if (self->ssl && self->handshake_done && !(SSL_get_shutdown (self->ssl) & SSL_SENT_SHUTDOWN)) {
-    g_autoptr(GPtrArray) out = NULL;
-
     SSL_shutdown (self->ssl);
-    out = g_steal_pointer (&self->out);
-    self->out = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-    g_mutex_unlock (&self->lock);
-    link_flush (self, out);
+    unlock_and_flush (self);
   } else {
     g_mutex_unlock (&self->lock);
   }

@@ -2631,6 +2631,41 @@ parley_peer_get_generation (ParleyPeer *self)
   return self->generation;
 }
 
+/* Splits "turn[s]:[//][USER@]HOST:PORT[?transport=…]" into its scheme
+ * ("turn" or "turns"), "HOST:PORT" and whether the transport is TCP.
+ * Returns FALSE for anything else. */
+static gboolean
+turn_uri_split (const char  *uri,
+                const char **scheme,
+                char       **hostport,
+                gboolean    *tcp)
+{
+  const char *rest, *query, *at;
+
+  if (g_str_has_prefix (uri, "turns:")) {
+    *scheme = "turns";
+    rest = uri + strlen ("turns:");
+  } else if (g_str_has_prefix (uri, "turn:")) {
+    *scheme = "turn";
+    rest = uri + strlen ("turn:");
+  } else {
+    return FALSE;
+  }
+  if (g_str_has_prefix (rest, "//"))
+    rest += 2;
+  at = strchr (rest, '@');
+  query = strchr (rest, '?');
+  if (at != NULL && (query == NULL || at < query))
+    rest = at + 1;
+  *hostport = query != NULL ? g_strndup (rest, query - rest) : g_strdup (rest);
+  if (**hostport == '\0' || strchr (*hostport, '/') != NULL) {
+    g_clear_pointer (hostport, g_free);
+    return FALSE;
+  }
+  *tcp = query != NULL && strstr (query, "transport=tcp") != NULL;
+  return TRUE;
+}
+
 /**
  * parley_peer_build_turn_url:
  * @uri: a TURN URI, "turn:host:port?transport=udp" (or turns:, with or without
@@ -2655,35 +2690,12 @@ parley_peer_build_turn_url (const char *uri,
                                                        NULL, FALSE);
   g_autofree char *hostport = NULL;
   const char *scheme;
-  const char *rest;
-  const char *query;
-  const char *at;
-  gboolean tcp = FALSE;
+  gboolean tcp;
 
   g_return_val_if_fail (uri != NULL, NULL);
 
-  if (g_str_has_prefix (uri, "turns:")) {
-    scheme = "turns";
-    rest = uri + strlen ("turns:");
-  } else if (g_str_has_prefix (uri, "turn:")) {
-    scheme = "turn";
-    rest = uri + strlen ("turn:");
-  } else {
+  if (!turn_uri_split (uri, &scheme, &hostport, &tcp))
     return NULL;
-  }
-  if (g_str_has_prefix (rest, "//"))
-    rest += 2;
-  at = strchr (rest, '@');
-  query = strchr (rest, '?');
-  if (at != NULL && (query == NULL || at < query))
-    rest = at + 1;
-
-  hostport = query != NULL ? g_strndup (rest, query - rest) : g_strdup (rest);
-  if (*hostport == '\0' || strchr (hostport, '/') != NULL)
-    return NULL;
-  if (query != NULL && strstr (query, "transport=tcp") != NULL)
-    tcp = TRUE;
-
   return g_strdup_printf ("%s://%s:%s@%s%s", scheme, escaped_user, escaped_pass, hostport,
                           tcp ? "?transport=tcp" : "");
 }
@@ -2718,8 +2730,8 @@ relay_resolved_cb (GObject      *source,
   g_resolver_free_addresses (addresses);
 }
 
-/* Keeps "turn:HOST:PORT[?transport=udp]" for parley_peer_get_relay(),
- * resolving HOST first unless it is an IP address (IPv6 in brackets).
+/* Keeps a "turn:" (not "turns:") server over UDP for parley_peer_get_relay(),
+ * resolving its host first unless it is an IP address (IPv6 in brackets).
  * Returns FALSE for another kind of URI. */
 static gboolean
 peer_parse_udp_relay (ParleyPeer *self,
@@ -2730,15 +2742,11 @@ peer_parse_udp_relay (ParleyPeer *self,
   g_autofree char *hostport = NULL;
   g_autoptr(GSocketConnectable) address = NULL;
   g_autoptr(GResolver) resolver = NULL;
-  const char *rest, *query, *host;
+  const char *scheme, *host;
+  gboolean tcp;
 
-  if (!g_str_has_prefix (uri, "turn:"))
+  if (!turn_uri_split (uri, &scheme, &hostport, &tcp) || !g_str_equal (scheme, "turn") || tcp)
     return FALSE;
-  rest = uri + strlen ("turn:");
-  query = strchr (rest, '?');
-  if (query != NULL && strcmp (query, "?transport=udp") != 0)
-    return FALSE;
-  hostport = g_strndup (rest, query ? (gsize) (query - rest) : strlen (rest));
   address = g_network_address_parse (hostport, 3478, NULL);
   host = address ? g_network_address_get_hostname (G_NETWORK_ADDRESS (address)) : NULL;
   if (host == NULL)
