@@ -285,24 +285,26 @@ indexer_apply (ParleyStore  *self,
   return ok;
 }
 
-/* Lets others take tail_lock after every TAIL_DROP_CHUNK entries of a drop
- * (see tail_drop_indexed_locked()); @done: entries dropped so far. */
+/* Lets a waiting thread have tail_lock after every TAIL_DROP_CHUNK entries
+ * of a drop (see tail_drop_indexed_locked()); @done: entries dropped so
+ * far. */
 static void
 tail_drop_yield_locked (ParleyStore *self,
                         guint        done)
 {
-  if (done % TAIL_DROP_CHUNK == 0) {
+  if (done % TAIL_DROP_CHUNK == 0 && g_atomic_int_get (&self->tail_waiting) > 0) {
     g_mutex_unlock (&self->tail_lock);
+    g_usleep (TAIL_DROP_REST_US);
     g_mutex_lock (&self->tail_lock);
   }
 }
 
 /* Removes the first @n_msgs messages and @n_receipts receipts from the
  * tail, which the index has now. Called and returns with tail_lock held,
- * but lets go of it after every TAIL_DROP_CHUNK entries: a transaction's
- * worth (up to 40,000 entries, several milliseconds, run at the indexer's
- * low priority) would otherwise hold up the writer and the network thread
- * for as long. Queries combine the index, which already has every entry
+ * but lets a waiting thread have it after every TAIL_DROP_CHUNK entries: a
+ * transaction's worth (up to 40,000 entries, several milliseconds, run at
+ * the indexer's low priority) would otherwise hold up the writer and the
+ * network thread for as long. Queries combine the index, which already has every entry
  * dropped here, with the tail, so any point between two chunks answers as
  * well as before or after. Only this thread reads the front of the global
  * arrays, so they are cut once at the end. */

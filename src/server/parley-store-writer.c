@@ -212,7 +212,7 @@ writer_indexed_delivered (ParleyStore *self,
   gboolean in_tail;
   int rc;
 
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   in_tail = g_hash_table_contains (self->tail_receipt_by_seq, &seq);
   g_mutex_unlock (&self->tail_lock);
   if (in_tail)
@@ -308,7 +308,7 @@ writer_apply_message (ParleyStore   *self,
   key.sender = sender;
   key.id_hash = store_client_id_hash (op->message_id);
   key.client_id = op->message_id;
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   msg = g_hash_table_lookup (self->tail_by_key, &key);
   found = msg != NULL;
   if (found) {
@@ -349,7 +349,7 @@ writer_apply_message (ParleyStore   *self,
   msg->recipient = recipient;
   msg->timestamp = op->timestamp;
   msg->key.id_hash = key.id_hash;
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   store_tail_add_message_locked (self, msg);
   g_mutex_unlock (&self->tail_lock);
   g_ptr_array_add (self->staged_messages, msg);
@@ -378,7 +378,7 @@ writer_apply_received (ParleyStore   *self,
 
   if (recipient != 0) {
     /* The tail (this transaction included) first, then the log. */
-    g_mutex_lock (&self->tail_lock);
+    store_tail_lock (self);
     msg = g_hash_table_lookup (self->tail_by_seq, &op->seq);
     in_tail = msg != NULL;
     if (in_tail && msg->recipient == recipient) {
@@ -436,7 +436,7 @@ writer_apply_received (ParleyStore   *self,
   receipt->id = sqlite3_last_insert_rowid (self->wdb);
   receipt->seq = op->seq;
   receipt->recipient = recipient;
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   store_tail_add_receipt_locked (self, receipt);
   g_mutex_unlock (&self->tail_lock);
   g_ptr_array_add (self->staged_receipts, receipt);
@@ -514,7 +514,7 @@ fail_batch (ParleyStoreOp **ops,
 static void
 writer_unstage (ParleyStore *self)
 {
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   for (guint i = self->staged_receipts->len; i > 0; i--) {
     TailReceipt *receipt = g_ptr_array_index (self->staged_receipts, i - 1);
     TailMessage *msg = g_hash_table_lookup (self->tail_by_seq, &receipt->seq);
@@ -544,7 +544,7 @@ writer_unstage (ParleyStore *self)
 static void
 writer_publish (ParleyStore *self)
 {
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   if (self->staged_messages->len > 0) {
     TailMessage *last = g_ptr_array_index (self->staged_messages,
                                            self->staged_messages->len - 1);
@@ -679,7 +679,7 @@ store_writer_thread (gpointer data)
     batch = tmp;
     g_mutex_unlock (&self->queue_lock);
 
-    g_mutex_lock (&self->tail_lock);
+    store_tail_lock (self);
     while (store_unindexed_locked (self) >= INDEX_MAX_ROWS && !self->index_paused &&
            !self->index_quit) {
       g_cond_signal (&self->index_cond);

@@ -325,6 +325,18 @@ store_client_id_hash (const char *client_id)
 
 /* The tail. Every function named *_locked runs under tail_lock. */
 
+/* Takes tail_lock; every thread but the indexer takes it so, which lets
+ * the indexer see that someone waits (see TAIL_DROP_CHUNK). */
+void
+store_tail_lock (ParleyStore *self)
+{
+  if (G_LIKELY (g_mutex_trylock (&self->tail_lock)))
+    return;
+  g_atomic_int_inc (&self->tail_waiting);
+  g_mutex_lock (&self->tail_lock);
+  g_atomic_int_add (&self->tail_waiting, -1);
+}
+
 /* The number of committed rows not yet indexed. Seqs and receipt ids are
  * dense, as nothing is ever deleted from the log. */
 gint64
@@ -980,7 +992,7 @@ parley_store_close (ParleyStore *self)
   g_mutex_unlock (&self->queue_lock);
   g_thread_join (self->writer);
 
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   self->index_quit = TRUE;
   g_cond_broadcast (&self->index_cond);
   g_mutex_unlock (&self->tail_lock);
@@ -1015,7 +1027,7 @@ parley_store_pause_indexer (ParleyStore *self,
 {
   g_return_if_fail (self != NULL);
 
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   self->index_paused = paused;
   g_cond_broadcast (&self->index_cond);
   g_cond_broadcast (&self->indexed_cond);
@@ -1057,7 +1069,7 @@ parley_store_flush_index (ParleyStore *self)
 
   g_return_val_if_fail (self != NULL, FALSE);
 
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   seq = self->committed_seq;
   receipt = self->committed_receipt;
   self->index_flushers++;
@@ -1692,7 +1704,7 @@ tail_collect (ParleyStore *self,
 {
   TailUser *user;
 
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   user = g_hash_table_lookup (self->tail_by_user, &key);
   if (user == NULL) {
     g_mutex_unlock (&self->tail_lock);
@@ -1942,7 +1954,7 @@ parley_store_latest_seq_for (ParleyStore *self,
   if (key == 0)
     return 0;
 
-  g_mutex_lock (&self->tail_lock);
+  store_tail_lock (self);
   user = g_hash_table_lookup (self->tail_by_user, &key);
   for (guint i = user ? user->msgs->len : 0; user != NULL && i > user->msgs_head; i--) {
     TailMessage *msg = g_ptr_array_index (user->msgs, i - 1);
