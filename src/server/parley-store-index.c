@@ -299,22 +299,24 @@ tail_drop_yield_locked (ParleyStore *self,
   }
 }
 
-/* Removes the first @n_msgs messages and @n_receipts receipts from the
- * tail, which the index has now. Called and returns with tail_lock held,
+/* Removes the indexed @msgs and @receipts, the first entries of the
+ * tail's arrays, from the tail. Called and returns with tail_lock held,
  * but lets a waiting thread have it after every TAIL_DROP_CHUNK entries: a
  * transaction's worth (up to 40,000 entries, several milliseconds, run at
  * the indexer's low priority) would otherwise hold up the writer and the
- * network thread for as long. Queries combine the index, which already has every entry
- * dropped here, with the tail, so any point between two chunks answers as
- * well as before or after. Only this thread reads the front of the global
- * arrays, so they are cut once at the end. */
+ * network thread for as long. Queries combine the index, which already has
+ * every entry dropped here, with the tail, so any point between two chunks
+ * answers as well as before or after. Only this thread reads the front of
+ * the global arrays, so they are cut once at the end; while the lock is let
+ * go, the writer may append to them, which may move their storage, so the
+ * entries are taken from the indexer's own copies (@msgs, @receipts). */
 static void
 tail_drop_indexed_locked (ParleyStore *self,
-                          guint        n_msgs,
-                          guint        n_receipts)
+                          GPtrArray   *msgs,
+                          GPtrArray   *receipts)
 {
-  for (guint i = 0; i < n_msgs; i++) {
-    TailMessage *msg = g_ptr_array_index (self->tail_messages, i);
+  for (guint i = 0; i < msgs->len; i++) {
+    TailMessage *msg = g_ptr_array_index (msgs, i);
 
     /* Into the filter before out of the tail (under the same lock), so
      * that the writer finds the key in one or the other. */
@@ -322,18 +324,21 @@ tail_drop_indexed_locked (ParleyStore *self,
     store_tail_remove_message_locked (self, msg, TRUE);
     tail_drop_yield_locked (self, i + 1);
   }
-  for (guint i = 0; i < n_receipts; i++) {
-    store_tail_remove_receipt_locked (self, g_ptr_array_index (self->tail_receipts, i), TRUE);
+  for (guint i = 0; i < receipts->len; i++) {
+    store_tail_remove_receipt_locked (self, g_ptr_array_index (receipts, i), TRUE);
     tail_drop_yield_locked (self, i + 1);
   }
   g_mutex_unlock (&self->tail_lock);
-  for (guint i = 0; i < n_msgs; i++)
-    store_tail_message_free (g_ptr_array_index (self->tail_messages, i));
-  for (guint i = 0; i < n_receipts; i++)
-    g_free (g_ptr_array_index (self->tail_receipts, i));
+  for (guint i = 0; i < msgs->len; i++)
+    store_tail_message_free (g_ptr_array_index (msgs, i));
+  for (guint i = 0; i < receipts->len; i++)
+    g_free (g_ptr_array_index (receipts, i));
   g_mutex_lock (&self->tail_lock);
-  g_ptr_array_remove_range (self->tail_messages, 0, n_msgs);
-  g_ptr_array_remove_range (self->tail_receipts, 0, n_receipts);
+  g_assert (self->tail_messages->len >= msgs->len && self->tail_receipts->len >= receipts->len);
+  g_ptr_array_remove_range (self->tail_messages, 0, msgs->len);
+  g_ptr_array_remove_range (self->tail_receipts, 0, receipts->len);
+  g_ptr_array_set_size (msgs, 0);
+  g_ptr_array_set_size (receipts, 0);
 }
 
 /* The index's WAL hook: how many frames its WAL holds after a commit. */
@@ -464,7 +469,7 @@ store_indexer_thread (gpointer data)
 
     g_mutex_lock (&self->tail_lock);
     if (ok) {
-      tail_drop_indexed_locked (self, n_msgs, n_receipts);
+      tail_drop_indexed_locked (self, msgs, receipts);
       self->indexed_seq = to_seq;
       self->indexed_receipt = to_receipt;
       g_cond_broadcast (&self->indexed_cond);
