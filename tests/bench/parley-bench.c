@@ -67,6 +67,10 @@
  * keeping up, and the run says so. */
 #define PACE_MAX_INFLIGHT 1000
 
+/* A paced sender remembers when it sent each un-acked message (a ring, a
+ * power of two above PACE_MAX_INFLIGHT). */
+#define PACE_RING 1024
+
 typedef enum {
   ROLE_IDLE,
   ROLE_RELAY,
@@ -130,6 +134,11 @@ struct _Client {
   guint inflight;
   guint64 counter;
   guint64 last_stamp;
+  /* Paced run: stamp (due time) and send time of each un-acked message,
+   * in the order sent (acks come back in that order). */
+  guint64 *ring;
+  guint ring_head;
+  guint ring_tail;
   char *head;                 /* the per-client part of a generated frame */
   gsize head_len;
   char *peer_id;              /* the client's id on a PeerJS server */
@@ -152,6 +161,7 @@ typedef struct {
   guint64 other;
   guint64 malformed;
   guint64 late;               /* paced sends made > 1 ms after their time */
+  guint64 unmatched;          /* paced acks not for the oldest un-acked message */
   guint64 skipped;            /* paced sends skipped (PACE_MAX_INFLIGHT) */
 } Counters;
 
@@ -164,6 +174,7 @@ typedef struct {
   double ack_p50_us, ack_p99_us;
   double offered;             /* messages per second asked for (paced run) */
   gboolean kept_up;           /* paced run: nothing skipped, everything acked */
+  double ack_send_p99_us;     /* paced run: ack p99 from the send time */
   double us_per_msg;
   double server_pct, gen_pct;
   double cpu0_pct, cpu1_pct;
@@ -223,6 +234,8 @@ typedef struct {
   Counters c;
   ParleyBenchHist *lat;
   ParleyBenchHist *ack_lat;
+  ParleyBenchHist *ack_send_lat; /* paced run: from the send, not the due time */
+  ParleyBenchHist *pace_late;    /* paced run: send time - due time */
   guint done;                 /* clients with a hello or a failure */
   guint hellos;
   guint failures;
@@ -1005,6 +1018,7 @@ client_free (Client *c)
   client_close (c, "closed");
   g_free (c->head);
   g_free (c->peer_id);
+  g_free (c->ring);
   g_free (c);
 }
 
@@ -1133,7 +1147,7 @@ chat_id_stamp (const char *id,
 /* Sends a chat message stamped @stamp: its send time, or, in the paced
  * run, the time it was due (so that a generator or server that falls behind
  * shows up in the latency, not in fewer samples). */
-static void
+static guint64
 chat_send_at (Client  *c,
               guint64  stamp)
 {
@@ -1157,6 +1171,7 @@ chat_send_at (Client  *c,
   client_send_frame (c, PARLEY_WS_OP_TEXT, frame, p - frame);
   c->inflight++;
   B.c.sent++;
+  return stamp;
 }
 
 static void
@@ -1297,6 +1312,20 @@ on_ack (Client        *c,
     if (memmem (payload, len, "\"status\":\"delivered\"", 20))
       B.c.acks_delivered++;
     parley_bench_hist_add (B.ack_lat, (guint64) B.now > stamp ? (guint64) B.now - stamp : 0);
+  }
+  if (c->ring != NULL && c->ring_tail != c->ring_head) {
+    guint slot = 2 * (c->ring_tail++ % PACE_RING);
+
+    /* The id carries the stamp to 1/4096 ms; a sender's stamps are
+     * milliseconds apart. */
+    if (B.measuring && c->ring[slot] + NS_PER_MS / 1000 > stamp &&
+        stamp + NS_PER_MS / 1000 > c->ring[slot]) {
+      guint64 sent = c->ring[slot + 1];
+
+      parley_bench_hist_add (B.ack_send_lat, (guint64) B.now > sent ? (guint64) B.now - sent : 0);
+    } else if (B.measuring) {
+      B.c.unmatched++;
+    }
   }
   if (c->inflight > 0) {
     c->inflight--;
@@ -1579,9 +1608,17 @@ pace (gint64 now)
         B.c.skipped++;
       continue;
     }
-    if (B.measuring && now - due > NS_PER_MS)
-      B.c.late++;
-    chat_send_at (c, (guint64) due);
+    if (B.measuring) {
+      if (now - due > NS_PER_MS)
+        B.c.late++;
+      parley_bench_hist_add (B.pace_late, (guint64) (now - due));
+    }
+    if (c->ring == NULL)
+      c->ring = g_new (guint64, 2 * PACE_RING);
+    g_assert (c->ring_head - c->ring_tail < PACE_RING);
+    c->ring[2 * (c->ring_head % PACE_RING)] = chat_send_at (c, (guint64) due);
+    c->ring[2 * (c->ring_head % PACE_RING) + 1] = (guint64) now;
+    c->ring_head++;
   }
 }
 
@@ -1991,6 +2028,8 @@ run_traffic (Role        role,
   memset (&B.c, 0, sizeof B.c);
   parley_bench_hist_reset (B.lat);
   parley_bench_hist_reset (B.ack_lat);
+  parley_bench_hist_reset (B.ack_send_lat);
+  parley_bench_hist_reset (B.pace_late);
   B.sending = TRUE;
   B.pace_senders = clients;
   B.pace_t0 = now_ns ();
@@ -2048,10 +2087,19 @@ run_traffic (Role        role,
     print_row ("messages received", "%" G_GUINT64_FORMAT, B.c.chat_rx);
     print_row ("received frames sent", "%" G_GUINT64_FORMAT, B.c.received_sent);
     print_row ("receipts received", "%" G_GUINT64_FORMAT, B.c.receipts);
-    if (B.pace_rate > 0)
+    if (B.pace_rate > 0) {
       print_row ("paced sends", "%" G_GUINT64_FORMAT " made > 1 ms after their time (generator "
                  "behind), %" G_GUINT64_FORMAT " skipped (%d un-acked at their sender)",
                  B.c.late, B.c.skipped, PACE_MAX_INFLIGHT);
+      print_row ("generator lateness", "p50 %.1f us   p99 %.1f us   max %.1f us (send - due)",
+                 parley_bench_hist_percentile (B.pace_late, 0.50) / 1e3,
+                 parley_bench_hist_percentile (B.pace_late, 0.99) / 1e3, B.pace_late->max / 1e3);
+      r->ack_send_p99_us = parley_bench_hist_percentile (B.ack_send_lat, 0.99) / 1e3;
+      print_row ("ack latency from send", "p50 %.1f us   p99 %.1f us   max %.1f us "
+                 "(%" G_GUINT64_FORMAT " acks not matched)",
+                 parley_bench_hist_percentile (B.ack_send_lat, 0.50) / 1e3, r->ack_send_p99_us,
+                 B.ack_send_lat->max / 1e3, B.c.unmatched);
+    }
   }
   print_row ("one-way latency", "p50 %.1f us   p99 %.1f us   max %.1f us", r->p50_us, r->p99_us,
              B.lat->max / 1e3);
@@ -2734,6 +2782,8 @@ main (int   argc,
   B.failure_reasons = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   B.lat = g_new (ParleyBenchHist, 1);
   B.ack_lat = g_new (ParleyBenchHist, 1);
+  B.ack_send_lat = g_new (ParleyBenchHist, 1);
+  B.pace_late = g_new (ParleyBenchHist, 1);
   B.read_buf = g_malloc (READ_BUFFER_SIZE);
   g_snprintf (B.run_tag, sizeof B.run_tag, "%06x", g_random_int () & 0xffffff);
   {
