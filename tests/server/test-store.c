@@ -1424,6 +1424,96 @@ test_index_large_backlog (Fixture       *f,
   check_pending (f, u2, seqs, n, delivered);
 }
 
+/* The writer keeps committing while the indexer works through a backlog
+ * and drops it from the tail: the indexer lets waiting threads have the
+ * tail's lock between chunks, and frees what it dropped without the lock
+ * while the writer appends (the backlog sits just below a power of two,
+ * so that the appends outgrow the tail's arrays meanwhile). Receipts for
+ * and resends of backlog messages, made while their entries may be halfway
+ * out of the tail, and everything after, answer exactly. */
+static void
+test_index_drop_while_writing (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  enum { BACKLOG = 60000, ROUNDS = 60, PER_ROUND = 500, N = BACKLOG + ROUNDS * PER_ROUND };
+  g_autofree gint64 *seqs = g_new (gint64, N);
+  g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GPtrArray) history = NULL;
+  guint done = 0, next = BACKLOG;
+
+  parley_store_pause_indexer (f->store, TRUE);
+  for (guint i = 0; i < BACKLOG; i++) {
+    g_autofree char *id = g_strdup_printf ("w%u", i);
+
+    parley_store_submit (f->store, message_op (u1, u2, id, "backlog", 1));
+  }
+  collector_wait (&f->c, BACKLOG);
+  for (; done < BACKLOG; done++) {
+    ParleyStoreOp *op = collector_get (&f->c, done);
+
+    g_assert_no_error (op->error);
+    seqs[done] = op->seq;
+  }
+  parley_store_pause_indexer (f->store, FALSE);
+
+  for (guint round = 0; round < ROUNDS; round++) {
+    guint submitted = 0;
+
+    /* New messages, each with a receipt for a backlog message and every
+     * fourth with a resend of one. */
+    for (guint i = 0; i < PER_ROUND; i++, next++) {
+      g_autofree char *id = g_strdup_printf ("w%u", next);
+      guint old = (next * 7) % BACKLOG;
+
+      parley_store_submit (f->store, message_op (u1, u2, id, "more", 2));
+      submitted++;
+      if (!g_hash_table_contains (delivered, &seqs[old])) {
+        parley_store_submit (f->store, received_op (u2, seqs[old]));
+        g_hash_table_add (delivered, &seqs[old]);
+        submitted++;
+      }
+      if (next % 4 == 0) {
+        g_autofree char *resent = g_strdup_printf ("w%u", old);
+
+        parley_store_submit (f->store, message_op (u1, u2, resent, "backlog", 1));
+        submitted++;
+      }
+    }
+    collector_wait (&f->c, done + submitted);
+    for (guint i = 0; i < submitted; i++, done++) {
+      ParleyStoreOp *op = collector_get (&f->c, done);
+
+      g_assert_no_error (op->error);
+      if (op->kind == PARLEY_STORE_OP_RECEIVED) {
+        g_assert_true (op->delivered);
+        g_assert_cmpstr (op->orig_sender, ==, u1);
+      } else if (op->duplicate) {
+        guint old;
+
+        g_assert_true (sscanf (op->message_id, "w%u", &old) == 1 && old < BACKLOG);
+        g_assert_cmpint (op->seq, ==, seqs[old]);
+      } else {
+        guint index;
+
+        g_assert_true (sscanf (op->message_id, "w%u", &index) == 1);
+        g_assert_cmpuint (index, >=, BACKLOG);
+        g_assert_cmpuint (index, <, N);
+        g_assert_cmpint (op->seq, >, seqs[index - 1]);
+        seqs[index] = op->seq;
+      }
+    }
+  }
+  g_assert_cmpuint (next, ==, N);
+
+  check_pending (f, u2, seqs, N, delivered);
+  g_assert_true (parley_store_flush_index (f->store));
+  check_pending (f, u2, seqs, N, delivered);
+  history = parley_store_history_since (f->store, u2, 0, N + 1);
+  g_assert_cmpuint (history->len, ==, N);
+}
+
 static gint64
 file_size (const char *path)
 {
@@ -1643,6 +1733,7 @@ main (int argc, char **argv)
   ADD ("/store/dedup-many-indexed", test_dedup_many_indexed);
   ADD ("/store/dedup-time-ordered-ids", test_dedup_time_ordered_ids);
   ADD ("/store/index-large-backlog", test_index_large_backlog);
+  ADD ("/store/index-drop-while-writing", test_index_drop_while_writing);
   ADD ("/store/failed-batch-rolled-back", test_failed_batch_rolled_back);
   ADD ("/store/index-checkpoints", test_index_checkpoints);
 #undef ADD
