@@ -2347,15 +2347,22 @@ parley_peer_constructed (GObject *object)
     self->settings = parley_media_settings_new ();
 }
 
+/* Stops resolving the relay's name, if that is going on. */
+static void
+relay_lookup_cancel (ParleyPeer *self)
+{
+  if (self->relay_lookup)
+    g_cancellable_cancel (self->relay_lookup);
+  g_clear_object (&self->relay_lookup);
+}
+
 static void
 parley_peer_dispose (GObject *object)
 {
   ParleyPeer *self = PARLEY_PEER (object);
 
   parley_peer_close (self);
-  if (self->relay_lookup)
-    g_cancellable_cancel (self->relay_lookup);
-  g_clear_object (&self->relay_lookup);
+  relay_lookup_cancel (self);
   g_clear_pointer (&self->channels, g_ptr_array_unref);
   g_clear_pointer (&self->remote_channels, g_ptr_array_unref);
   g_clear_object (&self->settings);
@@ -2769,9 +2776,7 @@ peer_parse_udp_relay (ParleyPeer *self,
   g_free (self->relay_name);
   self->relay_name = g_strdup (host);
   g_clear_pointer (&self->relay_host, g_free);
-  if (self->relay_lookup)
-    g_cancellable_cancel (self->relay_lookup);
-  g_clear_object (&self->relay_lookup);
+  relay_lookup_cancel (self);
   self->relay_lookup = g_cancellable_new ();
   resolver = g_resolver_get_default ();
   g_resolver_lookup_by_name_async (resolver, host, self->relay_lookup, relay_resolved_cb, self);
@@ -2826,9 +2831,7 @@ parley_peer_set_ice_servers (ParleyPeer         *self,
       relay_taken = peer_parse_udp_relay (self, turn_uris[i], turn_username, turn_password);
   }
   if (!relay_taken) {
-    if (self->relay_lookup)
-      g_cancellable_cancel (self->relay_lookup);
-    g_clear_object (&self->relay_lookup);
+    relay_lookup_cancel (self);
     g_clear_pointer (&self->relay_host, g_free);
     g_clear_pointer (&self->relay_name, g_free);
   }

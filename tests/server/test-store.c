@@ -1377,6 +1377,33 @@ check_pending (Fixture      *f,
   g_assert_cmpuint (j, ==, pending->len);
 }
 
+/* With the indexer paused, stores @n messages from @from to @to with ids
+ * PREFIX0, PREFIX1, ... and fills @seqs with their seqs. */
+static void
+store_backlog (Fixture    *f,
+               const char *from,
+               const char *to,
+               const char *prefix,
+               guint       n,
+               gint64     *seqs)
+{
+  guint base = f->c.ops->len;
+
+  parley_store_pause_indexer (f->store, TRUE);
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *id = g_strdup_printf ("%s%u", prefix, i);
+
+    parley_store_submit (f->store, message_op (from, to, id, "backlog", 1));
+  }
+  collector_wait (&f->c, base + n);
+  for (guint i = 0; i < n; i++) {
+    ParleyStoreOp *op = collector_get (&f->c, base + i);
+
+    g_assert_no_error (op->error);
+    seqs[i] = op->seq;
+  }
+}
+
 /* A backlog larger than one index transaction is indexed in several, and a
  * receipt never goes into the index before its message: the receipt of a
  * message beyond the first transaction, committed before receipts of
@@ -1393,19 +1420,7 @@ test_index_large_backlog (Fixture       *f,
   g_autofree gint64 *seqs = g_new (gint64, n);
   g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
 
-  parley_store_pause_indexer (f->store, TRUE);
-  for (guint i = 0; i < n; i++) {
-    g_autofree char *id = g_strdup_printf ("b%u", i);
-
-    parley_store_submit (f->store, message_op (u1, u2, id, "backlog", 1));
-  }
-  collector_wait (&f->c, n);
-  for (guint i = 0; i < n; i++) {
-    ParleyStoreOp *op = collector_get (&f->c, i);
-
-    g_assert_no_error (op->error);
-    seqs[i] = op->seq;
-  }
+  store_backlog (f, u1, u2, "b", n, seqs);
   for (guint i = 0; i < G_N_ELEMENTS (receipts); i++) {
     parley_store_submit (f->store, received_op (u2, seqs[receipts[i]]));
     g_hash_table_add (delivered, &seqs[receipts[i]]);
@@ -1441,21 +1456,9 @@ test_index_drop_while_writing (Fixture       *f,
   g_autofree gint64 *seqs = g_new (gint64, N);
   g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
   g_autoptr(GPtrArray) history = NULL;
-  guint done = 0, next = BACKLOG;
+  guint done = BACKLOG, next = BACKLOG;
 
-  parley_store_pause_indexer (f->store, TRUE);
-  for (guint i = 0; i < BACKLOG; i++) {
-    g_autofree char *id = g_strdup_printf ("w%u", i);
-
-    parley_store_submit (f->store, message_op (u1, u2, id, "backlog", 1));
-  }
-  collector_wait (&f->c, BACKLOG);
-  for (; done < BACKLOG; done++) {
-    ParleyStoreOp *op = collector_get (&f->c, done);
-
-    g_assert_no_error (op->error);
-    seqs[done] = op->seq;
-  }
+  store_backlog (f, u1, u2, "w", BACKLOG, seqs);
   parley_store_pause_indexer (f->store, FALSE);
 
   for (guint round = 0; round < ROUNDS; round++) {
