@@ -1377,23 +1377,23 @@ check_pending (Fixture      *f,
   g_assert_cmpuint (j, ==, pending->len);
 }
 
-/* With the indexer paused, stores @n messages from @from to @to with ids
- * PREFIX0, PREFIX1, ... and fills @seqs with their seqs. */
+/* Stores @n messages @text from @from to @to with ids PREFIX0, PREFIX1, ...
+ * and fills @seqs with their seqs. */
 static void
-store_backlog (Fixture    *f,
-               const char *from,
-               const char *to,
-               const char *prefix,
-               guint       n,
-               gint64     *seqs)
+store_messages (Fixture    *f,
+                const char *from,
+                const char *to,
+                const char *prefix,
+                const char *text,
+                guint       n,
+                gint64     *seqs)
 {
   guint base = f->c.ops->len;
 
-  parley_store_pause_indexer (f->store, TRUE);
   for (guint i = 0; i < n; i++) {
     g_autofree char *id = g_strdup_printf ("%s%u", prefix, i);
 
-    parley_store_submit (f->store, message_op (from, to, id, "backlog", 1));
+    parley_store_submit (f->store, message_op (from, to, id, text, 1));
   }
   collector_wait (&f->c, base + n);
   for (guint i = 0; i < n; i++) {
@@ -1420,7 +1420,8 @@ test_index_large_backlog (Fixture       *f,
   g_autofree gint64 *seqs = g_new (gint64, n);
   g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
 
-  store_backlog (f, u1, u2, "b", n, seqs);
+  parley_store_pause_indexer (f->store, TRUE);
+  store_messages (f, u1, u2, "b", "backlog", n, seqs);
   for (guint i = 0; i < G_N_ELEMENTS (receipts); i++) {
     parley_store_submit (f->store, received_op (u2, seqs[receipts[i]]));
     g_hash_table_add (delivered, &seqs[receipts[i]]);
@@ -1458,7 +1459,8 @@ test_index_drop_while_writing (Fixture       *f,
   g_autoptr(GPtrArray) history = NULL;
   guint done = BACKLOG, next = BACKLOG;
 
-  store_backlog (f, u1, u2, "w", BACKLOG, seqs);
+  parley_store_pause_indexer (f->store, TRUE);
+  store_messages (f, u1, u2, "w", "backlog", BACKLOG, seqs);
   parley_store_pause_indexer (f->store, FALSE);
 
   for (guint round = 0; round < ROUNDS; round++) {
@@ -1548,18 +1550,9 @@ test_index_checkpoints (Fixture       *f,
 
   parley_store_set_index_checkpoint_frames (f->store, 1);
   for (guint round = 0; round < rounds; round++) {
-    for (guint i = 0; i < per_round; i++) {
-      g_autofree char *id = g_strdup_printf ("c%u-%u", round, i);
+    g_autofree char *prefix = g_strdup_printf ("c%u-", round);
 
-      parley_store_submit (f->store, message_op (u1, u2, id, "checkpointed", 1));
-    }
-    collector_wait (&f->c, n_ops + per_round);
-    for (guint i = 0; i < per_round; i++) {
-      ParleyStoreOp *op = collector_get (&f->c, n_ops + i);
-
-      g_assert_no_error (op->error);
-      seqs[round * per_round + i] = op->seq;
-    }
+    store_messages (f, u1, u2, prefix, "checkpointed", per_round, &seqs[round * per_round]);
     n_ops += per_round;
     for (guint i = 0; i < per_round; i += 7) {
       gint64 *seq = &seqs[round * per_round + i];
