@@ -21,6 +21,10 @@
 /* The time slice asked for by latency-critical threads. */
 #define LATENCY_CRITICAL_SLICE_NS 100000
 
+/* How long a deferrable thread computes before it lets the scheduler pick
+ * again (parley_sched_give_way()). */
+#define GIVE_WAY_INTERVAL_US 100
+
 /* The SCHED_RR priority of real-time threads: the lowest band, below the
  * kernel's interrupt threads (50) and audio servers (PipeWire 88, JACK
  * 70 and up), above every thread of the normal classes. */
@@ -246,6 +250,36 @@ parley_sched_deferrable (const char *what)
     if (sched_setaffinity (0, sizeof set, &set) != 0)
       g_warning ("Cannot move the %s to the background CPUs: %s", what, g_strerror (errno));
   }
+}
+
+/**
+ * parley_sched_give_way:
+ *
+ * Called often by a deferrable thread (parley_sched_deferrable()) from
+ * its long computations: once it has run GIVE_WAY_INTERVAL_US since it
+ * last gave way, it yields the CPU, so that the scheduler picks again. A
+ * thread of the ack path that another (a soft interrupt's thread, say)
+ * preempted stays runnable, not woken, and the scheduler only picks again
+ * at a tick (4 ms here) or when the running thread sleeps or yields: with
+ * the indexer on the CPU meanwhile, the chat benchmark's clients sat there
+ * for whole ticks, dozens of times a second, with every message in flight
+ * waiting and the other CPU idle. A yield moves the caller's deadline on,
+ * so a waiting thread that has not run more than its share gets the CPU;
+ * with nobody waiting, it costs one system call per interval.
+ */
+void
+parley_sched_give_way (void)
+{
+  static _Thread_local gint64 since;
+  gint64 now = g_get_monotonic_time ();
+
+  if (now - since < GIVE_WAY_INTERVAL_US)
+    return;
+  if (since != 0) {
+    sched_yield ();
+    now = g_get_monotonic_time ();
+  }
+  since = now;
 }
 
 /**

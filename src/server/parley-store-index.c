@@ -131,6 +131,18 @@ store_dedup_filter_load (sqlite3 *db,
 
 /* Indexer thread. */
 
+/* Called by the comparison functions: sorting a transaction's entries
+ * takes milliseconds, in which the indexer gives way now and then.
+ * @data: the sort's count of comparisons. */
+static void
+sort_give_way (gpointer data)
+{
+  guint *compares = data;
+
+  if (++*compares % 256 == 0)
+    parley_sched_give_way ();
+}
+
 static int
 compare_int64 (gint64 a,
                gint64 b)
@@ -144,6 +156,8 @@ compare_by_sender_hash (gconstpointer x,
                         gpointer      data)
 {
   const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  sort_give_way (data);
 
   if (a->key.sender != b->key.sender)
     return compare_int64 (a->key.sender, b->key.sender);
@@ -159,6 +173,8 @@ compare_by_sender_seq (gconstpointer x,
 {
   const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
 
+  sort_give_way (data);
+
   if (a->key.sender != b->key.sender)
     return compare_int64 (a->key.sender, b->key.sender);
   return compare_int64 (a->seq, b->seq);
@@ -170,6 +186,8 @@ compare_by_recipient_seq (gconstpointer x,
                           gpointer      data)
 {
   const TailMessage *a = *(TailMessage * const *) x, *b = *(TailMessage * const *) y;
+
+  sort_give_way (data);
 
   if (a->recipient != b->recipient)
     return compare_int64 (a->recipient, b->recipient);
@@ -216,6 +234,7 @@ indexer_apply (ParleyStore  *self,
   g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
   g_autoptr(GArray) values = g_array_new (FALSE, FALSE, sizeof (gint64));
   TailMessage **sorted;
+  guint compares = 0;
   gboolean ok;
 
   /* A message delivered before it was indexed never gets a pending row. A
@@ -232,7 +251,7 @@ indexer_apply (ParleyStore  *self,
     memcpy (sorted, msgs, n_msgs * sizeof (TailMessage *));
 
   ok = store_step_done (is->begin);
-  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_hash, NULL);
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_hash, &compares);
   for (guint i = 0; i < n_msgs; i++) {
     gint64 row[] = { sorted[i]->key.sender, sorted[i]->key.id_hash, sorted[i]->seq,
                      sorted[i]->timestamp, sorted[i]->recipient };
@@ -240,14 +259,14 @@ indexer_apply (ParleyStore  *self,
     g_array_append_vals (values, row, G_N_ELEMENTS (row));
   }
   ok = ok && bulk_insert (is->insert_dedup, 5, values);
-  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_seq, NULL);
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_sender_seq, &compares);
   for (guint i = 0; i < n_msgs; i++) {
     gint64 row[] = { sorted[i]->key.sender, sorted[i]->seq };
 
     g_array_append_vals (values, row, G_N_ELEMENTS (row));
   }
   ok = ok && bulk_insert (is->insert_sent, 2, values);
-  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_recipient_seq, NULL);
+  g_qsort_with_data (sorted, n_msgs, sizeof (TailMessage *), compare_by_recipient_seq, &compares);
   for (guint i = 0; i < n_msgs; i++) {
     gint64 row[] = { sorted[i]->recipient, sorted[i]->seq };
 
@@ -286,17 +305,21 @@ indexer_apply (ParleyStore  *self,
 }
 
 /* Lets a waiting thread have tail_lock after every TAIL_DROP_CHUNK entries
- * of a drop (see tail_drop_indexed_locked()); @done: entries dropped so
- * far. */
+ * of a drop (see tail_drop_indexed_locked()), and gives way to other
+ * threads (parley_sched_give_way(), never while holding the lock); @done:
+ * entries dropped so far. */
 static void
 tail_drop_yield_locked (ParleyStore *self,
                         guint        done)
 {
-  if (done % TAIL_DROP_CHUNK == 0 && g_atomic_int_get (&self->tail_waiting) > 0) {
-    g_mutex_unlock (&self->tail_lock);
+  if (done % TAIL_DROP_CHUNK != 0)
+    return;
+  g_mutex_unlock (&self->tail_lock);
+  if (g_atomic_int_get (&self->tail_waiting) > 0)
     g_usleep (TAIL_DROP_REST_US);
-    g_mutex_lock (&self->tail_lock);
-  }
+  else
+    parley_sched_give_way ();
+  g_mutex_lock (&self->tail_lock);
 }
 
 /* Removes the indexed @msgs and @receipts, the first entries of the
@@ -329,8 +352,11 @@ tail_drop_indexed_locked (ParleyStore *self,
     tail_drop_yield_locked (self, i + 1);
   }
   g_mutex_unlock (&self->tail_lock);
-  for (guint i = 0; i < msgs->len; i++)
+  for (guint i = 0; i < msgs->len; i++) {
     store_tail_message_free (g_ptr_array_index (msgs, i));
+    if (i % TAIL_DROP_CHUNK == 0)
+      parley_sched_give_way ();
+  }
   for (guint i = 0; i < receipts->len; i++)
     g_free (g_ptr_array_index (receipts, i));
   g_mutex_lock (&self->tail_lock);

@@ -52,7 +52,9 @@ G_BEGIN_DECLS
  * the lock straight back did not let anyone in when the indexer ran on
  * a CPU of its own (`background-cpus`): the woken writer found the lock
  * taken again and slept once more, for every one of its many look-ups,
- * and a whole drop (up to 40,000 entries) held up acks for 5 - 10 ms. */
+ * and a whole drop (up to 40,000 entries) held up acks for 5 - 10 ms.
+ * With nobody waiting, it gives way (parley_sched_give_way()) between
+ * chunks, without the lock. */
 #define TAIL_DROP_CHUNK 64
 #define TAIL_DROP_REST_US 100
 
@@ -393,5 +395,12 @@ store_writer_statements_init (WriterStatements *ws,
 
 gpointer
 store_writer_thread (gpointer data);
+
+/* parley-store-vfs.c */
+const char *
+store_give_way_vfs (void);
+
+void
+store_give_way_during_statements (sqlite3 *db);
 
 G_END_DECLS

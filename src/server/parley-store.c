@@ -247,22 +247,34 @@ new_user_id (void)
 }
 
 
-/* Opens a connection in WAL mode. @durable: every COMMIT fsyncs the WAL
+typedef enum {
+  CONNECTION_CREATE = 1 << 0,
+  CONNECTION_DURABLE = 1 << 1,
+  CONNECTION_DEFERRABLE = 1 << 2,
+} ConnectionFlags;
+
+/* Opens a connection in WAL mode. CONNECTION_CREATE: creates the file if
+ * missing. CONNECTION_DURABLE: every COMMIT fsyncs the WAL
  * (synchronous=FULL), as the log needs; otherwise only checkpoints fsync
  * (synchronous=NORMAL: a power loss may lose the newest commits but never
  * corrupts the file), which is enough for the derived index. Checkpoints
- * are run by the store itself, not inside commits. */
+ * are run by the store itself, not inside commits.
+ * CONNECTION_DEFERRABLE: for a deferrable thread; gives way to the ack
+ * path while SQLite works (parley-store-vfs.c). */
 static sqlite3 *
-open_connection (const char  *path,
-                 gboolean     create,
-                 gboolean     durable,
-                 GError     **error)
+open_connection (const char       *path,
+                 ConnectionFlags   how,
+                 GError          **error)
 {
   sqlite3 *db = NULL;
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  gboolean durable = (how & CONNECTION_DURABLE) != 0;
+  gboolean deferrable = (how & CONNECTION_DEFERRABLE) != 0;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+              ((how & CONNECTION_CREATE) ? SQLITE_OPEN_CREATE : 0);
   char *errmsg = NULL;
 
-  if (sqlite3_open_v2 (path, &db, flags, NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2 (path, &db, flags, deferrable ? store_give_way_vfs () : NULL) !=
+      SQLITE_OK) {
     set_sqlite_error (error, db, "Cannot open database");
     sqlite3_close (db);
     return NULL;
@@ -270,6 +282,8 @@ open_connection (const char  *path,
 
   sqlite3_extended_result_codes (db, 1);
   sqlite3_busy_timeout (db, BUSY_TIMEOUT_MS);
+  if (deferrable)
+    store_give_way_during_statements (db);
 
   if (sqlite3_exec (db,
                     durable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
@@ -576,7 +590,7 @@ index_open (ParleyStore  *self,
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
 
-  self->idx = open_connection (self->index_path, TRUE, FALSE, error);
+  self->idx = open_connection (self->index_path, CONNECTION_CREATE | CONNECTION_DEFERRABLE, error);
   if (self->idx == NULL)
     return FALSE;
   if (!ensure_schema (self->idx, self->index_path, index_schema_sql, INDEX_VERSION, error))
@@ -605,10 +619,10 @@ index_open (ParleyStore  *self,
     return FALSE;
   }
 
-  self->widx = open_connection (self->index_path, FALSE, FALSE, error);
+  self->widx = open_connection (self->index_path, 0, error);
   if (self->widx == NULL)
     return FALSE;
-  self->ridx = open_connection (self->index_path, FALSE, FALSE, error);
+  self->ridx = open_connection (self->index_path, 0, error);
   if (self->ridx == NULL)
     return FALSE;
 
@@ -906,7 +920,7 @@ parley_store_open (const char            *path,
   g_cond_init (&self->indexed_cond);
   g_rw_lock_init (&self->users_lock);
 
-  self->wdb = open_connection (path, TRUE, TRUE, error);
+  self->wdb = open_connection (path, CONNECTION_CREATE | CONNECTION_DURABLE, error);
   if (self->wdb == NULL)
     goto fail;
 
@@ -920,10 +934,10 @@ parley_store_open (const char            *path,
   }
   self->wal_frame_size += WAL_FRAME_HEADER_SIZE;
 
-  self->rdb = open_connection (path, FALSE, TRUE, error);
+  self->rdb = open_connection (path, CONNECTION_DURABLE, error);
   if (self->rdb == NULL)
     goto fail;
-  self->cdb = open_connection (path, FALSE, TRUE, error);
+  self->cdb = open_connection (path, CONNECTION_DURABLE | CONNECTION_DEFERRABLE, error);
   if (self->cdb == NULL)
     goto fail;
   /* What is in the file already needs no paced write-back: whatever of it

@@ -201,6 +201,101 @@ test_deferrable (void)
   g_assert_cmpint (thread_nice (), ==, own);
 }
 
+typedef struct {
+  int cpu;
+  gboolean give_way;
+  gint done;
+  gint64 longest_run_us;
+  guint runs;
+} GiveWay;
+
+static void
+pin_to (int cpu)
+{
+  cpu_set_t set;
+
+  CPU_ZERO (&set);
+  CPU_SET (cpu, &set);
+  g_assert_cmpint (sched_setaffinity (0, sizeof set, &set), ==, 0);
+}
+
+/* Computes for 20 ms of its own CPU time, reading the clock all along: a
+ * jump in the clock is a time off the CPU, which ends a run. */
+static gpointer
+give_way_deferrable (gpointer data)
+{
+  GiveWay *gw = data;
+  gint64 ran = 0, run_start, last;
+
+  pin_to (gw->cpu);
+  parley_sched_deferrable ("test");
+  run_start = last = g_get_monotonic_time ();
+  while (ran < 20000) {
+    gint64 now = g_get_monotonic_time ();
+
+    if (now - last > 20) {
+      gw->longest_run_us = MAX (gw->longest_run_us, last - run_start);
+      gw->runs++;
+      run_start = now;
+    } else {
+      ran += now - last;
+    }
+    last = now;
+    if (gw->give_way)
+      parley_sched_give_way ();
+  }
+  g_atomic_int_set (&gw->done, 1);
+  return NULL;
+}
+
+/* Keeps the same CPU busy at the normal priority until the deferrable
+ * thread is done. */
+static gpointer
+give_way_busy (gpointer data)
+{
+  GiveWay *gw = data;
+
+  pin_to (gw->cpu);
+  while (!g_atomic_int_get (&gw->done))
+    ;
+  return NULL;
+}
+
+static GiveWay
+give_way_run (gboolean give_way)
+{
+  GiveWay gw = { .cpu = sched_getcpu (), .give_way = give_way };
+  GThread *busy = g_thread_new ("busy", give_way_busy, &gw);
+  GThread *deferrable = g_thread_new ("deferrable", give_way_deferrable, &gw);
+
+  g_thread_join (deferrable);
+  g_thread_join (busy);
+  g_test_message ("%s: %u runs, the longest %" G_GINT64_FORMAT " us",
+                  give_way ? "giving way" : "not giving way", gw.runs, gw.longest_run_us);
+  return gw;
+}
+
+/* A deferrable thread that calls parley_sched_give_way() never keeps the
+ * CPU from a runnable thread for long: it runs 0.1 ms, then the other
+ * one gets the CPU, however long the scheduler's own slices are. Without
+ * the calls (the comparison), it runs in whole slices or ticks. */
+static void
+test_give_way (void)
+{
+  GiveWay with, without;
+
+  if (thread_nice () >= 10) {
+    g_test_skip ("The test runs at nice 10 or lower already");
+    return;
+  }
+  with = give_way_run (TRUE);
+  without = give_way_run (FALSE);
+  g_assert_cmpuint (with.runs, >, 0);
+  g_assert_cmpint (with.longest_run_us, <, 1000);
+  if (without.longest_run_us < 1000)
+    g_test_message ("This kernel's scheduler ends a deferrable thread's runs early by itself");
+}
+
 static void
 test_parse_cpus (void)
 {
@@ -288,6 +383,7 @@ main (int    argc,
   g_test_add_func ("/sched/latency-critical", test_latency_critical);
   g_test_add_func ("/sched/realtime", test_realtime);
   g_test_add_func ("/sched/deferrable", test_deferrable);
+  g_test_add_func ("/sched/give-way", test_give_way);
   g_test_add_func ("/sched/parse-cpus", test_parse_cpus);
   g_test_add_func ("/sched/background-cpus", test_background_cpus);
   return g_test_run ();
