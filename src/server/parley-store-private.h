@@ -65,14 +65,14 @@ G_BEGIN_DECLS
  * completely checkpointed and so never restart; so the writer then finishes
  * the job between two batches, which only copies the few frames written
  * during the background phase (the background thread makes further passes
- * until at most CHECKPOINT_FINISH_FRAMES are left, and syncs the pages it
+ * until at most CHECKPOINT_FRAMES / CHECKPOINT_FINISH_DIVISOR are left, and syncs the pages it
  * copied), and its next transaction starts the WAL afresh. If the WAL
- * still grows to CHECKPOINT_FRAMES_HARD, the writer checkpoints it all
- * itself. The index is checkpointed by the indexer between its
+ * still grows to CHECKPOINT_HARD_FACTOR times CHECKPOINT_FRAMES, the
+ * writer checkpoints it all itself. The index is checkpointed by the indexer between its
  * transactions (indexer_write_back()). */
 #define CHECKPOINT_FRAMES 16000
-#define CHECKPOINT_FRAMES_HARD (CHECKPOINT_FRAMES * 4)
-#define CHECKPOINT_FINISH_FRAMES 1000
+#define CHECKPOINT_HARD_FACTOR 4
+#define CHECKPOINT_FINISH_DIVISOR 16    /* 1,000 frames of 16,000 */
 #define CHECKPOINT_PASSES 4
 
 /* The indexer checkpoints the index itself once its WAL has this many
@@ -249,6 +249,7 @@ struct _ParleyStore {
   char *index_wal_path;
   gint index_wal_frames;  /* set by its WAL hook, only in the indexer */
   gint index_checkpoint_frames;   /* atomic, INDEX_CHECKPOINT_FRAMES */
+  gint checkpoint_frames;         /* atomic, CHECKPOINT_FRAMES */
   IndexerStatements is;
   GThread *indexer;
 

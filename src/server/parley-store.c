@@ -892,6 +892,7 @@ parley_store_open (const char            *path,
   self->index_path = g_strconcat (path, "-index", NULL);
   self->index_wal_path = g_strconcat (self->index_path, "-wal", NULL);
   self->index_checkpoint_frames = INDEX_CHECKPOINT_FRAMES;
+  self->checkpoint_frames = CHECKPOINT_FRAMES;
   self->wal_path = g_strconcat (path, "-wal", NULL);
   self->batch_done = batch_done;
   self->user_data = user_data;
@@ -1064,6 +1065,25 @@ parley_store_set_index_checkpoint_frames (ParleyStore *self,
   g_return_if_fail (n_frames > 0);
 
   g_atomic_int_set (&self->index_checkpoint_frames, n_frames);
+}
+
+/**
+ * parley_store_set_checkpoint_frames:
+ * @self: a store
+ * @n_frames: frames
+ *
+ * For tests: the log's checkpoints start once its WAL holds @n_frames
+ * frames (CHECKPOINT_FRAMES), and the writer finishes them once at most a
+ * CHECKPOINT_FINISH_DIVISOR-th of that is left.
+ */
+void
+parley_store_set_checkpoint_frames (ParleyStore *self,
+                                    int          n_frames)
+{
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (n_frames > 0);
+
+  g_atomic_int_set (&self->checkpoint_frames, n_frames);
 }
 
 /**

@@ -238,6 +238,8 @@ void           parley_store_pause_indexer (ParleyStore         *self,
 gboolean       parley_store_flush_index   (ParleyStore         *self);
 void           parley_store_set_index_checkpoint_frames (ParleyStore *self,
                                                          int          n_frames);
+void           parley_store_set_checkpoint_frames (ParleyStore *self,
+                                                   int          n_frames);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ParleyStoreOp, parley_store_op_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ParleyUserInfo, parley_user_info_free)

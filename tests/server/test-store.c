@@ -1527,6 +1527,99 @@ file_size (const char *path)
   return g_stat (path, &st) == 0 ? (gint64) st.st_size : -1;
 }
 
+/* The checkpoint sequence number in the header of the WAL at @path, which
+ * goes up by one at every restart of the WAL. */
+static guint32
+wal_checkpoint_sequence (const char *path)
+{
+  g_autofree guint8 *contents = NULL;
+  gsize len = 0;
+
+  g_assert_true (g_file_get_contents (path, (char **) &contents, &len, NULL));
+  g_assert_cmpuint (len, >=, 32);
+  return (guint32) contents[12] << 24 | (guint32) contents[13] << 16 |
+         (guint32) contents[14] << 8 | contents[15];
+}
+
+/* The log's checkpoints run in two phases: passes on the checkpointer
+ * thread while the writer goes on committing, until little is left, then
+ * the writer finishes between two batches and its next transaction
+ * restarts the WAL. With a checkpoint every 64 frames and a commit every
+ * few messages, the WAL restarts again and again (its header counts the
+ * restarts), and the log loses nothing: read at once, from a copy of its
+ * files taken between two commits while the checkpointer may be copying
+ * (what kill -9 leaves behind), and after a clean restart. */
+static void
+test_log_checkpoints (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autofree char *u1 = create_user (f, "user1");
+  g_autofree char *u2 = create_user (f, "user2");
+  const char *suffixes[] = { "", "-wal" };
+  const guint rounds = 6, per_round = 600, group = 6;
+  g_autofree gint64 *seqs = g_new (gint64, rounds * per_round);
+  g_autofree char *wal = g_strconcat (f->path, "-wal", NULL);
+  g_autofree char *copy = g_strconcat (f->path, "-copy", NULL);
+  g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GHashTable) delivered_at_copy = NULL;
+  guint copied = 0;
+  guint32 first_sequence;
+
+  parley_store_set_checkpoint_frames (f->store, 64);
+  first_sequence = wal_checkpoint_sequence (wal);
+  for (guint round = 0; round < rounds; round++) {
+    for (guint i = 0; i < per_round; i += group) {
+      g_autofree char *prefix = g_strdup_printf ("l%u-%u-", round, i);
+      gint64 *group_seqs = &seqs[round * per_round + i];
+      guint n_ops;
+
+      store_messages (f, u1, u2, prefix, "checkpointed", group, group_seqs);
+      if (i % (7 * group) == 0) {
+        parley_store_submit (f->store, received_op (u2, group_seqs[0]));
+        g_hash_table_add (delivered, &group_seqs[0]);
+        n_ops = f->c.ops->len + 1;
+        collector_wait (&f->c, n_ops);
+        g_assert_no_error (collector_get (&f->c, n_ops - 1)->error);
+      }
+    }
+    if (round == rounds / 2) {
+      /* Every op is acked: the writer is between two commits. */
+      for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+        g_autofree char *from = g_strconcat (f->path, suffixes[i], NULL);
+        g_autofree char *to = g_strconcat (copy, suffixes[i], NULL);
+
+        copy_file (from, to);
+      }
+      copied = (round + 1) * per_round;
+      delivered_at_copy = g_hash_table_new (g_int64_hash, g_int64_equal);
+      for (guint i = 0; i < copied; i++) {
+        if (g_hash_table_contains (delivered, &seqs[i]))
+          g_hash_table_add (delivered_at_copy, &seqs[i]);
+      }
+    }
+  }
+  g_test_message ("The WAL restarted %u times", wal_checkpoint_sequence (wal) - first_sequence);
+  g_assert_cmpuint (wal_checkpoint_sequence (wal) - first_sequence, >=, 5);
+  check_pending (f, u2, seqs, rounds * per_round, delivered);
+
+  close_store (f);
+  g_ptr_array_set_size (f->c.ops, 0);
+  open_store (f);
+  check_pending (f, u2, seqs, rounds * per_round, delivered);
+
+  /* The copy: the index is rebuilt from the log. */
+  close_store (f);
+  remove_database (f->path);
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *from = g_strconcat (copy, suffixes[i], NULL);
+    g_autofree char *to = g_strconcat (f->path, suffixes[i], NULL);
+
+    g_assert_cmpint (g_rename (from, to), ==, 0);
+  }
+  open_store (f);
+  check_pending (f, u2, seqs, copied, delivered_at_copy);
+}
+
 /* The indexer checkpoints the index itself, between its transactions and
  * with its own paced write-back and syncs (indexer_write_back()). With a
  * checkpoint after every transaction, the index's WAL restarts instead of
@@ -1732,6 +1825,7 @@ main (int argc, char **argv)
   ADD ("/store/index-drop-while-writing", test_index_drop_while_writing);
   ADD ("/store/failed-batch-rolled-back", test_failed_batch_rolled_back);
   ADD ("/store/index-checkpoints", test_index_checkpoints);
+  ADD ("/store/log-checkpoints", test_log_checkpoints);
 #undef ADD
   g_test_add_func ("/store/open-failure", test_open_failure);
   g_test_add_func ("/store/schema-version", test_schema_version);
