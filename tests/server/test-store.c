@@ -1377,6 +1377,21 @@ check_pending (Fixture      *f,
   g_assert_cmpuint (j, ==, pending->len);
 }
 
+/* Closes the store and opens it again, then checks its pending messages as
+ * check_pending() does. */
+static void
+check_pending_after_reopen (Fixture      *f,
+                            const char   *user,
+                            const gint64 *seqs,
+                            guint         n,
+                            GHashTable   *delivered)
+{
+  close_store (f);
+  g_ptr_array_set_size (f->c.ops, 0);
+  open_store (f);
+  check_pending (f, user, seqs, n, delivered);
+}
+
 /* Stores @n messages @text from @from to @to with ids PREFIX0, PREFIX1, ...
  * and fills @seqs with their seqs. */
 static void
@@ -1434,10 +1449,7 @@ test_index_large_backlog (Fixture       *f,
   g_assert_true (parley_store_flush_index (f->store));
   check_pending (f, u2, seqs, n, delivered);
 
-  close_store (f);
-  g_ptr_array_set_size (f->c.ops, 0);
-  open_store (f);
-  check_pending (f, u2, seqs, n, delivered);
+  check_pending_after_reopen (f, u2, seqs, n, delivered);
 }
 
 /* The writer keeps committing while the indexer works through a backlog
@@ -1602,10 +1614,7 @@ test_log_checkpoints (Fixture       *f,
   g_assert_cmpuint (wal_checkpoint_sequence (wal) - first_sequence, >=, 5);
   check_pending (f, u2, seqs, rounds * per_round, delivered);
 
-  close_store (f);
-  g_ptr_array_set_size (f->c.ops, 0);
-  open_store (f);
-  check_pending (f, u2, seqs, rounds * per_round, delivered);
+  check_pending_after_reopen (f, u2, seqs, rounds * per_round, delivered);
 
   /* The copy: the index is rebuilt from the log. */
   close_store (f);
@@ -1675,10 +1684,7 @@ test_index_checkpoints (Fixture       *f,
     g_assert_true (g_file_get_contents (path, &contents, &length, NULL));
     g_ptr_array_add (copies, g_bytes_new_take (contents, length));
   }
-  close_store (f);
-  g_ptr_array_set_size (f->c.ops, 0);
-  open_store (f);
-  check_pending (f, u2, seqs, rounds * per_round, delivered);
+  check_pending_after_reopen (f, u2, seqs, rounds * per_round, delivered);
 
   close_store (f);
   remove_database (f->path);
