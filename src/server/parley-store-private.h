@@ -63,13 +63,15 @@ G_BEGIN_DECLS
  * copies them into the database (a passive checkpoint, concurrent with the
  * writer). As the writer keeps appending meanwhile, the WAL would never be
  * completely checkpointed and so never restart; so the writer then finishes
- * the job between two batches, which only copies the few frames written
- * during the background phase (the background thread makes further passes
- * until at most CHECKPOINT_FRAMES / CHECKPOINT_FINISH_DIVISOR are left, and syncs the pages it
- * copied), and its next transaction starts the WAL afresh. If the WAL
- * still grows to CHECKPOINT_HARD_FACTOR times CHECKPOINT_FRAMES, the
- * writer checkpoints it all itself. The index is checkpointed by the indexer between its
- * transactions (indexer_write_back()). */
+ * the job between two batches, which only copies the frames written during
+ * the background phase (the background thread makes further passes while
+ * more than CHECKPOINT_FRAMES / CHECKPOINT_FINISH_DIVISOR frames were left
+ * when a pass began, and syncs the pages it copied; see
+ * checkpoint_in_background()), and its next transaction starts the WAL
+ * afresh. If the WAL still grows to CHECKPOINT_HARD_FACTOR times
+ * CHECKPOINT_FRAMES, the writer checkpoints it all itself. The index is
+ * checkpointed by the indexer between its transactions
+ * (indexer_write_back()). */
 #define CHECKPOINT_FRAMES 16000
 #define CHECKPOINT_HARD_FACTOR 4
 #define CHECKPOINT_FINISH_DIVISOR 16    /* 1,000 frames of 16,000 */
