@@ -1951,6 +1951,17 @@ print_row (const char *label,
   g_print ("  %-26s %s\n", label, value);
 }
 
+/* Prints @hist's p50, p99 and maximum in microseconds, then @note. */
+static void
+print_hist_row (const char      *label,
+                ParleyBenchHist *hist,
+                const char      *note)
+{
+  print_row (label, "p50 %.1f us   p99 %.1f us   max %.1f us%s",
+             parley_bench_hist_percentile (hist, 0.50) / 1e3,
+             parley_bench_hist_percentile (hist, 0.99) / 1e3, hist->max / 1e3, note);
+}
+
 /* The name of scenario @key on the current server. */
 static char *
 result_name (const char *key)
@@ -2081,27 +2092,22 @@ run_traffic (Role        role,
     r->ack_p99_us = parley_bench_hist_percentile (B.ack_lat, 0.99) / 1e3;
     print_row ("durable messages (acked)", "%" G_GUINT64_FORMAT " in %.2f s = %.0f msg/s "
                "(%" G_GUINT64_FORMAT " delivered)", messages, seconds, r->rate, B.c.acks_delivered);
-    print_row ("ack latency", "p50 %.1f us   p99 %.1f us   max %.1f us", r->ack_p50_us,
-               r->ack_p99_us, B.ack_lat->max / 1e3);
+    print_hist_row ("ack latency", B.ack_lat, "");
     print_row ("messages received", "%" G_GUINT64_FORMAT, B.c.chat_rx);
     print_row ("received frames sent", "%" G_GUINT64_FORMAT, B.c.received_sent);
     print_row ("receipts received", "%" G_GUINT64_FORMAT, B.c.receipts);
     if (B.pace_rate > 0) {
+      g_autofree char *unmatched =
+        g_strdup_printf (" (%" G_GUINT64_FORMAT " acks not matched)", B.c.unmatched);
+
       print_row ("paced sends", "%" G_GUINT64_FORMAT " made > 1 ms after their time (generator "
                  "behind), %" G_GUINT64_FORMAT " skipped (%d un-acked at their sender)",
                  B.c.late, B.c.skipped, PACE_MAX_INFLIGHT);
-      print_row ("generator lateness", "p50 %.1f us   p99 %.1f us   max %.1f us (send - due)",
-                 parley_bench_hist_percentile (B.pace_late, 0.50) / 1e3,
-                 parley_bench_hist_percentile (B.pace_late, 0.99) / 1e3, B.pace_late->max / 1e3);
-      print_row ("ack latency from send", "p50 %.1f us   p99 %.1f us   max %.1f us "
-                 "(%" G_GUINT64_FORMAT " acks not matched)",
-                 parley_bench_hist_percentile (B.ack_send_lat, 0.50) / 1e3,
-                 parley_bench_hist_percentile (B.ack_send_lat, 0.99) / 1e3,
-                 B.ack_send_lat->max / 1e3, B.c.unmatched);
+      print_hist_row ("generator lateness", B.pace_late, " (send - due)");
+      print_hist_row ("ack latency from send", B.ack_send_lat, unmatched);
     }
   }
-  print_row ("one-way latency", "p50 %.1f us   p99 %.1f us   max %.1f us", r->p50_us, r->p99_us,
-             B.lat->max / 1e3);
+  print_hist_row ("one-way latency", B.lat, "");
   print_row ("server CPU", "%.3f s = %.1f %% of a core, %.2f us per message", server_us / 1e6,
              r->server_pct, per_msg);
   {

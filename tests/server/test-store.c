@@ -374,6 +374,38 @@ copy_file (const char *from,
   g_assert_true (g_file_set_contents (to, contents, len, NULL));
 }
 
+/* Copies the files @from + each of the @n @suffixes to @to + the same
+ * suffix, as they are now (the page cache is what a killed process leaves
+ * behind). */
+static void
+copy_database (const char        *from,
+               const char        *to,
+               const char *const *suffixes,
+               gsize              n)
+{
+  for (gsize i = 0; i < n; i++) {
+    g_autofree char *from_path = g_strconcat (from, suffixes[i], NULL);
+    g_autofree char *to_path = g_strconcat (to, suffixes[i], NULL);
+
+    copy_file (from_path, to_path);
+  }
+}
+
+/* Replaces the store's files with the copy at @copy (see copy_database())
+ * and opens it. */
+static void
+open_copy (Fixture           *f,
+           const char        *copy,
+           const char *const *suffixes,
+           gsize              n)
+{
+  close_store (f);
+  remove_database (f->path);
+  copy_database (copy, f->path, suffixes, n);
+  remove_database (copy);
+  open_store (f);
+}
+
 static void
 assert_history (ParleyStore *store,
                 const char  *user,
@@ -403,7 +435,6 @@ test_wal_primed_survives_crash (Fixture       *f,
   g_autofree char *b = create_user (f, "bob");
   g_autofree char *wal = g_strconcat (f->path, "-wal", NULL);
   g_autofree char *crash = g_build_filename (f->dir, "crash.db", NULL);
-  g_autofree char *crash_wal = g_strconcat (crash, "-wal", NULL);
   g_autofree char *tail = NULL;
   g_autoptr(GError) error = NULL;
   ParleyStore *copy;
@@ -432,8 +463,7 @@ test_wal_primed_survives_crash (Fixture       *f,
   for (gsize i = len - 4096; i < len; i++)
     g_assert_cmpint (tail[i], ==, 0);
 
-  copy_file (f->path, crash);
-  copy_file (wal, crash_wal);
+  copy_database (f->path, crash, (const char *[]) { "", "-wal" }, 2);
   copy = parley_store_open (crash, NULL, NULL, &error);
   g_assert_no_error (error);
   assert_history (copy, b, n);
@@ -1419,6 +1449,22 @@ store_messages (Fixture    *f,
   }
 }
 
+/* Stores @user's receipt for the message @seq, waits for it and adds @seq
+ * to @delivered. */
+static void
+store_receipt (Fixture    *f,
+               const char *user,
+               gint64     *seq,
+               GHashTable *delivered)
+{
+  guint n = f->c.ops->len + 1;
+
+  parley_store_submit (f->store, received_op (user, *seq));
+  g_hash_table_add (delivered, seq);
+  collector_wait (&f->c, n);
+  g_assert_no_error (collector_get (&f->c, n - 1)->error);
+}
+
 /* A backlog larger than one index transaction is indexed in several, and a
  * receipt never goes into the index before its message: the receipt of a
  * message beyond the first transaction, committed before receipts of
@@ -1437,12 +1483,8 @@ test_index_large_backlog (Fixture       *f,
 
   parley_store_pause_indexer (f->store, TRUE);
   store_messages (f, u1, u2, "b", "backlog", n, seqs);
-  for (guint i = 0; i < G_N_ELEMENTS (receipts); i++) {
-    parley_store_submit (f->store, received_op (u2, seqs[receipts[i]]));
-    g_hash_table_add (delivered, &seqs[receipts[i]]);
-    collector_wait (&f->c, n + i + 1);
-    g_assert_no_error (collector_get (&f->c, n + i)->error);
-  }
+  for (guint i = 0; i < G_N_ELEMENTS (receipts); i++)
+    store_receipt (f, u2, &seqs[receipts[i]], delivered);
   check_pending (f, u2, seqs, n, delivered);
 
   parley_store_pause_indexer (f->store, FALSE);
@@ -1583,25 +1625,14 @@ test_log_checkpoints (Fixture       *f,
     for (guint i = 0; i < per_round; i += group) {
       g_autofree char *prefix = g_strdup_printf ("l%u-%u-", round, i);
       gint64 *group_seqs = &seqs[round * per_round + i];
-      guint n_ops;
 
       store_messages (f, u1, u2, prefix, "checkpointed", group, group_seqs);
-      if (i % (7 * group) == 0) {
-        parley_store_submit (f->store, received_op (u2, group_seqs[0]));
-        g_hash_table_add (delivered, &group_seqs[0]);
-        n_ops = f->c.ops->len + 1;
-        collector_wait (&f->c, n_ops);
-        g_assert_no_error (collector_get (&f->c, n_ops - 1)->error);
-      }
+      if (i % (7 * group) == 0)
+        store_receipt (f, u2, &group_seqs[0], delivered);
     }
     if (round == rounds / 2) {
       /* Every op is acked: the writer is between two commits. */
-      for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
-        g_autofree char *from = g_strconcat (f->path, suffixes[i], NULL);
-        g_autofree char *to = g_strconcat (copy, suffixes[i], NULL);
-
-        copy_file (from, to);
-      }
+      copy_database (f->path, copy, suffixes, G_N_ELEMENTS (suffixes));
       copied = (round + 1) * per_round;
       delivered_at_copy = g_hash_table_new (g_int64_hash, g_int64_equal);
       for (guint i = 0; i < copied; i++) {
@@ -1617,15 +1648,7 @@ test_log_checkpoints (Fixture       *f,
   check_pending_after_reopen (f, u2, seqs, rounds * per_round, delivered);
 
   /* The copy: the index is rebuilt from the log. */
-  close_store (f);
-  remove_database (f->path);
-  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
-    g_autofree char *from = g_strconcat (copy, suffixes[i], NULL);
-    g_autofree char *to = g_strconcat (f->path, suffixes[i], NULL);
-
-    g_assert_cmpint (g_rename (from, to), ==, 0);
-  }
-  open_store (f);
+  open_copy (f, copy, suffixes, G_N_ELEMENTS (suffixes));
   check_pending (f, u2, seqs, copied, delivered_at_copy);
 }
 
@@ -1645,25 +1668,17 @@ test_index_checkpoints (Fixture       *f,
   const guint rounds = 6, per_round = 3000;
   g_autofree gint64 *seqs = g_new (gint64, rounds * per_round);
   g_autofree char *wal = g_strconcat (f->path, "-index-wal", NULL);
+  g_autofree char *copy = g_strconcat (f->path, "-copy", NULL);
   g_autoptr(GHashTable) delivered = g_hash_table_new (g_int64_hash, g_int64_equal);
-  g_autoptr(GPtrArray) copies = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   gint64 first_size = 0, size = 0;
-  guint n_ops = 0;
 
   parley_store_set_index_checkpoint_frames (f->store, 1);
   for (guint round = 0; round < rounds; round++) {
     g_autofree char *prefix = g_strdup_printf ("c%u-", round);
 
     store_messages (f, u1, u2, prefix, "checkpointed", per_round, &seqs[round * per_round]);
-    n_ops += per_round;
-    for (guint i = 0; i < per_round; i += 7) {
-      gint64 *seq = &seqs[round * per_round + i];
-
-      parley_store_submit (f->store, received_op (u2, *seq));
-      g_hash_table_add (delivered, seq);
-      collector_wait (&f->c, ++n_ops);
-      g_assert_no_error (collector_get (&f->c, n_ops - 1)->error);
-    }
+    for (guint i = 0; i < per_round; i += 7)
+      store_receipt (f, u2, &seqs[round * per_round + i], delivered);
     g_assert_true (parley_store_flush_index (f->store));
     size = file_size (wal);
     g_assert_cmpint (size, >, 0);
@@ -1676,26 +1691,10 @@ test_index_checkpoints (Fixture       *f,
   g_assert_cmpint (size, <, 4 * first_size);
   check_pending (f, u2, seqs, rounds * per_round, delivered);
 
-  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
-    g_autofree char *path = g_strconcat (f->path, suffixes[i], NULL);
-    char *contents = NULL;
-    gsize length = 0;
-
-    g_assert_true (g_file_get_contents (path, &contents, &length, NULL));
-    g_ptr_array_add (copies, g_bytes_new_take (contents, length));
-  }
+  copy_database (f->path, copy, suffixes, G_N_ELEMENTS (suffixes));
   check_pending_after_reopen (f, u2, seqs, rounds * per_round, delivered);
 
-  close_store (f);
-  remove_database (f->path);
-  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
-    g_autofree char *path = g_strconcat (f->path, suffixes[i], NULL);
-    GBytes *bytes = copies->pdata[i];
-
-    g_assert_true (g_file_set_contents (path, g_bytes_get_data (bytes, NULL),
-                                        (gssize) g_bytes_get_size (bytes), NULL));
-  }
-  open_store (f);
+  open_copy (f, copy, suffixes, G_N_ELEMENTS (suffixes));
   check_pending (f, u2, seqs, rounds * per_round, delivered);
 }
 
