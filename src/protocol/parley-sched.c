@@ -253,6 +253,26 @@ parley_sched_deferrable (const char *what)
 }
 
 /**
+ * parley_sched_cpus_with_main:
+ *
+ * Returns: how many CPUs the calling thread and the process's main thread
+ * may run on between them (1 when everything is pinned to one CPU, as
+ * `taskset -c 0` does; the thread's own CPUs after
+ * parley_sched_deferrable() with background CPUs count too).
+ */
+guint
+parley_sched_cpus_with_main (void)
+{
+  cpu_set_t own, main_thread, both;
+
+  if (sched_getaffinity (0, sizeof own, &own) != 0 ||
+      sched_getaffinity (getpid (), sizeof main_thread, &main_thread) != 0)
+    return 1;
+  CPU_OR (&both, &own, &main_thread);
+  return (guint) CPU_COUNT (&both);
+}
+
+/**
  * parley_sched_give_way:
  *
  * Called often by a deferrable thread (parley_sched_deferrable()) from

@@ -19,6 +19,7 @@ ParleySchedGrant parley_sched_best_grant          (void);
 const char      *parley_sched_grant_to_string     (ParleySchedGrant  grant);
 void             parley_sched_deferrable          (const char       *what);
 void             parley_sched_give_way            (void);
+guint            parley_sched_cpus_with_main      (void);
 gboolean         parley_sched_parse_cpus          (const char       *list,
                                                    guint64          *cpus,
                                                    GError          **error);

@@ -64,18 +64,18 @@ G_BEGIN_DECLS
  * writer). As the writer keeps appending meanwhile, the WAL would never be
  * completely checkpointed and so never restart; so the writer then finishes
  * the job between two batches, which only copies the frames written during
- * the background phase (the background thread makes further passes while
- * more than CHECKPOINT_FRAMES / CHECKPOINT_FINISH_DIVISOR frames were left
- * when a pass began, and syncs the pages it copied; see
- * checkpoint_in_background()), and its next transaction starts the WAL
+ * the background phase (the background thread syncs the pages it copied,
+ * and makes further passes while the writer appended more than
+ * CHECKPOINT_FRAMES / CHECKPOINT_FINISH_DIVISOR frames during the last one;
+ * see checkpoint_in_background()), and its next transaction starts the WAL
  * afresh. If the WAL still grows to CHECKPOINT_HARD_FACTOR times
  * CHECKPOINT_FRAMES, the writer checkpoints it all itself. The index is
  * checkpointed by the indexer between its transactions
  * (indexer_write_back()). */
 #define CHECKPOINT_FRAMES 16000
 #define CHECKPOINT_HARD_FACTOR 4
-#define CHECKPOINT_FINISH_DIVISOR 16    /* 1,000 frames of 16,000 */
-#define CHECKPOINT_PASSES 4
+#define CHECKPOINT_FINISH_DIVISOR 128   /* 125 frames of 16,000 */
+#define CHECKPOINT_PASSES 8
 
 /* The indexer checkpoints the index itself once its WAL has this many
  * frames (see indexer_write_back()). */

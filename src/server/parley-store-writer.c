@@ -80,9 +80,24 @@ store_writeback_paced (int    fd,
  * every page copied here in one go, and commits would wait for that. The
  * log only grows at its end, so the pages before what was synced last time
  * are written back in one call (only the b-tree's few pages above the new
- * ones can be dirty there) and the new part is paced. */
+ * ones can be dirty there) and the new part is paced.
+ *
+ * The writer appends meanwhile: 3,000 - 7,000 frames during a pass's paced
+ * write-back and sync (chat x1), up to 10,000 at 50k msg/s. Left to the
+ * writer's finishing checkpoint, those were copied and synced between two
+ * batches, holding every ack up for 12 - 67 ms once every 1.5 - 2.5 s; so
+ * further passes copy what was appended during the one before (each
+ * shorter than the last) until at most CHECKPOINT_FRAMES /
+ * CHECKPOINT_FINISH_DIVISOR frames are left, and the finish takes 1 - 3 ms.
+ * Not when the process has a single CPU (@more_passes FALSE): there the
+ * further passes raised the chat x1 ack p99 from 3.5 - 8 to 8.5 - 10 ms
+ * (alternating runs), the writer's BEGIN taking 0.8 ms at many batches
+ * during them (SQLite's retries for a WAL lock, as the nice-10
+ * checkpointer that held it waited for the CPU); a pass then only goes on
+ * with what it could not copy (readers in the way). */
 static void
-checkpoint_in_background (ParleyStore *self)
+checkpoint_in_background (ParleyStore *self,
+                          gboolean     more_passes)
 {
   int fd = open (self->path, O_RDONLY | O_CLOEXEC);
 
@@ -111,14 +126,7 @@ checkpoint_in_background (ParleyStore *self)
       else
         self->log_synced_size = st.st_size;
     }
-    /* Only what was left when this pass began counts; the writer appends
-     * more meanwhile (3,000 - 7,000 frames during the pass's paced
-     * write-back and sync), and its finishing checkpoint copies and syncs
-     * those between two batches: 12 - 45 ms (chat x1). Going on with
-     * further passes until little of that was left cut the finish to 2 - 9
-     * ms, but with everything on one CPU it raised the x1 ack p99 (met in 4
-     * of 7 alternating runs, against 7 of 7), so it was not kept. */
-    if (n_log - n_done <=
+    if ((more_passes ? g_atomic_int_get (&self->wal_frames) : n_log) - n_done <=
         g_atomic_int_get (&self->checkpoint_frames) / CHECKPOINT_FINISH_DIVISOR)
       break;
   }
@@ -130,8 +138,10 @@ gpointer
 store_checkpointer_thread (gpointer data)
 {
   ParleyStore *self = data;
+  gboolean more_passes;
 
   parley_sched_deferrable ("checkpointer");
+  more_passes = parley_sched_cpus_with_main () > 1;
 
   g_mutex_lock (&self->checkpoint_lock);
   for (;;) {
@@ -142,7 +152,7 @@ store_checkpointer_thread (gpointer data)
       break;
     g_mutex_unlock (&self->checkpoint_lock);
 
-    checkpoint_in_background (self);
+    checkpoint_in_background (self, more_passes);
     g_atomic_int_set (&self->checkpoint_state, CHECKPOINT_FINISH);
 
     g_mutex_lock (&self->checkpoint_lock);

@@ -396,6 +396,54 @@ test_background_cpus (void)
   g_assert_cmpint (sched_setaffinity (0, sizeof own, &own), ==, 0);
 }
 
+static gpointer
+cpus_with_main_thread (gpointer data)
+{
+  parley_sched_deferrable ("test thread");
+  return GUINT_TO_POINTER (parley_sched_cpus_with_main ());
+}
+
+/* Threads started on a process narrowed to one CPU count one CPU between
+ * them and the main thread, unless they run on another one. */
+static void
+test_cpus_with_main (void)
+{
+  cpu_set_t own, narrow;
+  int first = -1, second = -1;
+
+  g_assert_cmpint (sched_getaffinity (0, sizeof own, &own), ==, 0);
+  for (int i = 0; i < 64 && second < 0; i++) {
+    if (CPU_ISSET (i, &own)) {
+      if (first < 0)
+        first = i;
+      else
+        second = i;
+    }
+  }
+  if (second < 0) {
+    g_test_skip ("Needs two CPUs");
+    return;
+  }
+  g_assert_cmpuint (parley_sched_cpus_with_main (), ==, CPU_COUNT (&own));
+
+  CPU_ZERO (&narrow);
+  CPU_SET (first, &narrow);
+  g_assert_cmpint (sched_setaffinity (0, sizeof narrow, &narrow), ==, 0);
+  g_assert_cmpuint (parley_sched_cpus_with_main (), ==, 1);
+  /* Inherits the main thread's one CPU. */
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_thread_join (g_thread_new ("same", cpus_with_main_thread,
+                                                                    NULL))), ==, 1);
+  /* Moved to the same CPU, then to another one. */
+  parley_sched_set_background_cpus (G_GUINT64_CONSTANT (1) << first);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_thread_join (g_thread_new ("first", cpus_with_main_thread,
+                                                                    NULL))), ==, 1);
+  parley_sched_set_background_cpus (G_GUINT64_CONSTANT (1) << second);
+  g_assert_cmpuint (GPOINTER_TO_UINT (g_thread_join (g_thread_new ("second", cpus_with_main_thread,
+                                                                    NULL))), ==, 2);
+  parley_sched_set_background_cpus (0);
+  g_assert_cmpint (sched_setaffinity (0, sizeof own, &own), ==, 0);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -407,5 +455,6 @@ main (int    argc,
   g_test_add_func ("/sched/give-way", test_give_way);
   g_test_add_func ("/sched/parse-cpus", test_parse_cpus);
   g_test_add_func ("/sched/background-cpus", test_background_cpus);
+  g_test_add_func ("/sched/cpus-with-main", test_cpus_with_main);
   return g_test_run ();
 }
