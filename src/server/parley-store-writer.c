@@ -92,9 +92,10 @@ store_writeback_paced (int    fd,
  * Not when the process has a single CPU (@more_passes FALSE): there the
  * further passes raised the chat x1 ack p99 from 3.5 - 8 to 8.5 - 10 ms
  * (alternating runs), the writer's BEGIN taking 0.8 ms at many batches
- * during them (SQLite's retries for a WAL lock, as the nice-10
- * checkpointer that held it waited for the CPU); a pass then only goes on
- * with what it could not copy (readers in the way). */
+ * during them (by its length, SQLite's retry-and-sleep ladder for a WAL
+ * lock, apparently held by the nice-10 checkpointer while it waited for
+ * the CPU); a pass then only goes on with what it could not copy (readers
+ * in the way). */
 static void
 checkpoint_in_background (ParleyStore *self,
                           gboolean     more_passes)
