@@ -358,19 +358,29 @@ affinity_thread (gpointer data)
   return NULL;
 }
 
+/* The first CPU of @set after @after (-1: the first of all) among the 64
+ * that background-cpus can name, or -1. */
+static int
+next_cpu (const cpu_set_t *set,
+          int              after)
+{
+  for (int i = after + 1; i < 64; i++) {
+    if (CPU_ISSET (i, set))
+      return i;
+  }
+  return -1;
+}
+
 /* A deferrable thread moves to the background CPUs, also beyond the
  * process's own affinity; the caller's stays. */
 static void
 test_background_cpus (void)
 {
   cpu_set_t own, narrow, set;
-  int cpu = -1;
+  int cpu;
 
   g_assert_cmpint (sched_getaffinity (0, sizeof own, &own), ==, 0);
-  for (int i = 0; i < 64 && cpu < 0; i++) {
-    if (CPU_ISSET (i, &own))
-      cpu = i;
-  }
+  cpu = next_cpu (&own, -1);
   if (CPU_COUNT (&own) < 2) {
     g_test_skip ("Needs two CPUs");
     return;
@@ -409,17 +419,11 @@ static void
 test_cpus_with_main (void)
 {
   cpu_set_t own, narrow;
-  int first = -1, second = -1;
+  int first, second;
 
   g_assert_cmpint (sched_getaffinity (0, sizeof own, &own), ==, 0);
-  for (int i = 0; i < 64 && second < 0; i++) {
-    if (CPU_ISSET (i, &own)) {
-      if (first < 0)
-        first = i;
-      else
-        second = i;
-    }
-  }
+  first = next_cpu (&own, -1);
+  second = next_cpu (&own, first);
   if (second < 0) {
     g_test_skip ("Needs two CPUs");
     return;
