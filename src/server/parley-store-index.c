@@ -79,7 +79,7 @@ dedup_filter_add (DedupFilter *filter,
 {
   guint64 h = dedup_filter_hash (sender, id_hash);
 
-  filter->words[h & filter->mask] |= dedup_filter_bits (h);
+  __atomic_fetch_or (&filter->words[h & filter->mask], dedup_filter_bits (h), __ATOMIC_RELAXED);
   filter->n_keys++;
 }
 
@@ -91,7 +91,7 @@ store_dedup_filter_may_contain (const DedupFilter *filter,
   guint64 h = dedup_filter_hash (sender, id_hash);
   guint64 bits = dedup_filter_bits (h);
 
-  return (filter->words[h & filter->mask] & bits) == bits;
+  return (__atomic_load_n (&filter->words[h & filter->mask], __ATOMIC_RELAXED) & bits) == bits;
 }
 
 /* Builds a filter of every key in the dedup table of @db, sized for
@@ -304,69 +304,6 @@ indexer_apply (ParleyStore  *self,
   return ok;
 }
 
-/* Lets a waiting thread have tail_lock after every TAIL_DROP_CHUNK entries
- * of a drop (see tail_drop_indexed_locked()), and gives way to other
- * threads (parley_sched_give_way(), never while holding the lock); @done:
- * entries dropped so far. */
-static void
-tail_drop_yield_locked (ParleyStore *self,
-                        guint        done)
-{
-  if (done % TAIL_DROP_CHUNK != 0)
-    return;
-  g_mutex_unlock (&self->tail_lock);
-  if (g_atomic_int_get (&self->tail_waiting) > 0)
-    g_usleep (TAIL_DROP_REST_US);
-  else
-    parley_sched_give_way ();
-  g_mutex_lock (&self->tail_lock);
-}
-
-/* Removes the indexed @msgs and @receipts, the first entries of the
- * tail's arrays, from the tail. Called and returns with tail_lock held,
- * but lets a waiting thread have it after every TAIL_DROP_CHUNK entries: a
- * transaction's worth (up to 40,000 entries, several milliseconds, run at
- * the indexer's low priority) would otherwise hold up the writer and the
- * network thread for as long. Queries combine the index, which already has
- * every entry dropped here, with the tail, so any point between two chunks
- * answers as well as before or after. Only this thread reads the front of
- * the global arrays, so they are cut once at the end; while the lock is let
- * go, the writer may append to them, which may move their storage, so the
- * entries are taken from the indexer's own copies (@msgs, @receipts). */
-static void
-tail_drop_indexed_locked (ParleyStore *self,
-                          GPtrArray   *msgs,
-                          GPtrArray   *receipts)
-{
-  for (guint i = 0; i < msgs->len; i++) {
-    TailMessage *msg = g_ptr_array_index (msgs, i);
-
-    /* Into the filter before out of the tail (under the same lock), so
-     * that the writer finds the key in one or the other. */
-    dedup_filter_add (self->dedup_filter, msg->key.sender, msg->key.id_hash);
-    store_tail_remove_message_locked (self, msg, TRUE);
-    tail_drop_yield_locked (self, i + 1);
-  }
-  for (guint i = 0; i < receipts->len; i++) {
-    store_tail_remove_receipt_locked (self, g_ptr_array_index (receipts, i), TRUE);
-    tail_drop_yield_locked (self, i + 1);
-  }
-  g_mutex_unlock (&self->tail_lock);
-  for (guint i = 0; i < msgs->len; i++) {
-    store_tail_message_free (g_ptr_array_index (msgs, i));
-    if (i % TAIL_DROP_CHUNK == 0)
-      parley_sched_give_way ();
-  }
-  for (guint i = 0; i < receipts->len; i++)
-    g_free (g_ptr_array_index (receipts, i));
-  g_mutex_lock (&self->tail_lock);
-  g_assert (self->tail_messages->len >= msgs->len && self->tail_receipts->len >= receipts->len);
-  g_ptr_array_remove_range (self->tail_messages, 0, msgs->len);
-  g_ptr_array_remove_range (self->tail_receipts, 0, receipts->len);
-  g_ptr_array_set_size (msgs, 0);
-  g_ptr_array_set_size (receipts, 0);
-}
-
 /* The index's WAL hook: how many frames its WAL holds after a commit. */
 int
 store_index_wal_hook_cb (void       *data,
@@ -424,15 +361,16 @@ gpointer
 store_indexer_thread (gpointer data)
 {
   ParleyStore *self = data;
-  g_autoptr(GPtrArray) msgs = g_ptr_array_new ();
-  g_autoptr(GPtrArray) receipts = g_ptr_array_new ();
 
   parley_sched_deferrable ("indexer");
 
   g_mutex_lock (&self->tail_lock);
   for (;;) {
     gint64 deadline, from_seq, to_seq, to_receipt;
-    guint n_msgs = 0, n_receipts = 0;
+    TailGen *old;
+    TailMessage **msgs;
+    TailReceipt **receipts;
+    guint n_msgs, n_receipts = 0;
     gboolean ok;
 
     if (self->index_paused || store_unindexed_locked (self) == 0) {
@@ -454,50 +392,65 @@ store_indexer_thread (gpointer data)
     if (self->index_paused)
       continue;
 
-    /* The committed part of the tail, a prefix of each array, at most
-     * INDEX_TXN_ROWS of each. A receipt goes with its message or after it,
-     * never before: the receipts stop at the first one for a message that
-     * is not in this transaction. */
-    from_seq = self->indexed_seq;
-    to_seq = self->committed_seq;
-    to_receipt = self->committed_receipt;
-    while (n_msgs < self->tail_messages->len && n_msgs < INDEX_TXN_ROWS &&
-           ((TailMessage *) g_ptr_array_index (self->tail_messages, n_msgs))->seq <= to_seq)
-      n_msgs++;
-    if (n_msgs > 0)
-      to_seq = ((TailMessage *) g_ptr_array_index (self->tail_messages, n_msgs - 1))->seq;
-    while (n_receipts < self->tail_receipts->len && n_receipts < INDEX_TXN_ROWS) {
-      TailReceipt *receipt = g_ptr_array_index (self->tail_receipts, n_receipts);
-
-      if (receipt->id > to_receipt || receipt->seq > to_seq)
-        break;
-      n_receipts++;
+    /* What is not indexed yet is in the old generation, or, once that is
+     * gone, in the new one, sealed now; while the writer's transaction is
+     * open, the writer seals it after its commit. */
+    if (self->tail_old == NULL && !store_tail_seal_locked (self)) {
+      self->seal_wanted = TRUE;
+      deadline = g_get_monotonic_time () + INDEX_SEAL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+      if (!g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline))
+        self->seal_wanted = FALSE;
+      continue;
     }
-    if (n_receipts > 0)
-      to_receipt = ((TailReceipt *) g_ptr_array_index (self->tail_receipts, n_receipts - 1))->id;
-    else
-      to_receipt = self->indexed_receipt;
-    g_ptr_array_set_size (msgs, 0);
-    g_ptr_array_set_size (receipts, 0);
-    for (guint i = 0; i < n_msgs; i++)
-      g_ptr_array_add (msgs, g_ptr_array_index (self->tail_messages, i));
-    for (guint i = 0; i < n_receipts; i++)
-      g_ptr_array_add (receipts, g_ptr_array_index (self->tail_receipts, i));
+    old = self->tail_old;
+    from_seq = self->indexed_seq;
+    to_seq = from_seq;
+    to_receipt = self->indexed_receipt;
     g_mutex_unlock (&self->tail_lock);
 
-    /* Entries of the committed prefix are only ever removed by this thread,
-     * so they stay valid without the lock. */
-    ok = indexer_apply (self, (TailMessage **) msgs->pdata, n_msgs,
-                        (TailReceipt **) receipts->pdata, n_receipts,
-                        from_seq, to_seq, to_receipt);
-    if (ok)
+    /* The next entries of the old generation, at most INDEX_TXN_ROWS of
+     * each; only this thread changes it, so no lock is needed. A receipt
+     * goes with its message or after it, never before: the receipts stop
+     * at the first one for a message that is not in this transaction. */
+    msgs = (TailMessage **) old->messages->pdata + self->old_msgs_indexed;
+    receipts = (TailReceipt **) old->receipts->pdata + self->old_receipts_indexed;
+    n_msgs = MIN (old->messages->len - self->old_msgs_indexed, INDEX_TXN_ROWS);
+    if (n_msgs > 0)
+      to_seq = msgs[n_msgs - 1]->seq;
+    while (n_receipts < old->receipts->len - self->old_receipts_indexed &&
+           n_receipts < INDEX_TXN_ROWS && receipts[n_receipts]->seq <= to_seq)
+      n_receipts++;
+    if (n_receipts > 0)
+      to_receipt = receipts[n_receipts - 1]->id;
+
+    ok = indexer_apply (self, msgs, n_msgs, receipts, n_receipts, from_seq, to_seq, to_receipt);
+    if (ok) {
       indexer_write_back (self);
+      /* Into the filter before their generation leaves the tail, so that
+       * the writer finds a key in one or the other. Only this thread adds
+       * to the filter or replaces it. */
+      for (guint i = 0; i < n_msgs; i++) {
+        dedup_filter_add (self->dedup_filter, msgs[i]->key.sender, msgs[i]->key.id_hash);
+        if (i % INDEXER_GIVE_WAY_ENTRIES == 0)
+          parley_sched_give_way ();
+      }
+    }
 
     g_mutex_lock (&self->tail_lock);
     if (ok) {
-      tail_drop_indexed_locked (self, msgs, receipts);
+      self->old_msgs_indexed += n_msgs;
+      self->old_receipts_indexed += n_receipts;
       self->indexed_seq = to_seq;
       self->indexed_receipt = to_receipt;
+      if (self->old_msgs_indexed == old->messages->len &&
+          self->old_receipts_indexed == old->receipts->len) {
+        /* All of it is in the index: the generation goes, freed without
+         * the lock. */
+        self->tail_old = NULL;
+        g_mutex_unlock (&self->tail_lock);
+        store_tail_gen_free (old);
+        g_mutex_lock (&self->tail_lock);
+      }
       g_cond_broadcast (&self->indexed_cond);
       if (self->dedup_filter->n_keys > self->dedup_filter->grow_at) {
         DedupFilter *filter;

@@ -43,20 +43,23 @@ G_BEGIN_DECLS
  * costs much more than one row. */
 #define INDEX_BULK_ROWS 64
 
-/* The indexer drops indexed entries from the tail this many at a time
- * (about 20 us of work); after each such chunk, if another thread waits for
- * tail_lock (tail_waiting), it lets go of the lock and rests for
- * TAIL_DROP_REST_US, longer than a thread woken on another CPU takes to
- * run, so that the waiter gets the lock, and gets it again for its next
- * few look-ups, before the indexer takes it back. Letting go and taking
- * the lock straight back did not let anyone in when the indexer ran on
- * a CPU of its own (`background-cpus`): the woken writer found the lock
- * taken again and slept once more, for every one of its many look-ups,
- * and a whole drop (up to 40,000 entries) held up acks for 5 - 10 ms.
- * With nobody waiting, it gives way (parley_sched_give_way()) between
- * chunks, without the lock. */
-#define TAIL_DROP_CHUNK 64
-#define TAIL_DROP_REST_US 100
+/* The tail is kept in two generations (TailGen): the writer adds to the
+ * new one; the indexer works through the old one, which no one else
+ * changes, and once all of it is indexed lets it go whole: under
+ * tail_lock it only swaps pointers (store_tail_seal_locked(), and taking
+ * the old one out), and frees it without the lock. Dropping what it had
+ * indexed entry by entry under tail_lock, in chunks, as it did before, made
+ * it a lock holder that gets preempted: at its low priority, on a CPU
+ * shared with busier threads, the writer waited for it 50 times a second,
+ * 0.3 - 3.4 ms each (the chat benchmark's open loop, `background-cpus`).
+ * In its loops over a generation's messages (adding their keys to the
+ * dedup filter, freeing them), the indexer gives way
+ * (parley_sched_give_way()) every INDEXER_GIVE_WAY_ENTRIES. When it finds
+ * the writer's transaction open, so that it cannot seal the new generation
+ * itself, it asks the writer to, and waits up to INDEX_SEAL_WAIT_MS
+ * before it looks again (the transaction may roll back). */
+#define INDEXER_GIVE_WAY_ENTRIES 64
+#define INDEX_SEAL_WAIT_MS 10
 
 /* Checkpoints of the log run in two phases so that commits never wait for
  * one. Once the WAL holds CHECKPOINT_FRAMES frames, a background thread
@@ -153,26 +156,38 @@ typedef struct {
   gint64 recipient;
 } TailReceipt;
 
-/* The tail of one user, so that a query for a user (history, pending,
- * latest seq) reads that user's entries instead of the whole tail, which
- * holds hundreds of thousands when the indexer lags: a message is in its
- * sender's and its recipient's, a receipt in its recipient's. Entries leave
- * from the front (the indexer drops the oldest) or from the back (a rolled
- * back transaction); the first *_head entries of each array are gone. */
+/* The tail of one user in one generation, so that a query for a user
+ * (history, pending, latest seq) reads that user's entries instead of the
+ * whole tail, which holds hundreds of thousands when the indexer lags: a
+ * message is in its sender's and its recipient's, a receipt in its
+ * recipient's. Entries leave from the back (a rolled back transaction) or
+ * with their whole generation. */
 typedef struct {
   gint64 key;             /* the user; &key is the hash key */
   GPtrArray *msgs;        /* TailMessage *, in seq order */
-  guint msgs_head;
   GPtrArray *receipts;    /* TailReceipt *, in id order */
-  guint receipts_head;
 } TailUser;
+
+/* A generation of the tail (see store_tail_seal_locked()). Every message of
+ * an older generation has a smaller seq than those of a newer one, every
+ * receipt a smaller id. */
+typedef struct {
+  GPtrArray *messages;        /* TailMessage *, in seq order, owned */
+  GPtrArray *receipts;        /* TailReceipt *, in id order, owned */
+  GHashTable *by_seq;         /* &seq → TailMessage */
+  GHashTable *by_key;         /* DedupKey → TailMessage */
+  GHashTable *receipt_by_seq; /* &seq → TailReceipt */
+  GHashTable *by_user;        /* &key → TailUser, owned */
+} TailGen;
 
 /* The dedup filter: a blocked Bloom filter of the (sender, id_hash) keys in
  * the index's dedup table. A key it does not contain is certainly not
  * indexed, so a fresh message id (the common case) needs no probe of the
  * index; a key it may contain (an actual resend, or a false positive of a
  * few per cent) is looked up as before. Each key sets DEDUP_FILTER_K bits
- * of one 64-bit word, so a query touches one cache line. */
+ * of one 64-bit word, so a query touches one cache line. The indexer adds
+ * keys without tail_lock while the writer tests them under it, so both
+ * touch the words with atomic operations. */
 typedef struct {
   guint64 *words;
   guint64 mask;           /* the number of words - 1 (a power of two) */
@@ -259,22 +274,23 @@ struct _ParleyStore {
   IndexerStatements is;
   GThread *indexer;
 
-  /* The tail, guarded by tail_lock. The writer appends (and removes what a
-   * failed transaction added); the indexer removes from the front what it
-   * indexed. Readers only see messages with seq <= committed_seq and
-   * receipts with id <= committed_receipt. */
+  /* The tail, guarded by tail_lock. The writer appends to tail_new (and
+   * removes what a failed transaction added); the indexer indexes tail_old,
+   * which only it changes (TailMessage.receipt_id aside), and lets it go
+   * once all of it is indexed. Readers only see messages with seq <=
+   * committed_seq and receipts with id <= committed_receipt. */
   GMutex tail_lock;
-  gint tail_waiting;      /* atomic: threads waiting in store_tail_lock() */
   GCond index_cond;       /* wakes the indexer */
   GCond indexed_cond;     /* signalled when the indexer advanced */
-  GPtrArray *tail_messages;       /* TailMessage *, in seq order, owned */
-  GHashTable *tail_by_seq;        /* &seq → TailMessage */
-  GHashTable *tail_by_key;        /* DedupKey → TailMessage */
-  GPtrArray *tail_receipts;       /* TailReceipt *, in id order, owned */
-  GHashTable *tail_receipt_by_seq;  /* &seq → TailReceipt */
-  GHashTable *tail_by_user;       /* &key → TailUser, owned */
-  /* Every key of the index's dedup table; keys enter it before they leave
-   * the tail, so a key is always in the tail or in the filter. */
+  TailGen *tail_old;      /* committed entries being indexed, or NULL */
+  TailGen *tail_new;
+  gboolean seal_wanted;   /* the writer should seal after its commit */
+  /* The indexer's own: how much of tail_old it has indexed. */
+  guint old_msgs_indexed;
+  guint old_receipts_indexed;
+  /* Every key of the index's dedup table; keys enter it before their
+   * generation leaves the tail, so a key is always in the tail or in the
+   * filter. */
   DedupFilter *dedup_filter;
   gint64 committed_seq;
   gint64 committed_receipt;
@@ -316,19 +332,33 @@ store_tail_add_receipt_locked (ParleyStore *self,
                                TailReceipt *receipt);
 
 void
-store_tail_lock (ParleyStore *self);
-void
 store_tail_message_free (TailMessage *msg);
 
 void
 store_tail_remove_message_locked (ParleyStore *self,
-                                  TailMessage *msg,
-                                  gboolean     oldest);
+                                  TailMessage *msg);
 
 void
 store_tail_remove_receipt_locked (ParleyStore *self,
-                                  TailReceipt *receipt,
-                                  gboolean     oldest);
+                                  TailReceipt *receipt);
+
+TailMessage *
+store_tail_find_message_locked (ParleyStore *self,
+                                gint64       seq);
+
+TailMessage *
+store_tail_find_key_locked (ParleyStore    *self,
+                            const DedupKey *key);
+
+gboolean
+store_tail_has_receipt_locked (ParleyStore *self,
+                               gint64       seq);
+
+gboolean
+store_tail_seal_locked (ParleyStore *self);
+
+void
+store_tail_gen_free (TailGen *gen);
 
 gint64
 store_unindexed_locked (ParleyStore *self);

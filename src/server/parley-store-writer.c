@@ -231,8 +231,8 @@ writer_indexed_delivered (ParleyStore *self,
   gboolean in_tail;
   int rc;
 
-  store_tail_lock (self);
-  in_tail = g_hash_table_contains (self->tail_receipt_by_seq, &seq);
+  g_mutex_lock (&self->tail_lock);
+  in_tail = store_tail_has_receipt_locked (self, seq);
   g_mutex_unlock (&self->tail_lock);
   if (in_tail)
     return 1;
@@ -327,8 +327,8 @@ writer_apply_message (ParleyStore   *self,
   key.sender = sender;
   key.id_hash = store_client_id_hash (op->message_id);
   key.client_id = op->message_id;
-  store_tail_lock (self);
-  msg = g_hash_table_lookup (self->tail_by_key, &key);
+  g_mutex_lock (&self->tail_lock);
+  msg = store_tail_find_key_locked (self, &key);
   found = msg != NULL;
   if (found) {
     op->seq = msg->seq;
@@ -368,7 +368,7 @@ writer_apply_message (ParleyStore   *self,
   msg->recipient = recipient;
   msg->timestamp = op->timestamp;
   msg->key.id_hash = key.id_hash;
-  store_tail_lock (self);
+  g_mutex_lock (&self->tail_lock);
   store_tail_add_message_locked (self, msg);
   g_mutex_unlock (&self->tail_lock);
   g_ptr_array_add (self->staged_messages, msg);
@@ -397,8 +397,8 @@ writer_apply_received (ParleyStore   *self,
 
   if (recipient != 0) {
     /* The tail (this transaction included) first, then the log. */
-    store_tail_lock (self);
-    msg = g_hash_table_lookup (self->tail_by_seq, &op->seq);
+    g_mutex_lock (&self->tail_lock);
+    msg = store_tail_find_message_locked (self, op->seq);
     in_tail = msg != NULL;
     if (in_tail && msg->recipient == recipient) {
       found = TRUE;
@@ -455,7 +455,7 @@ writer_apply_received (ParleyStore   *self,
   receipt->id = sqlite3_last_insert_rowid (self->wdb);
   receipt->seq = op->seq;
   receipt->recipient = recipient;
-  store_tail_lock (self);
+  g_mutex_lock (&self->tail_lock);
   store_tail_add_receipt_locked (self, receipt);
   g_mutex_unlock (&self->tail_lock);
   g_ptr_array_add (self->staged_receipts, receipt);
@@ -528,19 +528,17 @@ fail_batch (ParleyStoreOp **ops,
   }
 }
 
-/* Takes what a rolled back transaction added out of the tail again. It is
- * the end of both arrays: the indexer only removes committed entries. */
+/* Takes what a rolled back transaction added out of the tail again: the
+ * end of the new generation (see store_tail_seal_locked()). */
 static void
 writer_unstage (ParleyStore *self)
 {
-  store_tail_lock (self);
+  g_mutex_lock (&self->tail_lock);
   for (guint i = self->staged_receipts->len; i > 0; i--) {
     TailReceipt *receipt = g_ptr_array_index (self->staged_receipts, i - 1);
-    TailMessage *msg = g_hash_table_lookup (self->tail_by_seq, &receipt->seq);
+    TailMessage *msg = store_tail_find_message_locked (self, receipt->seq);
 
-    g_assert (g_ptr_array_index (self->tail_receipts, self->tail_receipts->len - 1) == receipt);
-    g_ptr_array_set_size (self->tail_receipts, self->tail_receipts->len - 1);
-    store_tail_remove_receipt_locked (self, receipt, FALSE);
+    store_tail_remove_receipt_locked (self, receipt);
     if (msg != NULL && msg->receipt_id == receipt->id)
       msg->receipt_id = 0;
     g_free (receipt);
@@ -548,9 +546,7 @@ writer_unstage (ParleyStore *self)
   for (guint i = self->staged_messages->len; i > 0; i--) {
     TailMessage *msg = g_ptr_array_index (self->staged_messages, i - 1);
 
-    g_assert (g_ptr_array_index (self->tail_messages, self->tail_messages->len - 1) == msg);
-    g_ptr_array_set_size (self->tail_messages, self->tail_messages->len - 1);
-    store_tail_remove_message_locked (self, msg, FALSE);
+    store_tail_remove_message_locked (self, msg);
     store_tail_message_free (msg);
   }
   g_mutex_unlock (&self->tail_lock);
@@ -563,7 +559,7 @@ writer_unstage (ParleyStore *self)
 static void
 writer_publish (ParleyStore *self)
 {
-  store_tail_lock (self);
+  g_mutex_lock (&self->tail_lock);
   if (self->staged_messages->len > 0) {
     TailMessage *last = g_ptr_array_index (self->staged_messages,
                                            self->staged_messages->len - 1);
@@ -576,11 +572,16 @@ writer_publish (ParleyStore *self)
 
     self->committed_receipt = last->id;
   }
-  /* The indexer only needs waking from its idle wait, or early from
-   * gathering when enough is waiting. */
-  if ((self->staged_messages->len > 0 || self->staged_receipts->len > 0) &&
-      (self->index_idle || store_unindexed_locked (self) >= INDEX_MIN_ROWS))
+  /* The indexer only needs waking from its idle wait, early from
+   * gathering when enough is waiting, or when it waits for this commit to
+   * seal the tail's new generation. */
+  if (self->seal_wanted && store_tail_seal_locked (self)) {
+    self->seal_wanted = FALSE;
     g_cond_signal (&self->index_cond);
+  } else if ((self->staged_messages->len > 0 || self->staged_receipts->len > 0) &&
+             (self->index_idle || store_unindexed_locked (self) >= INDEX_MIN_ROWS)) {
+    g_cond_signal (&self->index_cond);
+  }
   g_mutex_unlock (&self->tail_lock);
   g_ptr_array_set_size (self->staged_receipts, 0);
   g_ptr_array_set_size (self->staged_messages, 0);
@@ -698,7 +699,7 @@ store_writer_thread (gpointer data)
     batch = tmp;
     g_mutex_unlock (&self->queue_lock);
 
-    store_tail_lock (self);
+    g_mutex_lock (&self->tail_lock);
     while (store_unindexed_locked (self) >= INDEX_MAX_ROWS && !self->index_paused &&
            !self->index_quit) {
       g_cond_signal (&self->index_cond);

@@ -2,8 +2,10 @@
 #define G_LOG_DOMAIN "parley-store"
 
 #include "parley-store-private.h"
+
 #include "parley-password.h"
 #include "parley-envelope.h"
+#include "parley-sched.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +36,9 @@
  *
  * In between, the tail keeps in memory what the log has and the index has
  * not yet: every message with seq > indexed_seq and every receipt with
- * id > indexed_receipt. Each query combines the index with the tail; the
+ * id > indexed_receipt, and, until its whole generation leaves (see
+ * store_tail_seal_locked()), some of the indexed ones before them. Each
+ * query combines the index with the tail, each seq once; the
  * content of a message is always read from the log by rowid. On start-up
  * the tail is reloaded from the log, so kill -9 at any point loses nothing
  * that was committed to the log. */
@@ -339,18 +343,6 @@ store_client_id_hash (const char *client_id)
 
 /* The tail. Every function named *_locked runs under tail_lock. */
 
-/* Takes tail_lock; every thread but the indexer takes it so, which lets
- * the indexer see that someone waits (see TAIL_DROP_CHUNK). */
-void
-store_tail_lock (ParleyStore *self)
-{
-  if (G_LIKELY (g_mutex_trylock (&self->tail_lock)))
-    return;
-  g_atomic_int_inc (&self->tail_waiting);
-  g_mutex_lock (&self->tail_lock);
-  g_atomic_int_add (&self->tail_waiting, -1);
-}
-
 /* The number of committed rows not yet indexed. Seqs and receipt ids are
  * dense, as nothing is ever deleted from the log. */
 gint64
@@ -394,62 +386,86 @@ tail_user_free (TailUser *user)
   g_free (user);
 }
 
-/* The tail of the user @key, made if there is none. */
+static TailGen *
+tail_gen_new (void)
+{
+  TailGen *gen = g_new0 (TailGen, 1);
+
+  gen->messages = g_ptr_array_new ();
+  gen->receipts = g_ptr_array_new ();
+  gen->by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
+  gen->by_key = g_hash_table_new (dedup_key_hash, dedup_key_equal);
+  gen->receipt_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
+  gen->by_user = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                        (GDestroyNotify) tail_user_free);
+  return gen;
+}
+
+/* Frees @gen and its entries; the indexer gives way meanwhile. */
+void
+store_tail_gen_free (TailGen *gen)
+{
+  if (gen == NULL)
+    return;
+  g_hash_table_unref (gen->by_user);
+  g_hash_table_unref (gen->receipt_by_seq);
+  g_hash_table_unref (gen->by_key);
+  g_hash_table_unref (gen->by_seq);
+  for (guint i = 0; i < gen->messages->len; i++) {
+    store_tail_message_free (g_ptr_array_index (gen->messages, i));
+    if (i % INDEXER_GIVE_WAY_ENTRIES == 0)
+      parley_sched_give_way ();
+  }
+  for (guint i = 0; i < gen->receipts->len; i++)
+    g_free (g_ptr_array_index (gen->receipts, i));
+  g_ptr_array_unref (gen->messages);
+  g_ptr_array_unref (gen->receipts);
+  g_free (gen);
+}
+
+/* The tail of the user @key in the new generation, made if there is none. */
 static TailUser *
 tail_user_locked (ParleyStore *self,
                   gint64       key)
 {
-  TailUser *user = g_hash_table_lookup (self->tail_by_user, &key);
+  TailUser *user = g_hash_table_lookup (self->tail_new->by_user, &key);
 
   if (user == NULL) {
     user = g_new0 (TailUser, 1);
     user->key = key;
     user->msgs = g_ptr_array_new ();
     user->receipts = g_ptr_array_new ();
-    g_hash_table_insert (self->tail_by_user, &user->key, user);
+    g_hash_table_insert (self->tail_new->by_user, &user->key, user);
   }
   return user;
 }
 
-/* Takes @entry off the front (@oldest) or the back of @array, whose first
- * *@head entries are gone; compacts the array once most of it is gone. */
+/* Takes @entry, the last one, off the back of @array. */
 static void
-tail_user_remove (GPtrArray *array,
-                  guint     *head,
-                  gpointer   entry,
-                  gboolean   oldest)
+tail_user_remove_last (GPtrArray *array,
+                       gpointer   entry)
 {
-  if (oldest) {
-    g_assert (*head < array->len && g_ptr_array_index (array, *head) == entry);
-    (*head)++;
-    if (*head == array->len) {
-      g_ptr_array_set_size (array, 0);
-      *head = 0;
-    } else if (*head >= 64 && *head >= array->len / 2) {
-      g_ptr_array_remove_range (array, 0, *head);
-      *head = 0;
-    }
-  } else {
-    g_assert (array->len > *head && g_ptr_array_index (array, array->len - 1) == entry);
-    g_ptr_array_set_size (array, array->len - 1);
-  }
+  g_assert (array->len > 0 && g_ptr_array_index (array, array->len - 1) == entry);
+  g_ptr_array_set_size (array, array->len - 1);
 }
 
 static void
 tail_user_forget_if_empty_locked (ParleyStore *self,
                                   TailUser    *user)
 {
-  if (user->msgs->len == user->msgs_head && user->receipts->len == user->receipts_head)
-    g_hash_table_remove (self->tail_by_user, &user->key);
+  if (user->msgs->len == 0 && user->receipts->len == 0)
+    g_hash_table_remove (self->tail_new->by_user, &user->key);
 }
 
 void
 store_tail_add_message_locked (ParleyStore *self,
                                TailMessage *msg)
 {
-  g_ptr_array_add (self->tail_messages, msg);
-  g_hash_table_insert (self->tail_by_seq, &msg->seq, msg);
-  g_hash_table_insert (self->tail_by_key, &msg->key, msg);
+  TailGen *gen = self->tail_new;
+
+  g_ptr_array_add (gen->messages, msg);
+  g_hash_table_insert (gen->by_seq, &msg->seq, msg);
+  g_hash_table_insert (gen->by_key, &msg->key, msg);
   g_ptr_array_add (tail_user_locked (self, msg->key.sender)->msgs, msg);
   if (msg->recipient != msg->key.sender)
     g_ptr_array_add (tail_user_locked (self, msg->recipient)->msgs, msg);
@@ -459,35 +475,40 @@ void
 store_tail_add_receipt_locked (ParleyStore *self,
                                TailReceipt *receipt)
 {
-  TailMessage *msg = g_hash_table_lookup (self->tail_by_seq, &receipt->seq);
+  TailMessage *msg = store_tail_find_message_locked (self, receipt->seq);
+  TailGen *gen = self->tail_new;
 
-  g_ptr_array_add (self->tail_receipts, receipt);
-  g_hash_table_insert (self->tail_receipt_by_seq, &receipt->seq, receipt);
+  g_ptr_array_add (gen->receipts, receipt);
+  g_hash_table_insert (gen->receipt_by_seq, &receipt->seq, receipt);
   g_ptr_array_add (tail_user_locked (self, receipt->recipient)->receipts, receipt);
   if (msg != NULL)
     msg->receipt_id = receipt->id;
 }
 
-/* Takes @msg out of the tail's look-up tables and its users' tails (not out
- * of tail_messages, nor frees it): it is the oldest message of the tail
- * (@oldest, indexed now) or the newest (its transaction rolled back). */
+/* Takes @msg, the newest message of the tail (its transaction rolled back),
+ * out of the new generation's look-up tables, array and users' tails; does
+ * not free it. A generation is only sealed with everything in it
+ * committed, so @msg is in the new one. */
 void
 store_tail_remove_message_locked (ParleyStore *self,
-                                  TailMessage *msg,
-                                  gboolean     oldest)
+                                  TailMessage *msg)
 {
+  TailGen *gen = self->tail_new;
   gint64 users[] = { msg->key.sender, msg->recipient };
 
-  g_hash_table_remove (self->tail_by_seq, &msg->seq);
-  g_hash_table_remove (self->tail_by_key, &msg->key);
+  g_assert (gen->messages->len > 0 &&
+            g_ptr_array_index (gen->messages, gen->messages->len - 1) == msg);
+  g_ptr_array_set_size (gen->messages, gen->messages->len - 1);
+  g_hash_table_remove (gen->by_seq, &msg->seq);
+  g_hash_table_remove (gen->by_key, &msg->key);
   for (guint i = 0; i < G_N_ELEMENTS (users); i++) {
     TailUser *user;
 
     if (i == 1 && users[1] == users[0])
       break;
-    user = g_hash_table_lookup (self->tail_by_user, &users[i]);
+    user = g_hash_table_lookup (gen->by_user, &users[i]);
     g_assert (user != NULL);
-    tail_user_remove (user->msgs, &user->msgs_head, msg, oldest);
+    tail_user_remove_last (user->msgs, msg);
     tail_user_forget_if_empty_locked (self, user);
   }
 }
@@ -495,15 +516,77 @@ store_tail_remove_message_locked (ParleyStore *self,
 /* The same for @receipt. */
 void
 store_tail_remove_receipt_locked (ParleyStore *self,
-                                  TailReceipt *receipt,
-                                  gboolean     oldest)
+                                  TailReceipt *receipt)
 {
-  TailUser *user = g_hash_table_lookup (self->tail_by_user, &receipt->recipient);
+  TailGen *gen = self->tail_new;
+  TailUser *user = g_hash_table_lookup (gen->by_user, &receipt->recipient);
 
-  g_hash_table_remove (self->tail_receipt_by_seq, &receipt->seq);
+  g_assert (gen->receipts->len > 0 &&
+            g_ptr_array_index (gen->receipts, gen->receipts->len - 1) == receipt);
+  g_ptr_array_set_size (gen->receipts, gen->receipts->len - 1);
+  g_hash_table_remove (gen->receipt_by_seq, &receipt->seq);
   g_assert (user != NULL);
-  tail_user_remove (user->receipts, &user->receipts_head, receipt, oldest);
+  tail_user_remove_last (user->receipts, receipt);
   tail_user_forget_if_empty_locked (self, user);
+}
+
+/* The message @seq of the tail, or NULL. */
+TailMessage *
+store_tail_find_message_locked (ParleyStore *self,
+                                gint64       seq)
+{
+  TailMessage *msg = g_hash_table_lookup (self->tail_new->by_seq, &seq);
+
+  if (msg == NULL && self->tail_old != NULL)
+    msg = g_hash_table_lookup (self->tail_old->by_seq, &seq);
+  return msg;
+}
+
+/* The message of the tail with dedup key @key, or NULL. */
+TailMessage *
+store_tail_find_key_locked (ParleyStore    *self,
+                            const DedupKey *key)
+{
+  TailMessage *msg = g_hash_table_lookup (self->tail_new->by_key, key);
+
+  if (msg == NULL && self->tail_old != NULL)
+    msg = g_hash_table_lookup (self->tail_old->by_key, key);
+  return msg;
+}
+
+/* Whether the tail has a receipt for the message @seq. */
+gboolean
+store_tail_has_receipt_locked (ParleyStore *self,
+                               gint64       seq)
+{
+  return g_hash_table_contains (self->tail_new->receipt_by_seq, &seq) ||
+         (self->tail_old != NULL && g_hash_table_contains (self->tail_old->receipt_by_seq, &seq));
+}
+
+/* Makes the new generation the old one, for the indexer, and starts a new
+ * one, if there is no old one left, the new one has entries and all of them
+ * are committed (so that only the indexer changes the old one). Returns
+ * whether it did. */
+gboolean
+store_tail_seal_locked (ParleyStore *self)
+{
+  TailGen *gen = self->tail_new;
+
+  if (self->tail_old != NULL || (gen->messages->len == 0 && gen->receipts->len == 0))
+    return FALSE;
+  if (gen->messages->len > 0 &&
+      ((TailMessage *) g_ptr_array_index (gen->messages, gen->messages->len - 1))->seq >
+      self->committed_seq)
+    return FALSE;
+  if (gen->receipts->len > 0 &&
+      ((TailReceipt *) g_ptr_array_index (gen->receipts, gen->receipts->len - 1))->id >
+      self->committed_receipt)
+    return FALSE;
+  self->tail_old = gen;
+  self->tail_new = tail_gen_new ();
+  self->old_msgs_indexed = 0;
+  self->old_receipts_indexed = 0;
+  return TRUE;
 }
 
 static gint64
@@ -712,8 +795,8 @@ load_tail (ParleyStore  *self,
   if (rc != SQLITE_DONE)
     goto fail;
 
-  g_debug ("%u messages and %u receipts were not indexed yet", self->tail_messages->len,
-           self->tail_receipts->len);
+  g_debug ("%u messages and %u receipts were not indexed yet", self->tail_new->messages->len,
+           self->tail_new->receipts->len);
   return TRUE;
 
 fail:
@@ -756,17 +839,9 @@ store_free (ParleyStore *self)
   g_clear_pointer (&self->known_contacts, g_hash_table_unref);
   g_clear_pointer (&self->users, g_hash_table_unref);
   g_clear_pointer (&self->user_keys, g_hash_table_unref);
-  g_clear_pointer (&self->tail_by_seq, g_hash_table_unref);
-  g_clear_pointer (&self->tail_by_key, g_hash_table_unref);
-  g_clear_pointer (&self->tail_receipt_by_seq, g_hash_table_unref);
-  g_clear_pointer (&self->tail_by_user, g_hash_table_unref);
+  g_clear_pointer (&self->tail_old, store_tail_gen_free);
+  g_clear_pointer (&self->tail_new, store_tail_gen_free);
   g_clear_pointer (&self->dedup_filter, store_dedup_filter_free);
-  for (guint i = 0; self->tail_messages != NULL && i < self->tail_messages->len; i++)
-    store_tail_message_free (g_ptr_array_index (self->tail_messages, i));
-  for (guint i = 0; self->tail_receipts != NULL && i < self->tail_receipts->len; i++)
-    g_free (g_ptr_array_index (self->tail_receipts, i));
-  g_clear_pointer (&self->tail_messages, g_ptr_array_unref);
-  g_clear_pointer (&self->tail_receipts, g_ptr_array_unref);
   g_clear_pointer (&self->staged_messages, g_ptr_array_unref);
   g_clear_pointer (&self->staged_receipts, g_ptr_array_unref);
   g_mutex_clear (&self->queue_lock);
@@ -904,13 +979,7 @@ parley_store_open (const char            *path,
                                            (GDestroyNotify) user_entry_free);
   self->staged_messages = g_ptr_array_new ();
   self->staged_receipts = g_ptr_array_new ();
-  self->tail_messages = g_ptr_array_new ();
-  self->tail_receipts = g_ptr_array_new ();
-  self->tail_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
-  self->tail_by_key = g_hash_table_new (dedup_key_hash, dedup_key_equal);
-  self->tail_receipt_by_seq = g_hash_table_new (g_int64_hash, g_int64_equal);
-  self->tail_by_user = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
-                                              (GDestroyNotify) tail_user_free);
+  self->tail_new = tail_gen_new ();
   g_mutex_init (&self->queue_lock);
   g_cond_init (&self->queue_cond);
   g_mutex_init (&self->read_lock);
@@ -1007,7 +1076,7 @@ parley_store_close (ParleyStore *self)
   g_mutex_unlock (&self->queue_lock);
   g_thread_join (self->writer);
 
-  store_tail_lock (self);
+  g_mutex_lock (&self->tail_lock);
   self->index_quit = TRUE;
   g_cond_broadcast (&self->index_cond);
   g_mutex_unlock (&self->tail_lock);
@@ -1042,7 +1111,7 @@ parley_store_pause_indexer (ParleyStore *self,
 {
   g_return_if_fail (self != NULL);
 
-  store_tail_lock (self);
+  g_mutex_lock (&self->tail_lock);
   self->index_paused = paused;
   g_cond_broadcast (&self->index_cond);
   g_cond_broadcast (&self->indexed_cond);
@@ -1103,7 +1172,7 @@ parley_store_flush_index (ParleyStore *self)
 
   g_return_val_if_fail (self != NULL, FALSE);
 
-  store_tail_lock (self);
+  g_mutex_lock (&self->tail_lock);
   seq = self->committed_seq;
   receipt = self->committed_receipt;
   self->index_flushers++;
@@ -1710,7 +1779,7 @@ static guint
 tail_search_locked (TailUser *user,
                     gint64    after)
 {
-  guint lo = user->msgs_head, hi = user->msgs->len;
+  guint lo = 0, hi = user->msgs->len;
 
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2;
@@ -1736,32 +1805,36 @@ tail_collect (ParleyStore *self,
               GArray      *seqs,
               GArray      *delivered)
 {
-  TailUser *user;
+  TailGen *gens[2];
 
-  store_tail_lock (self);
-  user = g_hash_table_lookup (self->tail_by_user, &key);
-  if (user == NULL) {
-    g_mutex_unlock (&self->tail_lock);
-    return;
-  }
-  for (guint i = tail_search_locked (user, after); i < user->msgs->len && seqs->len < limit;
-       i++) {
-    TailMessage *msg = g_ptr_array_index (user->msgs, i);
+  g_mutex_lock (&self->tail_lock);
+  /* The older generation first: its entries come before the newer's. */
+  gens[0] = self->tail_old;
+  gens[1] = self->tail_new;
+  for (guint g = 0; g < G_N_ELEMENTS (gens); g++) {
+    TailUser *user = gens[g] != NULL ? g_hash_table_lookup (gens[g]->by_user, &key) : NULL;
 
-    if (msg->seq > self->committed_seq)
-      break;
-    if (pending && (msg->recipient != key ||
-                    (msg->receipt_id != 0 && msg->receipt_id <= self->committed_receipt)))
+    if (user == NULL)
       continue;
-    g_array_append_val (seqs, msg->seq);
-  }
-  for (guint i = user->receipts_head; delivered != NULL && i < user->receipts->len; i++) {
-    TailReceipt *receipt = g_ptr_array_index (user->receipts, i);
+    for (guint i = tail_search_locked (user, after); i < user->msgs->len && seqs->len < limit;
+         i++) {
+      TailMessage *msg = g_ptr_array_index (user->msgs, i);
 
-    if (receipt->id > self->committed_receipt)
-      break;
-    if (receipt->seq > after)
-      g_array_append_val (delivered, receipt->seq);
+      if (msg->seq > self->committed_seq)
+        break;
+      if (pending && (msg->recipient != key ||
+                      (msg->receipt_id != 0 && msg->receipt_id <= self->committed_receipt)))
+        continue;
+      g_array_append_val (seqs, msg->seq);
+    }
+    for (guint i = 0; delivered != NULL && i < user->receipts->len; i++) {
+      TailReceipt *receipt = g_ptr_array_index (user->receipts, i);
+
+      if (receipt->id > self->committed_receipt)
+        break;
+      if (receipt->seq > after)
+        g_array_append_val (delivered, receipt->seq);
+    }
   }
   g_mutex_unlock (&self->tail_lock);
 }
@@ -1978,7 +2051,7 @@ parley_store_latest_seq_for (ParleyStore *self,
                              const char  *user_id)
 {
   g_autoptr(sqlite3_stmt) stmt = NULL;
-  TailUser *user;
+  TailGen *gens[2];
   gint64 key, seq = 0;
 
   g_return_val_if_fail (self != NULL, 0);
@@ -1988,14 +2061,20 @@ parley_store_latest_seq_for (ParleyStore *self,
   if (key == 0)
     return 0;
 
-  store_tail_lock (self);
-  user = g_hash_table_lookup (self->tail_by_user, &key);
-  for (guint i = user ? user->msgs->len : 0; user != NULL && i > user->msgs_head; i--) {
-    TailMessage *msg = g_ptr_array_index (user->msgs, i - 1);
+  g_mutex_lock (&self->tail_lock);
+  /* The newer generation first. */
+  gens[0] = self->tail_new;
+  gens[1] = self->tail_old;
+  for (guint g = 0; g < G_N_ELEMENTS (gens) && seq == 0; g++) {
+    TailUser *user = gens[g] != NULL ? g_hash_table_lookup (gens[g]->by_user, &key) : NULL;
 
-    if (msg->seq <= self->committed_seq) {
-      seq = msg->seq;
-      break;
+    for (guint i = user ? user->msgs->len : 0; i > 0; i--) {
+      TailMessage *msg = g_ptr_array_index (user->msgs, i - 1);
+
+      if (msg->seq <= self->committed_seq) {
+        seq = msg->seq;
+        break;
+      }
     }
   }
   g_mutex_unlock (&self->tail_lock);

@@ -1494,13 +1494,14 @@ test_index_large_backlog (Fixture       *f,
   check_pending_after_reopen (f, u2, seqs, n, delivered);
 }
 
-/* The writer keeps committing while the indexer works through a backlog
- * and drops it from the tail: the indexer lets waiting threads have the
- * tail's lock between chunks, and frees what it dropped without the lock
- * while the writer appends (the backlog sits just below a power of two,
- * so that the appends outgrow the tail's arrays meanwhile). Receipts for
- * and resends of backlog messages, made while their entries may be halfway
- * out of the tail, and everything after, answer exactly. */
+/* The writer keeps committing while the indexer works through a backlog:
+ * the writer adds to the tail's new generation (sealing it when the indexer
+ * asks between two of its transactions) while the indexer indexes the old
+ * one and lets it go, freeing it without the lock (the backlog sits just
+ * below a power of two, so that the appends outgrow the new generation's
+ * arrays meanwhile). Receipts for and resends of backlog messages, made
+ * while their entries are in the old generation, indexed or not, or gone
+ * from the tail, and everything after, answer exactly. */
 static void
 test_index_drop_while_writing (Fixture       *f,
                                gconstpointer  data)
