@@ -382,9 +382,11 @@ store_indexer_thread (gpointer data)
       continue;
     }
 
-    /* Let more gather, so that the transaction is large. */
+    /* Let more gather, so that the transaction is large; not again once
+     * the generation is sealed. */
     deadline = g_get_monotonic_time () + INDEX_DELAY_MS * G_TIME_SPAN_MILLISECOND;
     while (!self->index_quit && !self->index_paused && self->index_flushers == 0 &&
+           self->tail_old == NULL && !self->seal_wanted &&
            store_unindexed_locked (self) < INDEX_MIN_ROWS) {
       if (!g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline))
         break;
@@ -394,12 +396,12 @@ store_indexer_thread (gpointer data)
 
     /* What is not indexed yet is in the old generation, or, once that is
      * gone, in the new one, sealed now; while the writer's transaction is
-     * open, the writer seals it after its commit. */
+     * open, the writer seals it after its commit (this thread looks again
+     * after INDEX_SEAL_WAIT_MS, should the transaction roll back). */
     if (self->tail_old == NULL && !store_tail_seal_locked (self)) {
       self->seal_wanted = TRUE;
       deadline = g_get_monotonic_time () + INDEX_SEAL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-      if (!g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline))
-        self->seal_wanted = FALSE;
+      g_cond_wait_until (&self->index_cond, &self->tail_lock, deadline);
       continue;
     }
     old = self->tail_old;

@@ -56,8 +56,8 @@ G_BEGIN_DECLS
  * dedup filter, freeing them), the indexer gives way
  * (parley_sched_give_way()) every INDEXER_GIVE_WAY_ENTRIES. When it finds
  * the writer's transaction open, so that it cannot seal the new generation
- * itself, it asks the writer to, and waits up to INDEX_SEAL_WAIT_MS
- * before it looks again (the transaction may roll back). */
+ * itself, it asks the writer to (seal_wanted), and looks again after
+ * INDEX_SEAL_WAIT_MS at most (the transaction may roll back). */
 #define INDEXER_GIVE_WAY_ENTRIES 64
 #define INDEX_SEAL_WAIT_MS 10
 

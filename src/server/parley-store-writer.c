@@ -575,13 +575,11 @@ writer_publish (ParleyStore *self)
   /* The indexer only needs waking from its idle wait, early from
    * gathering when enough is waiting, or when it waits for this commit to
    * seal the tail's new generation. */
-  if (self->seal_wanted && store_tail_seal_locked (self)) {
-    self->seal_wanted = FALSE;
+  if (self->seal_wanted && store_tail_seal_locked (self))
     g_cond_signal (&self->index_cond);
-  } else if ((self->staged_messages->len > 0 || self->staged_receipts->len > 0) &&
-             (self->index_idle || store_unindexed_locked (self) >= INDEX_MIN_ROWS)) {
+  else if ((self->staged_messages->len > 0 || self->staged_receipts->len > 0) &&
+           (self->index_idle || store_unindexed_locked (self) >= INDEX_MIN_ROWS))
     g_cond_signal (&self->index_cond);
-  }
   g_mutex_unlock (&self->tail_lock);
   g_ptr_array_set_size (self->staged_receipts, 0);
   g_ptr_array_set_size (self->staged_messages, 0);

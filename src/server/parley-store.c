@@ -586,6 +586,7 @@ store_tail_seal_locked (ParleyStore *self)
   self->tail_new = tail_gen_new ();
   self->old_msgs_indexed = 0;
   self->old_receipts_indexed = 0;
+  self->seal_wanted = FALSE;
   return TRUE;
 }
 
