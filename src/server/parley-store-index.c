@@ -463,8 +463,13 @@ store_indexer_thread (gpointer data)
         filter = store_dedup_filter_load (self->idx, self->dedup_filter->n_keys * 4);
         g_mutex_lock (&self->tail_lock);
         if (filter != NULL) {
-          store_dedup_filter_free (self->dedup_filter);
+          /* Swapped under the lock, freed without it: up to 128 MiB. */
+          DedupFilter *old_filter = self->dedup_filter;
+
           self->dedup_filter = filter;
+          g_mutex_unlock (&self->tail_lock);
+          store_dedup_filter_free (old_filter);
+          g_mutex_lock (&self->tail_lock);
         } else {
           g_warning ("Cannot read the message index: %s", sqlite3_errmsg (self->idx));
           self->dedup_filter->grow_at = G_MAXUINT64;
