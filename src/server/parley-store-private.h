@@ -24,7 +24,9 @@ G_BEGIN_DECLS
  * per message). Queries read the tail per user, so a larger tail costs
  * them nothing. Should the indexer fall behind by INDEX_MAX_ROWS (when it
  * cannot get enough CPU time), the writer waits for it before its next
- * transaction, which bounds the tail. */
+ * transaction, which bounds the tail: to about twice INDEX_MAX_ROWS
+ * entries, as the indexed entries of the old generation stay until all of
+ * it is indexed (see TailGen). */
 #define INDEX_DELAY_MS 1000
 #define INDEX_MIN_ROWS 50000
 #define INDEX_MAX_ROWS 500000
