@@ -423,12 +423,20 @@ store_tail_gen_free (TailGen *gen)
   g_free (gen);
 }
 
+/* The tail of the user @key in @gen (which may be NULL), or NULL. */
+static TailUser *
+tail_gen_user (TailGen *gen,
+               gint64   key)
+{
+  return gen != NULL ? g_hash_table_lookup (gen->by_user, &key) : NULL;
+}
+
 /* The tail of the user @key in the new generation, made if there is none. */
 static TailUser *
 tail_user_locked (ParleyStore *self,
                   gint64       key)
 {
-  TailUser *user = g_hash_table_lookup (self->tail_new->by_user, &key);
+  TailUser *user = tail_gen_user (self->tail_new, key);
 
   if (user == NULL) {
     user = g_new0 (TailUser, 1);
@@ -506,7 +514,7 @@ store_tail_remove_message_locked (ParleyStore *self,
 
     if (i == 1 && users[1] == users[0])
       break;
-    user = g_hash_table_lookup (gen->by_user, &users[i]);
+    user = tail_gen_user (gen, users[i]);
     g_assert (user != NULL);
     tail_user_remove_last (user->msgs, msg);
     tail_user_forget_if_empty_locked (self, user);
@@ -519,7 +527,7 @@ store_tail_remove_receipt_locked (ParleyStore *self,
                                   TailReceipt *receipt)
 {
   TailGen *gen = self->tail_new;
-  TailUser *user = g_hash_table_lookup (gen->by_user, &receipt->recipient);
+  TailUser *user = tail_gen_user (gen, receipt->recipient);
 
   g_assert (gen->receipts->len > 0 &&
             g_ptr_array_index (gen->receipts, gen->receipts->len - 1) == receipt);
@@ -530,16 +538,27 @@ store_tail_remove_receipt_locked (ParleyStore *self,
   tail_user_forget_if_empty_locked (self, user);
 }
 
+/* Looks @key up in the table at @offset of the new generation, then of
+ * the old one. */
+static gpointer
+tail_find_locked (ParleyStore   *self,
+                  gsize          offset,
+                  gconstpointer  key)
+{
+  gpointer found = g_hash_table_lookup (G_STRUCT_MEMBER (GHashTable *, self->tail_new, offset),
+                                        key);
+
+  if (found == NULL && self->tail_old != NULL)
+    found = g_hash_table_lookup (G_STRUCT_MEMBER (GHashTable *, self->tail_old, offset), key);
+  return found;
+}
+
 /* The message @seq of the tail, or NULL. */
 TailMessage *
 store_tail_find_message_locked (ParleyStore *self,
                                 gint64       seq)
 {
-  TailMessage *msg = g_hash_table_lookup (self->tail_new->by_seq, &seq);
-
-  if (msg == NULL && self->tail_old != NULL)
-    msg = g_hash_table_lookup (self->tail_old->by_seq, &seq);
-  return msg;
+  return tail_find_locked (self, G_STRUCT_OFFSET (TailGen, by_seq), &seq);
 }
 
 /* The message of the tail with dedup key @key, or NULL. */
@@ -547,11 +566,7 @@ TailMessage *
 store_tail_find_key_locked (ParleyStore    *self,
                             const DedupKey *key)
 {
-  TailMessage *msg = g_hash_table_lookup (self->tail_new->by_key, key);
-
-  if (msg == NULL && self->tail_old != NULL)
-    msg = g_hash_table_lookup (self->tail_old->by_key, key);
-  return msg;
+  return tail_find_locked (self, G_STRUCT_OFFSET (TailGen, by_key), key);
 }
 
 /* Whether the tail has a receipt for the message @seq. */
@@ -559,8 +574,7 @@ gboolean
 store_tail_has_receipt_locked (ParleyStore *self,
                                gint64       seq)
 {
-  return g_hash_table_contains (self->tail_new->receipt_by_seq, &seq) ||
-         (self->tail_old != NULL && g_hash_table_contains (self->tail_old->receipt_by_seq, &seq));
+  return tail_find_locked (self, G_STRUCT_OFFSET (TailGen, receipt_by_seq), &seq) != NULL;
 }
 
 /* Makes the new generation the old one, for the indexer, and starts a new
@@ -1813,7 +1827,7 @@ tail_collect (ParleyStore *self,
   gens[0] = self->tail_old;
   gens[1] = self->tail_new;
   for (guint g = 0; g < G_N_ELEMENTS (gens); g++) {
-    TailUser *user = gens[g] != NULL ? g_hash_table_lookup (gens[g]->by_user, &key) : NULL;
+    TailUser *user = tail_gen_user (gens[g], key);
 
     if (user == NULL)
       continue;
@@ -2067,7 +2081,7 @@ parley_store_latest_seq_for (ParleyStore *self,
   gens[0] = self->tail_new;
   gens[1] = self->tail_old;
   for (guint g = 0; g < G_N_ELEMENTS (gens) && seq == 0; g++) {
-    TailUser *user = gens[g] != NULL ? g_hash_table_lookup (gens[g]->by_user, &key) : NULL;
+    TailUser *user = tail_gen_user (gens[g], key);
 
     for (guint i = user ? user->msgs->len : 0; i > 0; i--) {
       TailMessage *msg = g_ptr_array_index (user->msgs, i - 1);
