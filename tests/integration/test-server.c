@@ -822,8 +822,11 @@ test_dead_client_closed (Fixture       *f,
   g_autoptr (GSource) source = g_socket_create_source (socket, G_IO_IN | G_IO_HUP, NULL);
   DeadClient dead = { FALSE, FALSE };
 
-  /* ping-interval is 1 s and idle-timeout 2 s here: the server pings the
-   * silent client, gets no answer, and closes its socket. */
+  /* ping-interval is 1 s and idle-timeout 3 s here: the server pings the
+   * silent client, gets no answer, and closes its socket. The server counts
+   * idleness in whole seconds, checked once a second, so with 2 s the
+   * answering client had as little as a fraction of a second to answer a
+   * ping: on a loaded machine it was once closed as idle too. */
   g_source_set_callback (source, G_SOURCE_FUNC (dead_readable_cb), &dead, NULL);
   g_source_attach (source, NULL);
   g_assert_true (parley_test_wait_until (dead_closed, &dead, 10000));
@@ -889,7 +892,7 @@ main (int   argc,
   g_test_add ("/server/sync-pages", Fixture,
               "[ws]\nrate=100000\nrate-burst=100000\nreplay-batch=7\n",
               fixture_setup, test_sync_pages, fixture_teardown);
-  g_test_add ("/server/dead-client-closed", Fixture, "[ws]\nping-interval=1\nidle-timeout=2\n",
+  g_test_add ("/server/dead-client-closed", Fixture, "[ws]\nping-interval=1\nidle-timeout=3\n",
               fixture_setup, test_dead_client_closed, fixture_teardown);
   g_test_add ("/server/rate-limit", Fixture, limited, fixture_setup, test_rate_limit,
               fixture_teardown);
