@@ -24,6 +24,9 @@
 #define DEFAULT_STATS_INTERVAL_MS 1000
 #define WATCHDOG_INTERVAL_MS 200
 #define MAX_AUTO_RENEGOTIATIONS 2
+/* How long a call's teardown waits for its relays' TURN servers to confirm
+ * that its allocations are gone (see conn_close_agent()). */
+#define AGENT_CLOSE_TIMEOUT_MS 500
 
 /* The payload types of our own offers (Chromium's numbers); answers and later
  * offers use the numbers the far side's offer gave Opus and VP8. */
@@ -1868,8 +1871,120 @@ conn_create_channel (Conn              *conn,
   g_object_unref (gst_channel);
 }
 
+/* Closing webrtcbin's ICE agent: shared by the teardown, which waits for
+ * it a while, and the thread that closes the agent, which owns webrtcbin,
+ * its ICE object and the agent until the close is done (the ICE object
+ * calls back into webrtcbin, and its thread runs the agent). */
+typedef struct {
+  gatomicrefcount ref_count;
+  GstElement     *webrtc;
+  GObject        *ice;
+  GObject        *agent;
+  GMutex          lock;
+  GCond           cond;
+  gboolean        done;
+} AgentClose;
+
 static void
-conn_teardown (Conn *conn)
+agent_close_unref (AgentClose *job)
+{
+  if (!g_atomic_ref_count_dec (&job->ref_count))
+    return;
+  g_clear_object (&job->agent);
+  g_clear_object (&job->ice);
+  g_clear_object (&job->webrtc);
+  g_mutex_clear (&job->lock);
+  g_cond_clear (&job->cond);
+  g_free (job);
+}
+
+static void
+agent_closed_cb (GObject      *agent,
+                 GAsyncResult *result,
+                 gpointer      data)
+{
+  AgentClose *job = data;
+
+  g_mutex_lock (&job->lock);
+  job->done = TRUE;
+  g_cond_signal (&job->cond);
+  g_mutex_unlock (&job->lock);
+}
+
+static gpointer
+agent_close_thread (gpointer data)
+{
+  AgentClose *job = data;
+  GMainContext *context = g_main_context_new ();
+  gboolean done = FALSE;
+
+  g_main_context_push_thread_default (context);
+  nice_agent_close_async (NICE_AGENT (job->agent), agent_closed_cb, job);
+  while (!done) {
+    g_main_context_iteration (context, TRUE);
+    g_mutex_lock (&job->lock);
+    done = job->done;
+    g_mutex_unlock (&job->lock);
+  }
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+  /* When the teardown gave up waiting, webrtcbin and its agent end here,
+   * once the servers answered or the agent gave up on them. */
+  agent_close_unref (job);
+  return NULL;
+}
+
+/* webrtcbin 1.22 lets its ICE agent go without closing it, so the TURN
+ * allocations of a call's relayed candidates stayed on their servers until
+ * they expired (and libnice warned: "We still have alive TURN refreshes").
+ * At the end of a call, closes the agent while the pipeline still runs
+ * (its sources read the servers' answers), and waits
+ * AGENT_CLOSE_TIMEOUT_MS at most: a server that does not answer must not
+ * hold up the hangup. Not at a restart: an agent closed then, its old path
+ * often gone, kept the new connection from recovering (the netns calls
+ * test); its allocations expire as before. */
+static void
+conn_close_agent (Conn *conn)
+{
+  AgentClose *job;
+  GThread *thread;
+  gint64 deadline;
+  g_autoptr (GError) error = NULL;
+
+  if (conn->agent == NULL || conn->webrtc == NULL)
+    return;
+  job = g_new0 (AgentClose, 1);
+  g_atomic_ref_count_init (&job->ref_count);
+  g_mutex_init (&job->lock);
+  g_cond_init (&job->cond);
+  job->webrtc = gst_object_ref (conn->webrtc);
+  job->agent = g_object_ref (conn->agent);
+  g_object_get (conn->webrtc, "ice-agent", &job->ice, NULL);
+
+  g_atomic_ref_count_inc (&job->ref_count);
+  thread = g_thread_try_new ("parley-ice-close", agent_close_thread, job, &error);
+  if (thread == NULL) {
+    g_debug ("Cannot close the ICE agent: %s", error->message);
+    agent_close_unref (job);
+    agent_close_unref (job);
+    return;
+  }
+  g_thread_unref (thread);
+
+  deadline = g_get_monotonic_time () + AGENT_CLOSE_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
+  g_mutex_lock (&job->lock);
+  while (!job->done && g_cond_wait_until (&job->cond, &job->lock, deadline))
+    ;
+  if (!job->done)
+    g_debug ("The ICE agent's servers did not answer within %d ms", AGENT_CLOSE_TIMEOUT_MS);
+  g_mutex_unlock (&job->lock);
+  agent_close_unref (job);
+}
+
+/* @closing: the call ends (else a restart follows); see conn_close_agent(). */
+static void
+conn_teardown (Conn     *conn,
+               gboolean  closing)
 {
   GPtrArray *promises;
 
@@ -1881,6 +1996,8 @@ conn_teardown (Conn *conn)
     g_signal_handlers_disconnect_by_data (conn->agent, conn);
   if (conn->webrtc != NULL)
     g_signal_handlers_disconnect_by_data (conn->webrtc, conn);
+  if (closing)
+    conn_close_agent (conn);
   if (conn->pipeline != NULL)
     gst_element_set_state (conn->pipeline, GST_STATE_NULL);
 
@@ -1980,7 +2097,7 @@ peer_build_conn (ParleyPeer  *self,
 
   if ((self->audio && !conn_add_sender (conn, FALSE, self->audio_muted, error)) ||
       (self->video && !conn_add_sender (conn, TRUE, self->video_muted, error))) {
-    conn_teardown (conn);
+    conn_teardown (conn, FALSE);
     conn_unref (conn);
     return NULL;
   }
@@ -1995,7 +2112,7 @@ peer_build_conn (ParleyPeer  *self,
 
   if (gst_element_set_state (conn->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("Could not start the call pipeline"));
-    conn_teardown (conn);
+    conn_teardown (conn, FALSE);
     conn_unref (conn);
     return NULL;
   }
@@ -2006,8 +2123,10 @@ peer_build_conn (ParleyPeer  *self,
   return conn;
 }
 
+/* @closing: the call ends (else a restart builds a new connection next). */
 static void
-peer_drop_conn (ParleyPeer *self)
+peer_drop_conn (ParleyPeer *self,
+                gboolean    closing)
 {
   Conn *conn = g_steal_pointer (&self->conn);
   gint64 start_us;
@@ -2020,7 +2139,7 @@ peer_drop_conn (ParleyPeer *self)
   if (conn == NULL)
     return;
   start_us = g_get_monotonic_time ();
-  conn_teardown (conn);
+  conn_teardown (conn, closing);
   conn_unref (conn);
   g_debug ("Peer %p: connection of generation %u torn down in %" G_GINT64_FORMAT " ms", self,
            self->generation, (g_get_monotonic_time () - start_us) / 1000);
@@ -2137,7 +2256,7 @@ peer_restart_internal (ParleyPeer *self,
   g_debug ("Peer %p (%s): restarting with generation %u", self,
            self->polite ? "polite" : "impolite", generation);
 
-  peer_drop_conn (self);
+  peer_drop_conn (self, FALSE);
   peer_reset_negotiation (self);
   self->restarts++;
   self->last_restart_us = self->last_ok_us = g_get_monotonic_time ();
@@ -3325,7 +3444,7 @@ parley_peer_close (ParleyPeer *self)
   peer_clear_source (&self->watchdog_source);
   peer_clear_source (&self->offer_retry_source);
   peer_clear_source (&self->stats_source);
-  peer_drop_conn (self);
+  peer_drop_conn (self, TRUE);
   peer_reset_negotiation (self);
   for (guint i = 0; self->channels != NULL && i < self->channels->len; i++)
     parley_data_channel_close (g_ptr_array_index (self->channels, i));

@@ -271,8 +271,8 @@ KNOWN_UPSTREAM_WARNINGS = (
     # webrtcbin: a new jitterbuffer meets the SSRC of an m-line without a transceiver yet;
     # it only skips enabling NACK on that jitterbuffer.
     "jitter_buffer_set_retransmission: code should not be reached",
-    # libnice: an agent with TURN allocations is released while their refreshes run
-    # (webrtcbin 1.22 does not close its agent asynchronously first).
+    # libnice: an agent with TURN allocations is released while their refreshes run: at a
+    # restart, where the engine does not close webrtcbin's agent first (docs/calls.md, "TURN").
     "We still have alive TURN refreshes",
     # rtpmanager: a session's hash table changes while its RTCP thread iterates it at
     # teardown (parley-cli itself never calls g_hash_table_foreach).

@@ -6,10 +6,12 @@ real coturn live in a third (which does not forward). A call can only
 connect through the TURN relay, with credentials from the server's
 endpoint. Then the link of one peer goes down for 3 s mid-call, and later its
 address changes for good (a move to another network); both times the call
-must recover by itself. Needs root (CI runs as root); skips otherwise.
-TAP output."""
+must recover by itself. At the end, a hangup releases the call's relay
+allocations on the TURN server instead of leaving them to expire. Needs root
+(CI runs as root); skips otherwise. TAP output."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,9 +79,27 @@ def start_turn(work):
          "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}", "--realm=parley.test",
          "--no-tls", "--no-dtls", "--no-tcp-relay", "--no-cli",
          f"--db={work}/turndb", f"--pidfile={work}/turn.pid", "--min-port=50000",
-         "--max-port=50999", "--log-file=stdout", "--simple-log"],
+         # -v: the log names each allocation and each deallocation (a refresh with
+         # lifetime 0), which the last test counts.
+         "--max-port=50999", "--log-file=stdout", "--simple-log", "-v"],
         stdout=log, stderr=subprocess.STDOUT)
     return proc
+
+
+def turn_sessions(path, offset):
+    """The TURN sessions that allocated, and those that deallocated (a refresh with lifetime 0),
+    in the TURN server's log from byte offset on."""
+    allocated, freed = set(), set()
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for line in f.read().decode(errors="replace").splitlines():
+            m = re.search(r"session (\d+): .*ALLOCATE processed, success", line)
+            if m:
+                allocated.add(m.group(1))
+            m = re.search(r"session (\d+): refreshed, .*lifetime=0", line)
+            if m:
+                freed.add(m.group(1))
+    return allocated, freed
 
 
 def is_relay(e, side):
@@ -201,6 +221,8 @@ try:
     # passing is the condition under test here.
     time.sleep(TURN_TTL_S + 1)
     bmark = bob.mark()
+    turn_log = os.path.join(work, "turn.log")
+    turn_mark = os.path.getsize(turn_log)
     alice = users.spawn("alice", "call", "bob", "--audio-only", "--relay-only", "--test-media",
                         "--tone", "440", "--stats-interval", "500")
     tap.ok(alice.wait_event("call-state", 30, state="active") and
@@ -209,6 +231,21 @@ try:
            diag(alice, bob))
     users.control("alice", "hangup")
     alice.wait_exit(15)
+
+    # 4. That hangup released the call's relay allocations (both ends' media and data link)
+    # on the TURN server rather than leaving them there until they expire. The server's log
+    # is the only signal: it is read again until it says so, 10 s at most.
+    ended = bob.wait_event("call-state", 15, bmark, state="ended")
+    deadline = time.monotonic() + 10
+    while True:
+        allocated, freed = turn_sessions(turn_log, turn_mark)
+        if (allocated and allocated <= freed) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    tap.ok(ended and allocated and allocated <= freed,
+           "the hangup releases the call's TURN allocations instead of leaving them to expire",
+           f"allocated {len(allocated)}, not released: {sorted(allocated - freed)}\n" +
+           diag(alice, bob))
     bob.stop()
     users.stop_all()
     bad = unexpected_warnings(work)
