@@ -1872,13 +1872,12 @@ conn_create_channel (Conn              *conn,
 }
 
 /* Closing webrtcbin's ICE agent: shared by the teardown, which waits for
- * it a while, and the thread that closes the agent, which owns webrtcbin,
- * its ICE object and the agent until the close is done (the ICE object
- * calls back into webrtcbin, and its thread runs the agent). */
+ * it a while, and the thread that closes the agent, which keeps webrtcbin
+ * (and with it its ICE object, whose thread runs the agent and which calls
+ * back into webrtcbin) until the close is done. */
 typedef struct {
   gatomicrefcount ref_count;
   GstElement     *webrtc;
-  GObject        *ice;
   GObject        *agent;
   GMutex          lock;
   GCond           cond;
@@ -1891,7 +1890,6 @@ agent_close_unref (AgentClose *job)
   if (!g_atomic_ref_count_dec (&job->ref_count))
     return;
   g_clear_object (&job->agent);
-  g_clear_object (&job->ice);
   g_clear_object (&job->webrtc);
   g_mutex_clear (&job->lock);
   g_cond_clear (&job->cond);
@@ -1959,7 +1957,6 @@ conn_close_agent (Conn *conn)
   g_cond_init (&job->cond);
   job->webrtc = gst_object_ref (conn->webrtc);
   job->agent = g_object_ref (conn->agent);
-  g_object_get (conn->webrtc, "ice-agent", &job->ice, NULL);
 
   g_atomic_ref_count_inc (&job->ref_count);
   thread = g_thread_try_new ("parley-ice-close", agent_close_thread, job, &error);

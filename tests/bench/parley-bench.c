@@ -2363,22 +2363,24 @@ scenario_chat (GArray *pair_counts)
   if (pair_counts->len > 0 && B.chat_rate > 0) {
     guint pairs = g_array_index (pair_counts, guint, 0);
     g_autofree char *name = g_strdup_printf ("chat P=%u at %dk/s", pairs, B.chat_rate / 1000);
+    const char *target = "(reported) rate kept";
+    const char *within;
     Result *r;
 
     B.pace_rate = B.chat_rate;
     r = run_traffic (ROLE_CHAT, pairs, 0, name);
     B.pace_rate = 0;
     if (r == NULL) {
-      add_result (failed_result (name, "(reported) rate kept"));
+      add_result (failed_result (name, target));
       return;
     }
     r->reported = TRUE;
     r->met = r->kept_up && r->rate >= 0.99 * B.chat_rate;
-    r->target = g_strdup ("(reported) rate kept");
-    r->extra = g_strdup_printf ("ack p99 %s 5 ms", r->ack_p99_us <= 5000 ? "<=" : ">");
+    r->target = g_strdup (target);
+    within = r->ack_p99_us <= 5000 ? "<=" : ">";
+    r->extra = g_strdup_printf ("ack p99 %s 5 ms", within);
     print_row ("at this rate", "%s, ack p99 %.1f ms (%s 5 ms; reported, not a target)",
-               r->met ? "kept" : "NOT KEPT", r->ack_p99_us / 1e3,
-               r->ack_p99_us <= 5000 ? "<=" : ">");
+               r->met ? "kept" : "NOT KEPT", r->ack_p99_us / 1e3, within);
     add_result (r);
   }
 }
