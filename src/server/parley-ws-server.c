@@ -1311,12 +1311,18 @@ sweep (ParleyWsServer *self)
 
     if (conn->dead)
       continue;
-    if (conn->auth_deadline && self->now_s >= conn->auth_deadline) {
+    /* Times are whole seconds, so an event at 4.99 s counts as 4 s: only a
+     * difference larger than a timeout is sure to be as long as it (and at
+     * most a second longer). With >=, a socket connected late in a second
+     * was closed after as little as a second less than auth-timeout or
+     * idle-timeout: after a few milliseconds with auth-timeout=1 (under
+     * load, before a test client's auth frame arrived). */
+    if (conn->auth_deadline && self->now_s > conn->auth_deadline) {
       ParleySpan none = { NULL, 0 };
 
       conn_send_error (self, conn, none, "unauthenticated", "No authentication in time");
       conn_close (self, conn, 1008, "Authentication timeout");
-    } else if (self->now_s - conn->last_rx >= (gint64) self->config->idle_timeout) {
+    } else if (self->now_s - conn->last_rx > (gint64) self->config->idle_timeout) {
       g_debug ("Connection %" G_GUINT64_FORMAT " idle, closing", conn->id);
       conn_close (self, conn, 1001, "Idle");
     } else if (self->now_s - conn->last_rx >= (gint64) self->config->ping_interval &&

@@ -823,10 +823,8 @@ test_dead_client_closed (Fixture       *f,
   DeadClient dead = { FALSE, FALSE };
 
   /* ping-interval is 1 s and idle-timeout 3 s here: the server pings the
-   * silent client, gets no answer, and closes its socket. The server counts
-   * idleness in whole seconds, checked once a second, so with 2 s the
-   * answering client had as little as a fraction of a second to answer a
-   * ping: on a loaded machine it was once closed as idle too. */
+   * silent client, gets no answer, and closes its socket, while the client
+   * that answers the pings stays. */
   g_source_set_callback (source, G_SOURCE_FUNC (dead_readable_cb), &dead, NULL);
   g_source_attach (source, NULL);
   g_assert_true (parley_test_wait_until (dead_closed, &dead, 10000));
